@@ -1,0 +1,65 @@
+//! What every benchmark binary shares: timing with medians, and the result
+//! lines that `cargo xtask bench` collects into BENCHMARKS.md.
+//!
+//! A result line is `@bench {json}` on stdout, with the benchmark group, the
+//! case, the system measured (dirk or a peer), the value and its unit.
+//! Peers are measured in the same run, so ratios compare like with like on
+//! a noisy machine. `DIRK_BENCH_QUICK=1` cuts repetitions and sizes for a
+//! smoke run.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+/// Whether this is a quick smoke run (`cargo xtask bench --quick`).
+pub fn quick() -> bool {
+    std::env::var_os("DIRK_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+/// `full` normally, `quick` in a smoke run.
+pub fn pick<T>(full: T, quick_value: T) -> T {
+    if quick() { quick_value } else { full }
+}
+
+/// The median and spread of repeated measurements.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// Runs `f` `runs` times (after one warm-up run) and returns the median of
+/// the values it reports.
+pub fn sample(runs: usize, mut f: impl FnMut() -> f64) -> Sample {
+    f();
+    let mut values: Vec<f64> = (0..runs.max(1)).map(|_| f()).collect();
+    values.sort_by(f64::total_cmp);
+    Sample { median: values[values.len() / 2], min: values[0], max: values[values.len() - 1] }
+}
+
+/// Times one call of `f`.
+pub fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// Nanoseconds per item of a run that took `d` for `items` items.
+pub fn ns_per(d: Duration, items: usize) -> f64 {
+    d.as_nanos() as f64 / items as f64
+}
+
+/// Reports one result. `lower_is_better` says how to read ratios.
+pub fn report(group: &str, case: &str, system: &str, s: Sample, unit: &str, lower_is_better: bool) {
+    eprintln!("  {group:<12} {case:<40} {system:<22} {:>12.1} {unit} (min {:.1}, max {:.1})", s.median, s.min, s.max);
+    println!(
+        "@bench {{\"group\":{group:?},\"case\":{case:?},\"system\":{system:?},\"value\":{},\"min\":{},\"max\":{},\"unit\":{unit:?},\"lower_is_better\":{lower_is_better}}}",
+        s.median, s.min, s.max
+    );
+}
+
+/// Reports a measurement with no spread (a single figure).
+pub fn report_value(group: &str, case: &str, system: &str, value: f64, unit: &str, lower_is_better: bool) {
+    report(group, case, system, Sample { median: value, min: value, max: value }, unit, lower_is_better);
+}

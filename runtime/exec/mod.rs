@@ -1,0 +1,404 @@
+//! The thread-per-core executor: [`Runtime`], its builder, and the state its
+//! workers share.
+//!
+//! One worker thread per core, each with a local deque; an injector for
+//! spawns from outside the pool; one pinned queue per thread for tasks
+//! scoped to it. Idle workers search briefly and then park (see
+//! [`idle`]), so an idle runtime uses no CPU.
+//!
+//! A runtime's shared state is allocated once and never freed (`&'static`),
+//! so that every task can point at its runtime without reference counting.
+//! Dropping a [`Runtime`] stops and joins its threads and fails the tasks
+//! still queued with [`Error::Cancelled`]; the few hundred bytes of shared
+//! state stay behind, which matters only to programs that build runtimes in
+//! a loop.
+
+pub(crate) mod affinity;
+pub(crate) mod context;
+pub(crate) mod idle;
+pub(crate) mod wait;
+pub(crate) mod worker;
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::{self, JoinHandle, Thread};
+
+use crossbeam_deque::{Injector, Stealer, Worker};
+
+use self::idle::Idle;
+use self::worker::{Runnable, WorkerLocal};
+use crate::Error;
+use crate::sched::{Options, Placement, Scope};
+use crate::task::cell::tell;
+use crate::task::spawn::{Closure, spawn_body_on};
+
+/// Spawns from outside the pool beyond this many queued tasks make the
+/// spawning thread wait for the workers, so memory stays bounded.
+const INJECTOR_LIMIT: usize = 1 << 20;
+
+/// What the workers of one runtime share.
+pub(crate) struct Shared {
+    injector: Injector<Runnable>,
+    pinned: Box<[Injector<Runnable>]>,
+    stealers: Box<[Stealer<Runnable>]>,
+    idle: Idle,
+    shutdown: AtomicBool,
+    /// Set when the runtime was configured from bad settings (the global
+    /// runtime's environment): every task spawned on it fails with it.
+    pub(crate) config_error: Option<Error>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("threads", &self.threads()).finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(crate) fn threads(&self) -> usize {
+        self.stealers.len()
+    }
+
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Where a task with `scope` may run on this runtime, or why nowhere.
+    pub(crate) fn place(&self, scope: Option<&Scope>) -> Result<Placement, String> {
+        match scope {
+            None => Ok(Placement::Any),
+            Some(scope) => scope.place(self.threads()),
+        }
+    }
+
+    /// Queues a task whose inputs are all complete.
+    pub(crate) fn schedule(&'static self, task: Runnable) {
+        match task.header().placement {
+            Placement::Thread(index) => {
+                self.pinned[index].push(task);
+                self.idle.notify_worker(index);
+            }
+            Placement::Any => {
+                let task = context::with_worker(|worker| match worker {
+                    Some(w) if std::ptr::eq(w.shared, self) => {
+                        w.push(task);
+                        None
+                    }
+                    _ => Some(task),
+                });
+                if let Some(task) = task {
+                    self.inject(task);
+                }
+            }
+        }
+        if self.is_shutdown() {
+            self.drain();
+        }
+    }
+
+    fn inject(&self, task: Runnable) {
+        thread_local! {
+            static INJECTED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        self.injector.push(task);
+        self.idle.notify_work();
+        let n = INJECTED.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if n % 1024 == 0 && self.injector.len() > INJECTOR_LIMIT {
+            self.wait_for_room();
+        }
+    }
+
+    #[cold]
+    fn wait_for_room(&self) {
+        while self.injector.len() > INJECTOR_LIMIT / 2 && !self.is_shutdown() {
+            thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+
+    /// Whether some queue holds a task that worker `me` (or, for `None`,
+    /// any worker) could run.
+    pub(crate) fn has_work(&self, me: Option<usize>) -> bool {
+        !self.injector.is_empty()
+            || me.is_some_and(|i| !self.pinned[i].is_empty())
+            || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Fails every task in the shared queues; used once the runtime is
+    /// shut down, by its workers and by anyone who queued late.
+    pub(crate) fn drain(&self) {
+        for queue in std::iter::once(&self.injector).chain(self.pinned.iter()) {
+            loop {
+                match queue.steal() {
+                    crossbeam_deque::Steal::Success(task) => cancel_unrun(task),
+                    crossbeam_deque::Steal::Empty => break,
+                    crossbeam_deque::Steal::Retry => {}
+                }
+            }
+        }
+    }
+}
+
+/// Fails a task that will not run because its runtime stopped.
+pub(crate) fn cancel_unrun(task: Runnable) {
+    if let Some(completion) = task.header().fail(Error::Cancelled { task: task.header().id }) {
+        tell(completion);
+    }
+    task.run();
+}
+
+/// The runtime new spawns on this thread go to: the one whose worker this
+/// thread is, else the global runtime.
+#[inline]
+pub(crate) fn current() -> &'static Shared {
+    context::with_worker(|w| w.map(|w| w.shared)).unwrap_or_else(global)
+}
+
+/// The global runtime, started on first use with `DIRK_THREADS` threads
+/// (default: one per core).
+fn global() -> &'static Shared {
+    static GLOBAL: OnceLock<&'static Shared> = OnceLock::new();
+    GLOBAL.get_or_init(|| {
+        let (threads, config_error) = match threads_from_env() {
+            Ok(n) => (n, None),
+            Err(e) => (default_threads(), Some(e)),
+        };
+        let built = Builder { threads: Some(threads), ..Builder::default() }.start(config_error);
+        match built {
+            Ok((shared, handles)) => {
+                drop(handles); // global workers live as long as the process
+                shared
+            }
+            Err(e) => panic!("dirk could not start its global runtime: {e}"),
+        }
+    })
+}
+
+fn default_threads() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn threads_from_env() -> Result<usize, Error> {
+    match std::env::var("DIRK_THREADS") {
+        Err(_) => Ok(default_threads()),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+            _ => Err(Error::Config(format!("DIRK_THREADS={v:?} is not a thread count between 1 and {MAX_THREADS}"))),
+        },
+    }
+}
+
+const MAX_THREADS: usize = 4096;
+
+/// A dirk runtime: a pool of worker threads, one per core by default.
+///
+/// Most programs never make one: a global runtime starts on first use. Make
+/// one to choose the thread count, or to stop the threads when done.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// #[task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let rt = Runtime::builder().threads(2).build()?;
+/// let total = rt.run(|| {
+///     let parts: Vec<_> = (1..=4).map(|i| spawn!(square(i))).collect();
+///     parts.iter().map(|t| t.fetch().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(total, 30);
+/// # Ok::<(), dirk::Error>(())
+/// ```
+pub struct Runtime {
+    shared: &'static Shared,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").field("threads", &self.threads()).finish()
+    }
+}
+
+impl Runtime {
+    /// Settings for a new runtime.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.shared.threads()
+    }
+
+    /// Runs `f` on one of this runtime's worker threads and returns its
+    /// value; spawns inside `f` (and inside the tasks it spawns) go to this
+    /// runtime. A panic in `f` resumes on the caller.
+    pub fn run<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R + Send,
+        R: Send,
+    {
+        let on_own_worker = context::with_worker(|w| w.is_some_and(|w| std::ptr::eq(w.shared, self.shared)));
+        if on_own_worker {
+            return f();
+        }
+        let latch = RunLatch { out: Mutex::new(None), done: AtomicBool::new(false), caller: thread::current() };
+        let job = RunJob { f: Some(f), latch: &latch };
+        let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || job.run());
+        // SAFETY: `body` borrows `latch` and whatever `f` borrows. It is
+        // either run or dropped unrun, and in both cases `RunJob::drop`
+        // drops `f` and only then sets `latch.done`, its last touch of
+        // borrowed data. This function does not return before it sees
+        // `done`, so every borrow outlives its use.
+        let body: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(body) };
+        let options = Options::new().scope(Scope::any());
+        drop(spawn_body_on(self.shared, Some(options), "Runtime::run", Closure(body)));
+        wait::until(&|| latch.done.load(Ordering::Acquire), None);
+        match latch.out.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(value)) => value,
+            Some(Err(panic)) => resume_unwind(panic),
+            None => panic!("the runtime stopped before it ran the closure given to `Runtime::run`"),
+        }
+    }
+}
+
+struct RunLatch<R> {
+    out: Mutex<Option<thread::Result<R>>>,
+    done: AtomicBool,
+    caller: Thread,
+}
+
+struct RunJob<'a, F, R> {
+    f: Option<F>,
+    latch: &'a RunLatch<R>,
+}
+
+impl<F: FnOnce() -> R, R> RunJob<'_, F, R> {
+    fn run(mut self) {
+        if let Some(f) = self.f.take() {
+            let out = catch_unwind(AssertUnwindSafe(f));
+            *self.latch.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        }
+    }
+}
+
+impl<F, R> Drop for RunJob<'_, F, R> {
+    fn drop(&mut self) {
+        drop(self.f.take());
+        let caller = self.latch.caller.clone();
+        self.latch.done.store(true, Ordering::Release);
+        // `self.latch` may be gone from here on.
+        caller.unpark();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.idle.wake_all();
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        let me = thread::current().id();
+        for handle in handles {
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+        self.shared.drain();
+    }
+}
+
+/// Settings for a [`Runtime`]: `Runtime::builder().threads(4).build()?`.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    threads: Option<usize>,
+    pin: bool,
+    stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder { threads: None, pin: true, stack_size: 8 << 20 }
+    }
+}
+
+impl Builder {
+    /// The number of worker threads (default: `DIRK_THREADS`, else one per core).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = Some(n);
+        self
+    }
+
+    /// Whether to pin worker `i` to the `i`-th core (default: on, when there
+    /// are no more threads than cores).
+    pub fn pin_threads(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// The stack size of each worker thread in bytes (default 8 MiB).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Starts the runtime's threads.
+    ///
+    /// Fails with [`Error::Config`] for a thread count of zero or above
+    /// 4096, or when the OS refuses to start a thread.
+    pub fn build(self) -> Result<Runtime, Error> {
+        let (shared, handles) = self.start(None)?;
+        Ok(Runtime { shared, handles: Mutex::new(handles) })
+    }
+
+    fn start(self, config_error: Option<Error>) -> Result<(&'static Shared, Vec<JoinHandle<()>>), Error> {
+        let threads = match self.threads {
+            Some(n) => n,
+            None => threads_from_env()?,
+        };
+        if !(1..=MAX_THREADS).contains(&threads) {
+            return Err(Error::Config(format!("a runtime needs between 1 and {MAX_THREADS} threads, not {threads}")));
+        }
+        let deques: Vec<Worker<Runnable>> = (0..threads).map(|_| Worker::new_lifo()).collect();
+        let shared: &'static Shared = Box::leak(Box::new(Shared {
+            injector: Injector::new(),
+            pinned: (0..threads).map(|_| Injector::new()).collect(),
+            stealers: deques.iter().map(Worker::stealer).collect(),
+            idle: Idle::new(threads),
+            shutdown: AtomicBool::new(false),
+            config_error,
+        }));
+        let cores = affinity::allowed_cores();
+        let pin = self.pin && threads <= cores.len();
+        let mut handles = Vec::with_capacity(threads);
+        for (index, deque) in deques.into_iter().enumerate() {
+            let core = pin.then(|| cores[index]);
+            let spawned = thread::Builder::new()
+                .name(format!("dirk-worker-{index}"))
+                .stack_size(self.stack_size)
+                .spawn(move || {
+                    if let Some(core) = core {
+                        affinity::pin_current(core);
+                    }
+                    WorkerLocal::new(shared, index, deque).main();
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    shared.shutdown.store(true, Ordering::SeqCst);
+                    shared.idle.wake_all();
+                    for handle in handles {
+                        let _ = handle.join();
+                    }
+                    return Err(Error::Config(format!("could not start worker thread {index}: {e}")));
+                }
+            }
+        }
+        Ok((shared, handles))
+    }
+}

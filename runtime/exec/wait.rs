@@ -1,0 +1,75 @@
+//! Blocking until something is done: a task's result, a `sync` group, a
+//! `Runtime::run` closure.
+//!
+//! On a worker thread, waiting means running other tasks (the worker keeps
+//! its core busy, and a task that waits for a task queued behind it runs
+//! that task itself, so recursion such as `fib` with `spawn!` at every level
+//! works on one thread). Elsewhere the thread spins briefly, for the common
+//! case of a short task, then parks until the completer unparks it.
+
+use std::thread;
+use std::time::Instant;
+
+use super::context;
+use crate::task::listeners::Listener;
+use crate::task::raw::Header;
+
+/// Spin rounds of a non-worker thread before it parks (a few microseconds).
+const SPIN_ROUNDS: u32 = 64;
+
+/// Blocks until `done()` holds; returns `false` if `awaited`'s deadline
+/// passed first.
+///
+/// `awaited` names the task being waited for, if any: the thread registers
+/// as its listener before it parks so the completion unparks it. Without a
+/// task, whatever makes `done()` true must unpark the waiting thread itself
+/// (as a `sync` group's last member does).
+pub(crate) fn until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> bool {
+    if done() {
+        return true;
+    }
+    let helped = context::with_worker(|worker| worker.map(|w| w.help_until(done, awaited)));
+    if let Some(done) = helped {
+        return done;
+    }
+    park_until(done, awaited)
+}
+
+fn park_until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> bool {
+    for round in 0..SPIN_ROUNDS {
+        if done() {
+            return true;
+        }
+        if round < 32 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+    let me = thread::current();
+    let mut deadline = None;
+    if let Some((header, until)) = awaited {
+        if header.listeners.register(&header.state, Listener::Thread(me.clone())).is_err() {
+            return true;
+        }
+        deadline = Some(until);
+    }
+    loop {
+        if done() {
+            return true;
+        }
+        match deadline {
+            None => thread::park(),
+            Some(deadline) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    if let Some((header, _)) = awaited {
+                        header.listeners.unregister_thread(&me);
+                    }
+                    return done();
+                }
+                thread::park_timeout(deadline - now);
+            }
+        }
+    }
+}

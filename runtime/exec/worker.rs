@@ -1,0 +1,245 @@
+//! A worker thread: its local run queue, where it looks for work, and the
+//! loop it runs until shutdown.
+//!
+//! Where a worker looks, in order: its local deque (LIFO: the task it just
+//! made ready is hot in cache), its pinned queue (tasks scoped to this
+//! thread), the injector (spawns from outside the pool, taken in batches),
+//! then the other workers' deques (stealing half from a random victim).
+//! Every 61st look starts at the pinned queue and the injector instead, so
+//! a worker that keeps feeding itself cannot starve them.
+//!
+//! Shutdown: the worker finishes the task it is running, fails every task
+//! left in its own deque with `Cancelled`, and exits.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use crossbeam_deque::{Steal, Worker};
+
+use super::Shared;
+use super::context;
+use super::idle::Woken;
+use crate::task::listeners::Listener;
+use crate::task::raw::{Header, TaskRef};
+
+pub(crate) type Runnable = TaskRef;
+
+/// A local deque longer than this makes the spawning worker run queued
+/// tasks itself, so spawning millions of tasks does not grow memory.
+const LOCAL_LIMIT: usize = 1 << 16;
+
+/// Rounds of the spin before a worker parks (about 30 µs here).
+const SEARCH_ROUNDS: u32 = 48;
+
+pub(crate) struct WorkerLocal {
+    pub(crate) shared: &'static Shared,
+    pub(crate) index: usize,
+    local: Worker<Runnable>,
+    tick: Cell<u32>,
+    rng: Cell<u32>,
+    draining: Cell<bool>,
+}
+
+/// What [`WorkerLocal::next`] found.
+enum Next {
+    Task(Runnable),
+    Ready,
+    Timeout,
+}
+
+impl WorkerLocal {
+    pub(crate) fn new(shared: &'static Shared, index: usize, local: Worker<Runnable>) -> Self {
+        WorkerLocal {
+            shared,
+            index,
+            local,
+            tick: Cell::new(0),
+            rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            draining: Cell::new(false),
+        }
+    }
+
+    /// The worker thread's whole life.
+    pub(crate) fn main(self) {
+        let _me = context::enter_worker(&self);
+        self.shared.idle.register(self.index);
+        let shared = self.shared;
+        while let Next::Task(task) = self.next(&|| shared.is_shutdown(), None) {
+            task.run();
+        }
+        while let Some(task) = self.local.pop() {
+            super::cancel_unrun(task);
+        }
+        shared.drain();
+    }
+
+    /// Queues a task on this worker's own deque.
+    pub(crate) fn push(&self, task: Runnable) {
+        self.local.push(task);
+        if self.local.len() > LOCAL_LIMIT && !self.draining.get() {
+            self.drain_some();
+        }
+        self.shared.idle.notify_work();
+    }
+
+    #[cold]
+    fn drain_some(&self) {
+        self.draining.set(true);
+        while self.local.len() > LOCAL_LIMIT / 2 {
+            match self.local.pop() {
+                Some(task) => task.run(),
+                None => break,
+            }
+        }
+        self.draining.set(false);
+    }
+
+    /// Runs other tasks until `done()` holds or the deadline passes; returns
+    /// whether `done()` holds. This is how a task waits inside a worker.
+    ///
+    /// When waiting for a task (`awaited`), the thread registers as its
+    /// listener first, so that the completion unparks it if it sleeps.
+    pub(crate) fn help_until(&self, done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> bool {
+        let me = std::thread::current();
+        if let Some((header, _)) = awaited {
+            if header.listeners.register(&header.state, Listener::Thread(me.clone())).is_err() {
+                return true;
+            }
+        }
+        let deadline = awaited.map(|(_, d)| d);
+        loop {
+            if done() {
+                return true;
+            }
+            match self.next(done, deadline) {
+                Next::Task(task) => task.run(),
+                Next::Ready => return true,
+                Next::Timeout => {
+                    if let Some((header, _)) = awaited {
+                        header.listeners.unregister_thread(&me);
+                    }
+                    return done();
+                }
+            }
+        }
+    }
+
+    /// Finds the next task, searching and then parking while there is none,
+    /// until `ready()` holds or the deadline passes.
+    fn next(&self, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> Next {
+        if let Some(task) = self.find_task() {
+            return Next::Task(task);
+        }
+        let idle = &self.shared.idle;
+        let mut searching = idle.try_start_search();
+        loop {
+            if searching {
+                match self.search(ready) {
+                    Some(task) => {
+                        idle.end_search(|| self.shared.has_work(None));
+                        return Next::Task(task);
+                    }
+                    None if ready() => {
+                        idle.end_search(|| self.shared.has_work(None));
+                        return Next::Ready;
+                    }
+                    None => {}
+                }
+            } else if ready() {
+                return Next::Ready;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                if searching {
+                    idle.end_search(|| self.shared.has_work(None));
+                }
+                return Next::Timeout;
+            }
+            let wake = || ready() || self.shared.has_work(Some(self.index));
+            match idle.park(self.index, searching, &wake, deadline) {
+                Woken::Notified => searching = true,
+                Woken::Ready | Woken::Timeout => {
+                    searching = false;
+                    if let Some(task) = self.find_task() {
+                        return Next::Task(task);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Spins over the queues for a while.
+    fn search(&self, ready: &dyn Fn() -> bool) -> Option<Runnable> {
+        for round in 0..SEARCH_ROUNDS {
+            if let Some(task) = self.find_task() {
+                return Some(task);
+            }
+            if ready() {
+                return None;
+            }
+            if round < 12 {
+                for _ in 0..(1 << round.min(6)) {
+                    std::hint::spin_loop();
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        None
+    }
+
+    /// One look at every queue, in the order the module note gives.
+    #[inline]
+    fn find_task(&self) -> Option<Runnable> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % 61 == 0 {
+            if let Some(task) = self.steal_shared() {
+                return Some(task);
+            }
+        }
+        if let Some(task) = self.local.pop() {
+            return Some(task);
+        }
+        self.steal_shared().or_else(|| self.steal_others())
+    }
+
+    fn steal_shared(&self) -> Option<Runnable> {
+        if let Some(task) = take(|| self.shared.pinned[self.index].steal()) {
+            return Some(task);
+        }
+        take(|| self.shared.injector.steal_batch_and_pop(&self.local))
+    }
+
+    fn steal_others(&self) -> Option<Runnable> {
+        let n = self.shared.stealers.len();
+        if n <= 1 {
+            return None;
+        }
+        let start = self.random() as usize % n;
+        (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&victim| victim != self.index)
+            .find_map(|victim| take(|| self.shared.stealers[victim].steal_batch_and_pop(&self.local)))
+    }
+
+    fn random(&self) -> u32 {
+        // xorshift32
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng.set(x);
+        x
+    }
+}
+
+/// Retries a steal until it succeeds or finds the queue empty.
+fn take(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
+    loop {
+        match steal() {
+            Steal::Success(task) => return Some(task),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}

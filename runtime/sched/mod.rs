@@ -1,0 +1,17 @@
+//! Placement: where a task may run ([`Scope`]), the options a spawn carries
+//! ([`Options`]), and how a scope resolves to a queue ([`Placement`]).
+
+mod options;
+mod scope;
+
+pub use self::options::{Options, with_options};
+pub use self::scope::{Scope, WorkerScope};
+
+/// Where a task is queued on its runtime, resolved from its scope at spawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Any worker thread.
+    Any,
+    /// Only the worker thread with this index.
+    Thread(usize),
+}

@@ -1,0 +1,70 @@
+//! Spawn options and [`with_options`], which applies them to every spawn in
+//! a region, nested tasks included.
+
+use std::sync::Arc;
+
+use super::Scope;
+use crate::error::Name;
+use crate::exec::context;
+
+/// Options for spawned tasks: where they may run and what they are called.
+///
+/// `spawn!` takes them inline (`spawn!(scope = Scope::thread(0), name =
+/// "load", f(x))`); [`with_options`] applies them to a whole region.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub(crate) scope: Option<Scope>,
+    pub(crate) name: Option<Name>,
+}
+
+impl Options {
+    /// No options: tasks go anywhere and are named after their function.
+    pub fn new() -> Self {
+        Options::default()
+    }
+
+    /// Restricts where tasks may run.
+    pub fn scope(mut self, scope: impl Into<Scope>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Names the tasks (in errors, traces and [`Task::name`](crate::Task::name)).
+    pub fn name(mut self, name: impl Into<Name>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// These options with every field that `self` leaves unset taken from `outer`.
+    fn over(self, outer: Option<&Options>) -> Options {
+        let Some(outer) = outer else { return self };
+        Options { scope: self.scope.or_else(|| outer.scope.clone()), name: self.name.or_else(|| outer.name.clone()) }
+    }
+}
+
+/// Runs `f` with `options` applied to every task spawned inside it, and to
+/// every task those tasks spawn. Inner options override outer ones field by
+/// field; options given to a single `spawn!` override both.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// let rt = Runtime::builder().threads(2).build()?;
+/// let threads = rt.run(|| {
+///     dirk::with_options(Options::new().scope(Scope::thread(0)), || {
+///         let outer = dirk::spawn(|| {
+///             // nested spawns inherit the scope
+///             let inner = dirk::spawn(dirk::current_thread);
+///             (dirk::current_thread(), inner.fetch().unwrap())
+///         });
+///         outer.fetch()
+///     })
+/// })?;
+/// assert_eq!(threads, (Some(0), Some(0)));
+/// # Ok::<(), dirk::Error>(())
+/// ```
+pub fn with_options<R>(options: Options, f: impl FnOnce() -> R) -> R {
+    let merged = Arc::new(options.over(context::options().as_deref()));
+    let _applied = context::enter_options(&merged);
+    f()
+}

@@ -1,0 +1,164 @@
+//! Scopes: which processors a task may run on.
+//!
+//! A scope names workers (processes; worker 0 is the one the program
+//! started in), a thread within the chosen worker, or a GPU. The default,
+//! [`Scope::any`], lets the scheduler choose. A scope no processor satisfies
+//! fails the task at spawn with [`Error::Scope`](crate::Error::Scope).
+
+use std::fmt;
+
+use super::Placement;
+
+/// Where a task may run: `spawn!(scope = Scope::thread(1), f(x))`.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// let rt = Runtime::builder().threads(2).build()?;
+/// let on_one = rt.run(|| {
+///     dirk::with_options(Options::new().scope(Scope::thread(1)), || {
+///         dirk::spawn(|| dirk::current_thread()).fetch()
+///     })
+/// })?;
+/// assert_eq!(on_one, Some(1));
+/// # Ok::<(), dirk::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scope {
+    workers: Option<Vec<usize>>,
+    thread: Option<usize>,
+    gpu: Option<usize>,
+}
+
+/// A scope naming workers, which may be narrowed to one of their threads
+/// with [`thread`](WorkerScope::thread). Converts into a [`Scope`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkerScope(Vec<usize>);
+
+impl Scope {
+    /// Any processor (the default).
+    pub fn any() -> Scope {
+        Scope::default()
+    }
+
+    /// Worker `w` (worker 0 is the process the program started in).
+    pub fn worker(w: usize) -> WorkerScope {
+        WorkerScope(vec![w])
+    }
+
+    /// Any of the given workers.
+    pub fn workers(ws: impl IntoIterator<Item = usize>) -> WorkerScope {
+        let mut ws: Vec<usize> = ws.into_iter().collect();
+        ws.sort_unstable();
+        ws.dedup();
+        WorkerScope(ws)
+    }
+
+    /// Thread `t` of the chosen worker.
+    pub fn thread(t: usize) -> Scope {
+        Scope { thread: Some(t), ..Scope::default() }
+    }
+
+    /// GPU `i`.
+    pub fn gpu(i: usize) -> Scope {
+        Scope { gpu: Some(i), ..Scope::default() }
+    }
+
+    /// The workers this scope names, if it names any.
+    pub fn worker_ids(&self) -> Option<&[usize]> {
+        self.workers.as_deref()
+    }
+
+    /// The thread this scope names, if any.
+    pub fn thread_id(&self) -> Option<usize> {
+        self.thread
+    }
+
+    /// The GPU this scope names, if any.
+    pub fn gpu_id(&self) -> Option<usize> {
+        self.gpu
+    }
+
+    /// Resolves the scope on a single-process runtime with `threads` threads.
+    pub(crate) fn place(&self, threads: usize) -> Result<Placement, String> {
+        if let Some(gpu) = self.gpu {
+            return Err(format!("there is no GPU {gpu}: this runtime has no GPU processors"));
+        }
+        if let Some(workers) = &self.workers {
+            if !workers.contains(&0) {
+                let list = workers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                return Err(format!("there is no worker {list}: this runtime runs in one process, worker 0"));
+            }
+        }
+        match self.thread {
+            None => Ok(Placement::Any),
+            Some(t) if t < threads => Ok(Placement::Thread(t)),
+            Some(t) => Err(format!("there is no thread {t}: worker 0 has threads 0..={}", threads - 1)),
+        }
+    }
+}
+
+impl WorkerScope {
+    /// Thread `t` of the chosen worker.
+    pub fn thread(self, t: usize) -> Scope {
+        Scope { workers: Some(self.0), thread: Some(t), gpu: None }
+    }
+}
+
+impl From<WorkerScope> for Scope {
+    fn from(w: WorkerScope) -> Scope {
+        Scope { workers: Some(w.0), ..Scope::default() }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.workers, self.thread, self.gpu) {
+            (_, _, Some(g)) => write!(f, "Scope::gpu({g})"),
+            (None, None, None) => write!(f, "Scope::any()"),
+            (None, Some(t), None) => write!(f, "Scope::thread({t})"),
+            (Some(ws), thread, None) => {
+                match ws.as_slice() {
+                    [w] => write!(f, "Scope::worker({w})")?,
+                    ws => write!(f, "Scope::workers({ws:?})")?,
+                }
+                match thread {
+                    Some(t) => write!(f, ".thread({t})"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for WorkerScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Scope::from(self.clone()), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_print_as_written() {
+        assert_eq!(Scope::any().to_string(), "Scope::any()");
+        assert_eq!(Scope::thread(3).to_string(), "Scope::thread(3)");
+        assert_eq!(Scope::from(Scope::worker(2)).to_string(), "Scope::worker(2)");
+        assert_eq!(Scope::worker(2).thread(1).to_string(), "Scope::worker(2).thread(1)");
+        assert_eq!(Scope::from(Scope::workers([3, 1, 3])).to_string(), "Scope::workers([1, 3])");
+        assert_eq!(Scope::gpu(0).to_string(), "Scope::gpu(0)");
+    }
+
+    #[test]
+    fn single_process_placement() {
+        assert_eq!(Scope::any().place(2), Ok(Placement::Any));
+        assert_eq!(Scope::thread(1).place(2), Ok(Placement::Thread(1)));
+        assert_eq!(Scope::worker(0).thread(1).place(2), Ok(Placement::Thread(1)));
+        assert_eq!(Scope::from(Scope::workers([0, 4])).place(2), Ok(Placement::Any));
+        assert_eq!(Scope::thread(2).place(2).unwrap_err(), "there is no thread 2: worker 0 has threads 0..=1");
+        assert!(Scope::from(Scope::worker(3)).place(2).unwrap_err().contains("no worker 3"));
+        assert!(Scope::gpu(0).place(2).unwrap_err().contains("no GPU 0"));
+    }
+}

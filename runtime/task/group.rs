@@ -1,0 +1,127 @@
+//! `dirk::sync`: wait for every task spawned inside a closure, and for the
+//! tasks those tasks spawned (Dagger's `@sync`).
+//!
+//! A group counts its live members: one for the closure itself, one per
+//! task spawned while the group was current (on the calling thread, or
+//! inside a member task's body). A member leaves when its body will not run
+//! any more *and* its result is written (see the task
+//! [state protocol](super::state)), so a member that spawns a nested task
+//! joins it to the group before leaving itself, and the count reaches zero
+//! only when the whole tree has ended.
+//!
+//! Tasks hold a raw [`GroupRef`], not an `Arc`: the group lives on the stack
+//! of `sync`, which does not return before `done` is set. The member that
+//! brings the count to zero copies the waiter's thread handle *before*
+//! setting `done` and never touches the group after it, so the group may be
+//! freed the instant `done` becomes visible.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::Thread;
+
+use parking_lot::Mutex;
+
+use crate::Error;
+use crate::exec::{context, wait};
+use crate::task::TaskId;
+
+pub(crate) struct Group {
+    live: AtomicUsize,
+    done: AtomicBool,
+    waiter: Thread,
+    first_error: Mutex<Option<(TaskId, Error)>>,
+}
+
+/// A member's pointer to its group. Copyable; valid until the member leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct GroupRef(NonNull<Group>);
+
+// SAFETY: a `GroupRef` is only dereferenced by members that have not left
+// yet, and the group outlives all of them (see the module note); `Group`
+// itself is `Sync` (atomics, a mutex and a `Thread`).
+unsafe impl Send for GroupRef {}
+// SAFETY: as above; every method takes `self` by value and touches only
+// `Sync` fields.
+unsafe impl Sync for GroupRef {}
+
+impl GroupRef {
+    fn group(&self) -> &Group {
+        // SAFETY: callers are members that have not left, so the group is
+        // alive (module note).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// Adds a member. Called by the spawner while it is itself a member (or
+    /// the closure), so the count cannot be zero here.
+    pub(crate) fn join(self) {
+        self.group().live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes a member that ended with `error` (`None` on success). The
+    /// group may be freed as soon as this returns.
+    pub(crate) fn leave(self, task: TaskId, error: Option<&Error>) {
+        let group = self.group();
+        if let Some(error) = error {
+            let mut first = group.first_error.lock();
+            // Task ids grow in spawn order, so the smallest id is the first spawned.
+            if first.as_ref().is_none_or(|(id, _)| task < *id) {
+                *first = Some((task, error.clone()));
+            }
+        }
+        if group.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let waiter = group.waiter.clone();
+            group.done.store(true, Ordering::Release);
+            // `group` must not be touched from here on.
+            waiter.unpark();
+        }
+    }
+}
+
+/// Runs `f`, then waits until every task spawned inside it (and every task
+/// those tasks spawned) has ended. Returns `f`'s value, or the error of the
+/// first failed task in spawn order.
+///
+/// This is Dagger's `@sync`. On a worker thread the wait runs other tasks
+/// instead of blocking, so `sync` may be nested and used inside tasks.
+///
+/// ```
+/// use dirk::prelude::*;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// static DONE: AtomicUsize = AtomicUsize::new(0);
+/// #[task]
+/// fn work(i: usize) { DONE.fetch_add(i, Ordering::Relaxed); }
+///
+/// let n = dirk::sync(|| {
+///     for i in 1..=10 {
+///         spawn!(work(i)); // the handle may be dropped: `sync` still waits
+///     }
+///     10
+/// })?;
+/// assert_eq!(n, 10);
+/// assert_eq!(DONE.load(Ordering::Relaxed), 55);
+/// # Ok::<(), dirk::Error>(())
+/// ```
+///
+/// A panic in `f` itself is resumed after the spawned tasks have ended.
+pub fn sync<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
+    let group = Group {
+        live: AtomicUsize::new(1),
+        done: AtomicBool::new(false),
+        waiter: std::thread::current(),
+        first_error: Mutex::new(None),
+    };
+    let member = GroupRef(NonNull::from(&group));
+    let outcome = {
+        let _current = context::enter_group(member);
+        catch_unwind(AssertUnwindSafe(f))
+    };
+    member.leave(TaskId::NONE, None);
+    wait::until(&|| group.done.load(Ordering::Acquire), None);
+    let value = outcome.unwrap_or_else(|panic| resume_unwind(panic));
+    match group.first_error.into_inner() {
+        Some((_, error)) => Err(error),
+        None => Ok(value),
+    }
+}

@@ -1,0 +1,225 @@
+//! Tasks: the [`Task<T>`] handle, task identity, and spawning.
+
+pub(crate) mod alloc;
+pub(crate) mod cancel;
+pub(crate) mod cell;
+pub(crate) mod group;
+pub(crate) mod listeners;
+pub(crate) mod raw;
+pub(crate) mod slots;
+pub(crate) mod spawn;
+pub(crate) mod state;
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use self::cell::tell;
+use self::listeners::Listener;
+use self::raw::TaskRef;
+use self::state::{CANCEL, FINISHING};
+use crate::Error;
+use crate::exec::wait;
+
+/// A task's identity: unique in the process, growing in spawn order.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct TaskId(pub(crate) u64);
+
+impl TaskId {
+    /// The id of no task (the body of a `dirk::sync` region).
+    pub(crate) const NONE: TaskId = TaskId(0);
+
+    pub(crate) fn next() -> TaskId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A handle to a spawned task and, once it has run, its result.
+///
+/// Made by [`spawn!`](crate::spawn!) and [`dirk::spawn`](crate::spawn()); the
+/// task is already scheduled. Handles are cheap to clone and may be passed
+/// to other spawns as inputs: `spawn!(f(&a))` or `spawn!(f(a))` runs `f`
+/// after `a`, with `a`'s result.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// #[task]
+/// fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// let a = spawn!(add(1, 2));
+/// let b = spawn!(add(&a, 10));
+/// let c = spawn!(add(a, b));
+/// assert_eq!(c.fetch()?, 16);
+/// # Ok::<(), dirk::Error>(())
+/// ```
+pub struct Task<T> {
+    pub(crate) raw: TaskRef,
+    value: PhantomData<fn() -> T>,
+}
+
+impl<T> Task<T> {
+    /// Wraps a reference to a task whose value type is `T`.
+    ///
+    /// # Safety
+    ///
+    /// `raw` was built with value type `T`.
+    pub(crate) unsafe fn from_raw(raw: TaskRef) -> Task<T> {
+        Task { raw, value: PhantomData }
+    }
+
+    /// The task's result, once it is complete.
+    pub(crate) fn result(&self) -> Option<Result<&T, &Error>> {
+        // SAFETY: `Task<T>` is only made for tasks with value type `T`.
+        unsafe { cell::result::<T>(&self.raw) }
+    }
+}
+
+impl<T: Send + Sync + 'static> Task<T> {
+    /// Waits for the task and returns a clone of its result.
+    ///
+    /// On a worker thread (inside a task) the wait runs other tasks, so
+    /// tasks that fetch their children never deadlock, even on one thread.
+    pub fn fetch(&self) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        self.block();
+        self.completed().map(Clone::clone).map_err(Clone::clone)
+    }
+
+    /// Waits for the task to end; `Ok` when it succeeded.
+    pub fn wait(&self) -> Result<(), Error> {
+        self.block();
+        self.completed().map(|_| ()).map_err(Clone::clone)
+    }
+
+    /// Like [`wait`](Task::wait), but gives up after `timeout`, returning
+    /// `None` when the task has not ended by then.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), Error>> {
+        let deadline = Instant::now() + timeout;
+        let header = self.raw.header();
+        if !wait::until(&|| header.state.is_complete(), Some((header, deadline))) {
+            return None;
+        }
+        Some(self.completed().map(|_| ()).map_err(Clone::clone))
+    }
+
+    /// Whether the task has ended (with a result or an error).
+    pub fn is_ready(&self) -> bool {
+        self.raw.header().state.is_complete()
+    }
+
+    /// Cancels the task.
+    ///
+    /// A task that has not started never runs, and it and its dependents
+    /// fail (the task with [`Error::Cancelled`], dependents with
+    /// [`Error::Upstream`] whose root is that). A running task ends at once
+    /// as far as its handles and dependents can tell; its body is asked to
+    /// stop, which [`dirk::sleep`](crate::sleep) and
+    /// [`dirk::cancelled`](crate::cancelled) observe. Cancelling a finished
+    /// task does nothing.
+    pub fn cancel(&self) {
+        let header = self.raw.header();
+        if header.state.set(CANCEL) & FINISHING != 0 {
+            return;
+        }
+        if let Some(completion) = header.fail(Error::Cancelled { task: header.id }) {
+            tell(completion);
+        }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.raw.header().id
+    }
+
+    /// The task's name: the function's name, or the `name = ...` option.
+    pub fn name(&self) -> &str {
+        &self.raw.header().name
+    }
+
+    fn block(&self) {
+        let header = self.raw.header();
+        if !header.state.is_complete() {
+            wait::until(&|| header.state.is_complete(), Some((header, far_future())));
+        }
+    }
+
+    fn completed(&self) -> Result<&T, &Error> {
+        self.result().expect("a task is complete after its wait returned")
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 30)
+}
+
+impl<T> Clone for Task<T> {
+    fn clone(&self) -> Self {
+        Task { raw: self.raw.clone(), value: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = self.raw.header();
+        f.debug_struct("Task").field("id", &h.id).field("name", &h.name).field("ready", &h.state.is_complete()).finish()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> IntoFuture for Task<T> {
+    type Output = Result<T, Error>;
+    type IntoFuture = TaskFuture<T>;
+
+    fn into_future(self) -> TaskFuture<T> {
+        TaskFuture { task: self, registered: None }
+    }
+}
+
+/// The future of `task.await`: resolves to the task's result (cloned).
+pub struct TaskFuture<T> {
+    task: Task<T>,
+    registered: Option<Waker>,
+}
+
+impl<T> fmt::Debug for TaskFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskFuture").field("task", &self.task).finish()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(result) = self.task.result() {
+            return Poll::Ready(result.map(Clone::clone).map_err(Clone::clone));
+        }
+        if self.registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
+            let header = self.task.raw.header();
+            let waker = cx.waker().clone();
+            if header.listeners.register(&header.state, Listener::Waker(waker.clone())).is_err() {
+                return Poll::Ready(self.task.completed().map(Clone::clone).map_err(Clone::clone));
+            }
+            self.registered = Some(waker);
+        }
+        Poll::Pending
+    }
+}

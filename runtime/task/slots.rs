@@ -1,0 +1,223 @@
+//! Argument slots: how `spawn!(f(a, &b, 3))` turns each argument into what
+//! `f` expects. Used only by code that `spawn!` emits.
+//!
+//! Each argument is wrapped once at the spawn site, picking its kind by
+//! autoref specialisation on the argument's type:
+//! - a `Task<T>` or `&Task<T>` becomes an [`Input<T>`]: a dependency whose
+//!   result is read when the task runs;
+//! - anything else becomes a [`Value<T>`], moved into the task.
+//!
+//! Inside the task, [`Provide`] turns a slot into the parameter type `f`
+//! declares, chosen by rustc from `f`'s signature: a `Value<T>` gives `T`,
+//! `&T` or `&mut T`; an `Input<T>` gives `&T` (borrowed from the stored
+//! result) or `T` (moved when this task holds the last reference to the
+//! result, cloned otherwise).
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+use super::Task;
+use super::cell::{self, Body};
+use super::raw::TaskRef;
+
+/// A plain argument value, moved into the task.
+#[derive(Debug)]
+pub struct Value<T>(Option<T>);
+
+/// A task result used as an argument: a dependency.
+pub struct Input<T>(Task<T>);
+
+impl<T> std::fmt::Debug for Input<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Input").field(&self.0.raw.header().id).finish()
+    }
+}
+
+/// Wraps one argument expression so that method resolution can tell task
+/// handles from values (autoref specialisation).
+pub struct Arg<T>(Cell<Option<T>>);
+
+impl<T> std::fmt::Debug for Arg<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Arg")
+    }
+}
+
+impl<T> Arg<T> {
+    /// Wraps an argument.
+    pub fn new(value: T) -> Self {
+        Arg(Cell::new(Some(value)))
+    }
+
+    fn take(&self) -> T {
+        self.0.take().expect("each argument is wrapped once")
+    }
+}
+
+/// Picks [`Input`] for an owned `Task<T>`.
+pub trait ArgTask<T> {
+    /// The slot for this argument.
+    fn dirk_slot(&self) -> Input<T>;
+}
+
+impl<T> ArgTask<T> for Arg<Task<T>> {
+    fn dirk_slot(&self) -> Input<T> {
+        Input(self.take())
+    }
+}
+
+/// Picks [`Input`] for a borrowed `&Task<T>`.
+pub trait ArgTaskRef<T> {
+    /// The slot for this argument.
+    fn dirk_slot(&self) -> Input<T>;
+}
+
+impl<T> ArgTaskRef<T> for Arg<&Task<T>> {
+    fn dirk_slot(&self) -> Input<T> {
+        Input(self.take().clone())
+    }
+}
+
+/// Picks [`Value`] for everything else.
+pub trait ArgValue<T> {
+    /// The slot for this argument.
+    fn dirk_slot(&self) -> Value<T>;
+}
+
+impl<T> ArgValue<T> for &Arg<T> {
+    fn dirk_slot(&self) -> Value<T> {
+        Value(Some(self.take()))
+    }
+}
+
+/// Turns a slot into the parameter type `P` the called function declares.
+#[diagnostic::on_unimplemented(
+    message = "this argument cannot be passed where the function expects `{P}`",
+    label = "expected `{P}`, found `{Self}`",
+    note = "a `Task<T>` argument gives the function a `T` (for `T: Clone`) or a `&T`; any other argument is passed as it is"
+)]
+pub trait Provide<'a, P> {
+    /// Gives the argument to the function.
+    fn provide(&'a mut self) -> P;
+}
+
+impl<'a, T> Provide<'a, T> for Value<T> {
+    fn provide(&'a mut self) -> T {
+        self.0.take().expect("each argument is provided once")
+    }
+}
+
+impl<'a, T> Provide<'a, &'a T> for Value<T> {
+    fn provide(&'a mut self) -> &'a T {
+        self.0.as_ref().expect("each argument is provided once")
+    }
+}
+
+impl<'a, T> Provide<'a, &'a mut T> for Value<T> {
+    fn provide(&'a mut self) -> &'a mut T {
+        self.0.as_mut().expect("each argument is provided once")
+    }
+}
+
+impl<'a, T: Clone> Provide<'a, T> for Input<T> {
+    fn provide(&'a mut self) -> T {
+        // The last user of a result takes it; others clone it.
+        // SAFETY: `Task<T>` holds a task with value type `T`.
+        if let Some(value) = unsafe { cell::take_value::<T>(&self.0.raw) } {
+            return value;
+        }
+        self.ok().clone()
+    }
+}
+
+impl<'a, T> Provide<'a, &'a T> for Input<T> {
+    fn provide(&'a mut self) -> &'a T {
+        self.ok()
+    }
+}
+
+impl<T> Input<T> {
+    fn ok(&self) -> &T {
+        match self.0.result() {
+            Some(Ok(value)) => value,
+            _ => unreachable!("a task runs only after all its inputs succeeded"),
+        }
+    }
+}
+
+/// A task among a call's arguments, with its types erased.
+#[derive(Clone, Copy)]
+pub struct InputRef<'a>(pub(crate) &'a TaskRef);
+
+impl std::fmt::Debug for InputRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("InputRef").field(&self.0.header().id).finish()
+    }
+}
+
+/// One slot, as the runtime sees it: a dependency or not.
+pub trait Slot {
+    /// The task this slot reads, if it is a dependency.
+    fn input(&self) -> Option<InputRef<'_>>;
+}
+
+impl<T> Slot for Value<T> {
+    fn input(&self) -> Option<InputRef<'_>> {
+        None
+    }
+}
+
+impl<T> Slot for Input<T> {
+    fn input(&self) -> Option<InputRef<'_>> {
+        Some(InputRef(&self.0.raw))
+    }
+}
+
+/// The argument slots of one call, as a nested tuple `(a0, (a1, ()))`.
+pub trait Slots {
+    /// Calls `f` with every dependency among the slots, in order.
+    fn each_input(&self, f: &mut dyn FnMut(InputRef<'_>));
+}
+
+impl Slots for () {
+    fn each_input(&self, _: &mut dyn FnMut(InputRef<'_>)) {}
+}
+
+impl<A: Slot, Rest: Slots> Slots for (A, Rest) {
+    fn each_input(&self, f: &mut dyn FnMut(InputRef<'_>)) {
+        if let Some(input) = self.0.input() {
+            f(input);
+        }
+        self.1.each_input(f);
+    }
+}
+
+/// A call of a function with its argument slots: the body of a `spawn!`.
+pub(crate) struct Call<S, F, R> {
+    slots: S,
+    f: F,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<S, F, R> Call<S, F, R> {
+    pub(crate) fn new(slots: S, f: F) -> Self {
+        Call { slots, f, result: PhantomData }
+    }
+}
+
+impl<S, F, R> Body for Call<S, F, R>
+where
+    S: Slots + Send + 'static,
+    F: FnOnce(S) -> R + Send + 'static,
+    R: Send + Sync + 'static,
+{
+    type Output = R;
+
+    fn for_each_input(&self, f: &mut dyn FnMut(&TaskRef)) {
+        self.slots.each_input(&mut |input| f(input.0));
+    }
+
+    fn call(self) -> R {
+        (self.f)(self.slots)
+    }
+}
