@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::ptr;
 use std::sync::Arc;
 
+use super::Shared;
 use super::worker::WorkerLocal;
 use crate::sched::Options;
 use crate::task::group::GroupRef;
@@ -17,9 +18,48 @@ use crate::task::raw::Header;
 
 thread_local! {
     static WORKER: Cell<*const WorkerLocal> = const { Cell::new(ptr::null()) };
+    static ENTERED: Cell<Option<&'static Shared>> = const { Cell::new(None) };
     static TASK: Cell<*const Header> = const { Cell::new(ptr::null()) };
-    static GROUP: Cell<Option<GroupRef>> = const { Cell::new(None) };
+    static GROUP: Cell<Membership> = const { Cell::new(Membership::NONE) };
     static OPTIONS: Cell<*const Arc<Options>> = const { Cell::new(ptr::null()) };
+    static LEAVES: Cell<(Option<GroupRef>, usize)> = const { Cell::new((None, 0)) };
+}
+
+/// Records that a member of `group` ended. On a worker thread the decrement
+/// is batched: a worker flushes its batch before it runs a task of another
+/// group ([`flush_leaves_unless`]) and before it searches or parks
+/// ([`flush_leaves`]). Holding back leaves while running tasks of the same
+/// group delays nothing, since the group cannot end before those tasks do.
+pub(crate) fn leave_group(group: GroupRef) {
+    if WORKER.with(Cell::get).is_null() {
+        return group.leave_many(1);
+    }
+    LEAVES.with(|slot| match slot.get() {
+        (Some(g), n) if g == group => slot.set((Some(g), n + 1)),
+        (pending, n) => {
+            slot.set((Some(group), 1));
+            if let Some(g) = pending {
+                g.leave_many(n);
+            }
+        }
+    })
+}
+
+/// Flushes batched leaves; see [`leave_group`].
+pub(crate) fn flush_leaves() {
+    if let (Some(group), n) = LEAVES.with(|slot| slot.replace((None, 0))) {
+        group.leave_many(n);
+    }
+}
+
+/// Flushes batched leaves unless they belong to `group` (the group of the
+/// task about to run).
+#[inline]
+pub(crate) fn flush_leaves_unless(group: Option<GroupRef>) {
+    let pending = LEAVES.with(|slot| slot.get().0);
+    if pending.is_some() && pending != group {
+        flush_leaves();
+    }
 }
 
 /// Marks the current thread as worker `local` for the life of the guard.
@@ -38,16 +78,57 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerLocal>) -> R) -> R {
     f(unsafe { ptr.as_ref() })
 }
 
+/// Makes new spawns on this (non-worker) thread go to `rt` for the life of
+/// the guard.
+pub(crate) fn enter_runtime(rt: &'static Shared) -> impl Drop + use<> {
+    let prev = ENTERED.with(|e| e.replace(Some(rt)));
+    Restore(move || ENTERED.with(|e| e.set(prev)))
+}
+
+/// The runtime entered on this thread with [`enter_runtime`], if any.
+#[inline]
+pub(crate) fn entered() -> Option<&'static Shared> {
+    ENTERED.with(Cell::get)
+}
+
+/// The group that spawns on this thread join, with the joins reserved in
+/// advance: the first join of a context is one atomic add, later ones take
+/// credits reserved in batches, and a context gives unused credits back when
+/// it ends (while it is still a member itself, so the group cannot end early).
+#[derive(Clone, Copy)]
+struct Membership {
+    group: Option<GroupRef>,
+    credits: usize,
+    joins: usize,
+}
+
+impl Membership {
+    const NONE: Membership = Membership { group: None, credits: 0, joins: 0 };
+
+    fn of(group: Option<GroupRef>) -> Membership {
+        Membership { group, ..Membership::NONE }
+    }
+
+    fn end(self) {
+        if let (Some(group), credits @ 1..) = (self.group, self.credits) {
+            group.give_back(credits);
+        }
+    }
+}
+
+/// Joins to batch once a context has joined this many times.
+const CREDIT_BATCH: usize = 32;
+
 /// Marks the current thread as running the task whose header is `header`:
 /// new spawns join its group and inherit its options.
 pub(crate) fn enter_task(header: &Header) -> impl Drop + use<> {
     let prev_task = TASK.with(|t| t.replace(header));
-    let prev_group = GROUP.with(|g| g.replace(header.group));
+    let prev_group = GROUP.with(|g| g.replace(Membership::of(header.group)));
     let opts = header.options.as_ref().map_or(ptr::null(), |o| o as *const Arc<Options>);
     let prev_opts = OPTIONS.with(|o| o.replace(opts));
     Restore(move || {
         TASK.with(|t| t.set(prev_task));
-        GROUP.with(|g| g.set(prev_group));
+        GROUP.with(|g| g.replace(prev_group)).end();
         OPTIONS.with(|o| o.set(prev_opts));
     })
 }
@@ -63,14 +144,29 @@ pub(crate) fn with_task<R>(f: impl FnOnce(Option<&Header>) -> R) -> R {
 
 /// Makes new spawns on this thread join `group` for the life of the guard.
 pub(crate) fn enter_group(group: GroupRef) -> impl Drop + use<> {
-    let prev = GROUP.with(|g| g.replace(Some(group)));
-    Restore(move || GROUP.with(|g| g.set(prev)))
+    let prev = GROUP.with(|g| g.replace(Membership::of(Some(group))));
+    Restore(move || GROUP.with(|g| g.replace(prev)).end())
 }
 
-/// The group new spawns on this thread join.
+/// Joins a new task to the group of this thread's context, if any, and
+/// returns that group.
 #[inline]
-pub(crate) fn group() -> Option<GroupRef> {
-    GROUP.with(Cell::get)
+pub(crate) fn join_group() -> Option<GroupRef> {
+    GROUP.with(|slot| {
+        let mut m = slot.get();
+        let group = m.group?;
+        if m.credits > 0 {
+            m.credits -= 1;
+        } else if m.joins < 1 {
+            group.join(1);
+        } else {
+            group.join(CREDIT_BATCH);
+            m.credits = CREDIT_BATCH - 1;
+        }
+        m.joins += 1;
+        slot.set(m);
+        Some(group)
+    })
 }
 
 /// Makes new spawns on this thread inherit `options` for the life of the

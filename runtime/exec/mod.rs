@@ -153,10 +153,11 @@ pub(crate) fn cancel_unrun(task: Runnable) {
 }
 
 /// The runtime new spawns on this thread go to: the one whose worker this
-/// thread is, else the global runtime.
+/// thread is, else the one entered with [`Runtime::enter`], else the global
+/// runtime.
 #[inline]
 pub(crate) fn current() -> &'static Shared {
-    context::with_worker(|w| w.map(|w| w.shared)).unwrap_or_else(global)
+    context::with_worker(|w| w.map(|w| w.shared)).or_else(context::entered).unwrap_or_else(global)
 }
 
 /// The global runtime, started on first use with `DIRK_THREADS` threads
@@ -234,6 +235,23 @@ impl Runtime {
     /// The number of worker threads.
     pub fn threads(&self) -> usize {
         self.shared.threads()
+    }
+
+    /// Runs `f` on the calling thread with this runtime as the one that
+    /// spawns go to (instead of the global runtime). Unlike [`run`](Runtime::run),
+    /// `f` stays on the caller's thread, so it need not be `Send`.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(1).build()?;
+    /// let thread = rt.enter(|| dirk::spawn(dirk::current_thread).fetch())?;
+    /// assert_eq!(thread, Some(0));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
+    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _entered = context::enter_runtime(self.shared);
+        f()
     }
 
     /// Runs `f` on one of this runtime's worker threads and returns its
@@ -323,7 +341,7 @@ pub struct Builder {
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { threads: None, pin: true, stack_size: 8 << 20 }
+        Builder { threads: None, pin: false, stack_size: 8 << 20 }
     }
 }
 
@@ -334,8 +352,16 @@ impl Builder {
         self
     }
 
-    /// Whether to pin worker `i` to the `i`-th core (default: on, when there
-    /// are no more threads than cores).
+    /// Whether to pin worker `i` to the `i`-th core the process may use
+    /// (default: off; pinning happens only when there are no more threads
+    /// than cores).
+    ///
+    /// Off by default because a thread outside the pool (the one calling
+    /// `fetch`) then shares a core with a pinned worker: with two workers on
+    /// two cores, spawn-and-fetch latency measured 2 µs pinned and 0.9 µs
+    /// unpinned, while task throughput was the same either way
+    /// (`cargo xtask bench`, BENCHMARKS.md). Pin when the pool has the
+    /// machine to itself.
     pub fn pin_threads(mut self, pin: bool) -> Self {
         self.pin = pin;
         self

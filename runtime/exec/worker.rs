@@ -28,8 +28,14 @@ pub(crate) type Runnable = TaskRef;
 /// tasks itself, so spawning millions of tasks does not grow memory.
 const LOCAL_LIMIT: usize = 1 << 16;
 
-/// Rounds of the spin before a worker parks (about 30 µs here).
+/// Rounds of the search before a worker parks (some tens of microseconds).
 const SEARCH_ROUNDS: u32 = 48;
+
+/// Search rounds that only spin; later rounds yield the core between looks.
+/// Yielding early matters when a thread outside the pool (one waiting in
+/// `fetch`) shares the searcher's core: a pure spin would keep it off the
+/// core until the next scheduler tick.
+const SPIN_ONLY_ROUNDS: u32 = 2;
 
 pub(crate) struct WorkerLocal {
     pub(crate) shared: &'static Shared,
@@ -65,8 +71,9 @@ impl WorkerLocal {
         self.shared.idle.register(self.index);
         let shared = self.shared;
         while let Next::Task(task) = self.next(&|| shared.is_shutdown(), None) {
-            task.run();
+            run(task);
         }
+        context::flush_leaves();
         while let Some(task) = self.local.pop() {
             super::cancel_unrun(task);
         }
@@ -87,7 +94,7 @@ impl WorkerLocal {
         self.draining.set(true);
         while self.local.len() > LOCAL_LIMIT / 2 {
             match self.local.pop() {
-                Some(task) => task.run(),
+                Some(task) => run(task),
                 None => break,
             }
         }
@@ -112,11 +119,11 @@ impl WorkerLocal {
                 return true;
             }
             match self.next(done, deadline) {
-                Next::Task(task) => task.run(),
+                Next::Task(task) => run(task),
                 Next::Ready => return true,
                 Next::Timeout => {
                     if let Some((header, _)) = awaited {
-                        header.listeners.unregister_thread(&me);
+                        header.listeners.unregister_thread(&header.state, &me);
                     }
                     return done();
                 }
@@ -130,6 +137,8 @@ impl WorkerLocal {
         if let Some(task) = self.find_task() {
             return Next::Task(task);
         }
+        // Out of work: batched group leaves must not wait for more work.
+        context::flush_leaves();
         let idle = &self.shared.idle;
         let mut searching = idle.try_start_search();
         loop {
@@ -176,8 +185,8 @@ impl WorkerLocal {
             if ready() {
                 return None;
             }
-            if round < 12 {
-                for _ in 0..(1 << round.min(6)) {
+            if round < SPIN_ONLY_ROUNDS {
+                for _ in 0..(1 << round) {
                     std::hint::spin_loop();
                 }
             } else {
@@ -231,6 +240,14 @@ impl WorkerLocal {
         self.rng.set(x);
         x
     }
+}
+
+/// Runs a task on this worker, first flushing group leaves it holds back
+/// for another group (see `context::leave_group`).
+#[inline]
+fn run(task: Runnable) {
+    context::flush_leaves_unless(task.header().group);
+    task.run();
 }
 
 /// Retries a steal until it succeeds or finds the queue empty.

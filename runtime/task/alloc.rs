@@ -15,6 +15,11 @@
 //! Whoever brings the count to zero frees the chunk, so a chunk is freed
 //! exactly once, after its owner retired it and all its cells were freed.
 //!
+//! Freed chunks go to a small shared pool (a bounded lock-free queue) that
+//! new chunks are taken from, so in steady state no thread calls the
+//! system allocator: chunks circulate from the threads that free tasks to
+//! the threads that make them.
+//!
 //! Cost of the scheme: a chunk stays allocated while any of its cells is
 //! alive, so a program that keeps one task handle out of every few dozen
 //! pins up to 4 KiB per kept handle. Cells too large or too aligned for a
@@ -25,11 +30,26 @@ use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crossbeam_queue::ArrayQueue;
+
 const CHUNK_SIZE: usize = 4096;
 const CHUNK_ALIGN: usize = 64;
 /// Cells bigger than this use the global allocator.
 const MAX_CELL: usize = 1024;
 const GUARD: usize = usize::MAX / 2;
+/// Free chunks kept for reuse (256 KiB).
+const POOL: usize = 64;
+
+/// A free chunk's address, as the pool holds it.
+struct FreeChunk(NonNull<Chunk>);
+
+// SAFETY: a free chunk is plain memory owned by whoever holds this value.
+unsafe impl Send for FreeChunk {}
+
+fn pool() -> &'static ArrayQueue<FreeChunk> {
+    static POOL_QUEUE: std::sync::OnceLock<ArrayQueue<FreeChunk>> = std::sync::OnceLock::new();
+    POOL_QUEUE.get_or_init(|| ArrayQueue::new(POOL))
+}
 
 /// The head of a chunk; cells follow it in the same allocation.
 #[repr(C, align(64))]
@@ -125,7 +145,10 @@ fn global(layout: Layout) -> NonNull<u8> {
 }
 
 fn fresh_chunk() -> Bump {
-    let memory = global(chunk_layout()).cast::<Chunk>();
+    let memory = match pool().pop() {
+        Some(FreeChunk(chunk)) => chunk,
+        None => global(chunk_layout()).cast::<Chunk>(),
+    };
     // SAFETY: `memory` is a fresh allocation of CHUNK_SIZE bytes, aligned
     // for `Chunk`, which fits at its start.
     unsafe { memory.as_ptr().write(Chunk { live: AtomicUsize::new(GUARD) }) };
@@ -150,9 +173,13 @@ unsafe fn release(chunk: *const Chunk, n: usize) {
     // SAFETY: the caller holds part of the count, so the chunk is alive.
     let live = unsafe { &(*chunk).live };
     if live.fetch_sub(n, Ordering::AcqRel) == n {
-        // SAFETY: the count reached zero: no cell and no owner refers to the
-        // chunk any more, and it was allocated with `chunk_layout()`.
-        unsafe { dealloc(chunk as *mut u8, chunk_layout()) };
+        // The count reached zero: no cell and no owner refers to the chunk.
+        let chunk = NonNull::from(live).cast::<Chunk>();
+        if let Err(FreeChunk(chunk)) = pool().push(FreeChunk(chunk)) {
+            // SAFETY: the pool is full and nobody refers to the chunk; it
+            // was allocated with `chunk_layout()`.
+            unsafe { dealloc(chunk.as_ptr().cast(), chunk_layout()) };
+        }
     }
 }
 

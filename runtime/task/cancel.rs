@@ -72,7 +72,7 @@ pub fn sleep(duration: Duration) -> bool {
             }
             thread::park_timeout(deadline - now);
         }
-        header.listeners.unregister_thread(&me);
+        header.listeners.unregister_thread(&header.state, &me);
         full
     })
 }

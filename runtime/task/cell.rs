@@ -168,9 +168,11 @@ unsafe fn succeed<T>(task: TaskRef, prefix: &Prefix<T>, value: T) {
     match published {
         Ok(prev) => {
             header.leave_group();
-            let listeners = if prev & LISTENERS != 0 { header.listeners.take() } else { Taken::default() };
-            drop(task);
-            tell(Completion { listeners, failure: None });
+            if prev & LISTENERS != 0 {
+                let listeners = header.listeners.take(&header.state);
+                drop(task);
+                tell(Completion { listeners, failure: None });
+            }
         }
         Err(_) => {
             // Cancelled while running: the canceller wrote the result, and

@@ -52,24 +52,32 @@ impl GroupRef {
         unsafe { self.0.as_ref() }
     }
 
-    /// Adds a member. Called by the spawner while it is itself a member (or
-    /// the closure), so the count cannot be zero here.
-    pub(crate) fn join(self) {
-        self.group().live.fetch_add(1, Ordering::Relaxed);
+    /// Adds `n` members (or reserves `n` joins). Called by a spawner that is
+    /// itself a member (a task, or the closure), so the count is not zero.
+    pub(crate) fn join(self, n: usize) {
+        self.group().live.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Removes a member that ended with `error` (`None` on success). The
-    /// group may be freed as soon as this returns.
-    pub(crate) fn leave(self, task: TaskId, error: Option<&Error>) {
-        let group = self.group();
-        if let Some(error) = error {
-            let mut first = group.first_error.lock();
-            // Task ids grow in spawn order, so the smallest id is the first spawned.
-            if first.as_ref().is_none_or(|(id, _)| task < *id) {
-                *first = Some((task, error.clone()));
-            }
+    /// Returns `n` reserved joins that were not used. Called by a context
+    /// that is still a member itself, so the count stays above zero.
+    pub(crate) fn give_back(self, n: usize) {
+        let before = self.group().live.fetch_sub(n, Ordering::AcqRel);
+        debug_assert!(before > n, "a context gives credits back while it is a member");
+    }
+
+    /// Records the error of a member that failed; the smallest task id (the
+    /// first spawned) wins.
+    pub(crate) fn record_error(self, task: TaskId, error: &Error) {
+        let mut first = self.group().first_error.lock();
+        if first.as_ref().is_none_or(|(id, _)| task < *id) {
+            *first = Some((task, error.clone()));
         }
-        if group.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+    }
+
+    /// Removes `n` members. The group may be freed as soon as this returns.
+    pub(crate) fn leave_many(self, n: usize) {
+        let group = self.group();
+        if group.live.fetch_sub(n, Ordering::AcqRel) == n {
             let waiter = group.waiter.clone();
             group.done.store(true, Ordering::Release);
             // `group` must not be touched from here on.
@@ -117,7 +125,7 @@ pub fn sync<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
         let _current = context::enter_group(member);
         catch_unwind(AssertUnwindSafe(f))
     };
-    member.leave(TaskId::NONE, None);
+    member.leave_many(1);
     wait::until(&|| group.done.load(Ordering::Acquire), None);
     let value = outcome.unwrap_or_else(|panic| resume_unwind(panic));
     match group.first_error.into_inner() {

@@ -1,23 +1,26 @@
 //! Who is told when a task completes: dependent tasks, parked threads and
 //! async wakers.
 //!
-//! Registration and completion meet on the `LISTENERS` and `COMPLETE` bits of
-//! the task's [state](super::state):
+//! The list is guarded by the `LOCKED` bit of the task's
+//! [state](super::state), so registration and completion meet on one word:
 //!
-//! - a registrant locks the list, sets `LISTENERS`, and pushes itself only if
-//!   `COMPLETE` was not yet set (otherwise it is told "already complete");
-//! - the completer sets `COMPLETE`, and takes the list under the lock only if
-//!   `LISTENERS` was set.
+//! - a registrant sets `LOCKED | LISTENERS` in one compare-and-swap that
+//!   fails if `COMPLETE` is set (then it is told "already complete"),
+//!   pushes itself, and clears `LOCKED`;
+//! - the completer sets `COMPLETE`; if `LISTENERS` was set it waits for
+//!   `LOCKED` to clear (a registration in progress finishes its push) and
+//!   takes the list. No registrant can start after `COMPLETE`, so the
+//!   completer never takes the lock itself.
 //!
-//! Both bits change by read-modify-write on one word, so either the completer
-//! sees the registrant's bit (and then waits on the lock for its push), or
-//! the registrant sees `COMPLETE`. A task nobody listens to completes with a
-//! single atomic operation and never touches the lock.
+//! A task nobody listens to completes without touching the list. Up to
+//! three listeners are stored inline: a task with three dependents (a
+//! stencil point) registers them without allocating.
 
+use std::cell::UnsafeCell;
 use std::task::Waker;
 use std::thread::Thread;
 
-use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use super::raw::TaskRef;
 use super::state::{COMPLETE, LISTENERS, State};
@@ -29,94 +32,73 @@ pub(crate) enum Listener {
     /// A thread parked in `fetch`, `wait` or `dirk::sleep`.
     Thread(Thread),
     /// An `async` caller awaiting the task.
-    Waker(Waker),
+    Waker(Box<Waker>),
 }
 
-/// The list behind the lock. Most tasks have zero or one listener, so those
-/// cases do not allocate.
-#[derive(Default)]
-enum List {
-    #[default]
-    Empty,
-    One(Listener),
-    Many(Vec<Listener>),
-}
+type List = SmallVec<[Listener; 3]>;
 
 /// The listener list of one task.
 #[derive(Default)]
-pub(crate) struct Listeners(Mutex<List>);
+pub(crate) struct Listeners(UnsafeCell<List>);
+
+// SAFETY: the list is only touched while holding the `LOCKED` bit of the
+// owning task's state, or by the completer after `COMPLETE` with `LOCKED`
+// clear (module note). Listeners are `Send`.
+unsafe impl Sync for Listeners {}
 
 impl Listeners {
     /// Adds `listener` unless the task is already complete, in which case the
     /// listener is handed back.
     pub(crate) fn register(&self, state: &State, listener: Listener) -> Result<(), Listener> {
-        let mut list = self.0.lock();
-        if state.set(LISTENERS) & COMPLETE != 0 {
+        if !state.lock_unless_complete(LISTENERS) {
             return Err(listener);
         }
-        *list = match std::mem::take(&mut *list) {
-            List::Empty => List::One(listener),
-            List::One(first) => List::Many(vec![first, listener]),
-            List::Many(mut all) => {
-                all.push(listener);
-                List::Many(all)
-            }
-        };
+        // SAFETY: we hold LOCKED.
+        unsafe { (*self.0.get()).push(listener) };
+        state.unlock();
         Ok(())
     }
 
     /// Removes the registration of `thread`, if it is still there.
-    pub(crate) fn unregister_thread(&self, thread: &Thread) {
-        let mut list = self.0.lock();
-        let is_it = |l: &Listener| matches!(l, Listener::Thread(t) if t.id() == thread.id());
-        match &mut *list {
-            List::One(l) if is_it(l) => *list = List::Empty,
-            List::Many(all) => all.retain(|l| !is_it(l)),
-            _ => {}
+    pub(crate) fn unregister_thread(&self, state: &State, thread: &Thread) {
+        if !state.lock_unless_complete(0) {
+            return; // the completer takes (and unparks) it
         }
+        // SAFETY: we hold LOCKED.
+        unsafe { (*self.0.get()).retain(|l| !matches!(l, Listener::Thread(t) if t.id() == thread.id())) };
+        state.unlock();
     }
 
     /// Takes every listener; called once, by the completer, after it set
     /// `COMPLETE` and saw `LISTENERS`.
-    pub(crate) fn take(&self) -> Taken {
-        match std::mem::take(&mut *self.0.lock()) {
-            List::Empty => Taken::Empty,
-            List::One(l) => Taken::One(l),
-            List::Many(all) => Taken::Many(all.into_iter()),
-        }
+    pub(crate) fn take(&self, state: &State) -> Taken {
+        debug_assert!(state.load() & COMPLETE != 0);
+        state.wait_unlocked();
+        // SAFETY: COMPLETE is set and LOCKED is clear, so no registrant is
+        // in the list and none can enter (module note).
+        Taken(std::mem::take(unsafe { &mut *self.0.get() }).into_iter())
     }
 }
 
 /// The listeners taken from a completed task, told in registration order.
-#[derive(Default)]
-pub(crate) enum Taken {
-    #[default]
-    Empty,
-    One(Listener),
-    Many(std::vec::IntoIter<Listener>),
+pub(crate) struct Taken(smallvec::IntoIter<[Listener; 3]>);
+
+impl Default for Taken {
+    fn default() -> Self {
+        Taken(List::new().into_iter())
+    }
 }
 
 impl Iterator for Taken {
     type Item = Listener;
 
     fn next(&mut self) -> Option<Listener> {
-        match self {
-            Taken::Many(rest) => rest.next(),
-            _ => match std::mem::take(self) {
-                Taken::One(l) => Some(l),
-                _ => None,
-            },
-        }
+        self.0.next()
     }
 }
 
 impl std::fmt::Debug for Listeners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = match &*self.0.lock() {
-            List::Empty => 0,
-            List::One(_) => 1,
-            List::Many(all) => all.len(),
-        };
-        f.debug_struct("Listeners").field("len", &n).finish()
+        f.write_str("Listeners")
     }
 }

@@ -30,9 +30,6 @@ use crate::exec::wait;
 pub struct TaskId(pub(crate) u64);
 
 impl TaskId {
-    /// The id of no task (the body of a `dirk::sync` region).
-    pub(crate) const NONE: TaskId = TaskId(0);
-
     pub(crate) fn next() -> TaskId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
@@ -215,7 +212,7 @@ impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
         if self.registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
             let header = self.task.raw.header();
             let waker = cx.waker().clone();
-            if header.listeners.register(&header.state, Listener::Waker(waker.clone())).is_err() {
+            if header.listeners.register(&header.state, Listener::Waker(Box::new(waker.clone()))).is_err() {
                 return Poll::Ready(self.task.completed().map(Clone::clone).map_err(Clone::clone));
             }
             self.registered = Some(waker);

@@ -125,7 +125,7 @@ impl Header {
         if prev & BODY_DONE != 0 {
             self.leave_group();
         }
-        let listeners = if prev & LISTENERS != 0 { self.listeners.take() } else { Default::default() };
+        let listeners = if prev & LISTENERS != 0 { self.listeners.take(&self.state) } else { Default::default() };
         Completion { listeners, failure }
     }
 
@@ -133,7 +133,10 @@ impl Header {
     /// second of `BODY_DONE` and `COMPLETE`.
     pub(crate) fn leave_group(&self) {
         if let Some(group) = self.group {
-            group.leave(self.id, self.error());
+            if let Some(error) = self.error() {
+                group.record_error(self.id, error);
+            }
+            crate::exec::context::leave_group(group);
         }
     }
 

@@ -1,24 +1,27 @@
 //! Spawning: build a task cell, join the current group, register with the
 //! inputs, and queue the task once they are all complete.
 //!
-//! Registration protocol: `pending` starts at a large guard value. Each input
-//! that accepts the task as a listener counts one; inputs that complete
-//! meanwhile subtract one each. When registration ends the spawner subtracts
-//! the guard less the registered count, and whoever brings `pending` to zero
-//! schedules the task, so it is queued exactly once, after its last input.
+//! Registration protocol: `pending` starts at the number of inputs. For each
+//! input the spawner either registers the task as a listener (the input's
+//! completion will subtract one) or, when the input is already complete,
+//! subtracts one itself. Whoever brings `pending` to zero schedules the task,
+//! so it is queued exactly once, after its last input. That can only happen
+//! once every input was handled, and the spawner touches nothing of the task
+//! after handling the last one.
 
 use std::borrow::Cow;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
+
+use smallvec::SmallVec;
 
 use super::cell::{Body, new_task, schedule, tell};
 use super::listeners::Listener;
-use super::raw::{HeaderInit, TaskRef};
+use super::raw::{Header, HeaderInit, TaskRef};
 use super::{Task, TaskId};
 use crate::error::{Error, ScopeError};
 use crate::exec::{self, Shared, context};
 use crate::sched::{Options, Placement};
-
-const GUARD: u32 = u32::MAX / 2;
 
 /// A body that is a closure with no inputs.
 pub(crate) struct Closure<F>(pub(crate) F);
@@ -58,12 +61,9 @@ pub(crate) fn spawn_body_on<B: Body>(
         name = name.or_else(|| o.name.clone());
     }
     let placement = rt.place(scope.as_ref());
-    let group = context::group();
-    if let Some(group) = group {
-        group.join();
-    }
-    let mut has_inputs = false;
-    body.for_each_input(&mut |_| has_inputs = true);
+    let group = context::join_group();
+    let mut inputs = 0u32;
+    body.for_each_input(&mut |_| inputs += 1);
     let init = HeaderInit {
         id: TaskId::next(),
         rt,
@@ -72,7 +72,7 @@ pub(crate) fn spawn_body_on<B: Body>(
         options: inherited,
         name: name.unwrap_or(Cow::Borrowed(default_name)),
     };
-    let (handle, queued) = new_task(init, body, GUARD);
+    let (handle, queued) = new_task(init, body, inputs);
     let refused = match placement {
         Err(reason) => {
             let h = queued.header();
@@ -92,37 +92,35 @@ pub(crate) fn spawn_body_on<B: Body>(
             }
             queued.run();
         }
-        None if !has_inputs => rt.schedule(queued),
+        None if inputs == 0 => rt.schedule(queued),
         None => register(queued),
     }
     // SAFETY: the cell was built for `B`, whose value type is `B::Output`.
     unsafe { Task::from_raw(handle) }
 }
 
-/// Registers `task` with each of its inputs, then releases the guard.
+/// Registers `task` with each of its inputs (see the module note).
 fn register(task: TaskRef) {
-    let mut registered = 0;
-    let mut failed = None;
-    task.for_each_input(&mut |input| {
-        let h = input.header();
-        match h.listeners.register(&h.state, Listener::Dependent(task.clone())) {
-            Ok(()) => registered += 1,
-            Err(_) => {
-                if failed.is_none() {
-                    failed = h.error().cloned();
-                }
+    // Collect first: once the last input is handled the task may run and
+    // take its body, so the body must not be read while registering.
+    let mut inputs: SmallVec<[NonNull<Header>; 4]> = SmallVec::new();
+    task.for_each_input(&mut |input| inputs.push(input.as_ptr()));
+    for input in inputs {
+        // SAFETY: the task's body holds a reference to every input, and the
+        // body lives until the task runs, which needs this input handled.
+        let h = unsafe { input.as_ref() };
+        if h.listeners.register(&h.state, Listener::Dependent(task.clone())).is_ok() {
+            continue;
+        }
+        if let Some(error) = h.error() {
+            let me = task.header();
+            if let Some(completion) = me.fail(Error::upstream(me.id, me.name.clone(), error)) {
+                tell(completion);
             }
         }
-    });
-    if let Some(error) = failed {
-        let h = task.header();
-        if let Some(completion) = h.fail(Error::upstream(h.id, h.name.clone(), &error)) {
-            tell(completion);
+        if task.header().pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            return schedule(task);
         }
-    }
-    let release = GUARD - registered;
-    if task.header().pending.fetch_sub(release, Ordering::AcqRel) == release {
-        schedule(task);
     }
 }
 

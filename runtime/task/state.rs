@@ -23,7 +23,8 @@
 //!    is still running keeps its group alive until it returns.
 //! 6. `CANCEL` asks a running body to stop; `dirk::sleep` and
 //!    `dirk::cancelled()` observe it.
-//! 7. `TAKEN` marks a value moved out by the last consumer (which held the
+//! 7. `LOCKED` guards the listener list (see [`listeners`](super::listeners)).
+//! 8. `TAKEN` marks a value moved out by the last consumer (which held the
 //!    only reference), so freeing the cell does not drop it again.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -36,6 +37,7 @@ pub(crate) const LISTENERS: u32 = 1 << 4;
 pub(crate) const BODY_DONE: u32 = 1 << 5;
 pub(crate) const CANCEL: u32 = 1 << 6;
 pub(crate) const TAKEN: u32 = 1 << 7;
+pub(crate) const LOCKED: u32 = 1 << 8;
 
 /// The state word of one task.
 #[derive(Debug, Default)]
@@ -74,9 +76,46 @@ impl State {
         self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
     }
 
+    /// Takes `LOCKED` (setting `extra` with it) unless `COMPLETE` is set;
+    /// returns whether it did.
+    pub(crate) fn lock_unless_complete(&self, extra: u32) -> bool {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            if cur & COMPLETE != 0 {
+                return false;
+            }
+            if cur & LOCKED != 0 {
+                backoff();
+                cur = self.0.load(Ordering::Relaxed);
+                continue;
+            }
+            match self.0.compare_exchange_weak(cur, cur | LOCKED | extra, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    pub(crate) fn unlock(&self) {
+        self.0.fetch_and(!LOCKED, Ordering::Release);
+    }
+
+    /// Waits until no registrant holds `LOCKED`.
+    pub(crate) fn wait_unlocked(&self) {
+        while self.0.load(Ordering::Acquire) & LOCKED != 0 {
+            backoff();
+        }
+    }
+
     pub(crate) fn is_complete(&self) -> bool {
         self.load() & COMPLETE != 0
     }
+}
+
+/// A lock holder is inside a few instructions; yield in case it was preempted.
+#[cold]
+fn backoff() {
+    std::thread::yield_now();
 }
 
 #[cfg(test)]
