@@ -1,7 +1,7 @@
 //! What the code emitted by dirk's macros calls. Not a public API: names and
 //! signatures change without notice.
 
-pub use crate::task::slots::{Arg, ArgTask, ArgTaskRef, ArgValue, Input, InputRef, Provide, Slot, Slots, Value};
+pub use crate::task::slots::{Arg, ArgTask, ArgTaskRef, ArgValue, InputRef, Provide, Slot, Slots, Value};
 
 use crate::sched::Options;
 use crate::task::Task;

@@ -36,7 +36,7 @@ pub type Name = Cow<'static, str>;
 /// assert!(matches!(err.root(), Error::Panicked { message, .. } if message == "x is 1"));
 /// assert!(err.to_string().contains("`boom`"));
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// The task's function panicked; `message` is the panic's payload.

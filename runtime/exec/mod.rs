@@ -337,11 +337,12 @@ pub struct Builder {
     threads: Option<usize>,
     pin: bool,
     stack_size: usize,
+    thread_name: String,
 }
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { threads: None, pin: false, stack_size: 8 << 20 }
+        Builder { threads: None, pin: false, stack_size: 8 << 20, thread_name: "dirk-worker".to_owned() }
     }
 }
 
@@ -370,6 +371,13 @@ impl Builder {
     /// The stack size of each worker thread in bytes (default 8 MiB).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
+        self
+    }
+
+    /// The name of the worker threads, to which `-{index}` is appended
+    /// (default `dirk-worker`). Linux shows the first 15 bytes.
+    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
+        self.thread_name = name.into();
         self
     }
 
@@ -405,7 +413,7 @@ impl Builder {
         for (index, deque) in deques.into_iter().enumerate() {
             let core = pin.then(|| cores[index]);
             let spawned = thread::Builder::new()
-                .name(format!("dirk-worker-{index}"))
+                .name(format!("{}-{index}", self.thread_name))
                 .stack_size(self.stack_size)
                 .spawn(move || {
                     if let Some(core) = core {

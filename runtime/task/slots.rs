@@ -3,15 +3,16 @@
 //!
 //! Each argument is wrapped once at the spawn site, picking its kind by
 //! autoref specialisation on the argument's type:
-//! - a `Task<T>` or `&Task<T>` becomes an [`Input<T>`]: a dependency whose
+//! - a `Task<T>` or `&Task<T>` becomes a `Task<T>` slot: a dependency whose
 //!   result is read when the task runs;
 //! - anything else becomes a [`Value<T>`], moved into the task.
 //!
 //! Inside the task, [`Provide`] turns a slot into the parameter type `f`
 //! declares, chosen by rustc from `f`'s signature: a `Value<T>` gives `T`,
-//! `&T` or `&mut T`; an `Input<T>` gives `&T` (borrowed from the stored
+//! `&T` or `&mut T`; a `Task<T>` gives `&T` (borrowed from the stored
 //! result) or `T` (moved when this task holds the last reference to the
-//! result, cloned otherwise).
+//! result, cloned otherwise). Task slots are the handles themselves so that
+//! rustc's messages about them name `Task<T>`.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -24,14 +25,12 @@ use super::raw::TaskRef;
 #[derive(Debug)]
 pub struct Value<T>(Option<T>);
 
-/// A task result used as an argument: a dependency.
-pub struct Input<T>(Task<T>);
-
-impl<T> std::fmt::Debug for Input<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Input").field(&self.0.raw.header().id).finish()
-    }
-}
+// SAFETY: the field is private and the only constructor,
+// `ArgValue::dirk_slot`, requires `T: Send`, so every `Value<T>` that exists
+// holds a `Send` value. (Lifetimes cannot weaken that: spawning requires
+// `'static` slots.) Checking `Send` there, and only there, gives one error
+// at the user's argument instead of a second one at the spawn.
+unsafe impl<T> Send for Value<T> {}
 
 /// Wraps one argument expression so that method resolution can tell task
 /// handles from values (autoref specialisation).
@@ -54,38 +53,43 @@ impl<T> Arg<T> {
     }
 }
 
-/// Picks [`Input`] for an owned `Task<T>`.
+/// Picks a task slot for an owned `Task<T>`.
 pub trait ArgTask<T> {
     /// The slot for this argument.
-    fn dirk_slot(&self) -> Input<T>;
+    fn dirk_slot(&self) -> Task<T>;
 }
 
 impl<T> ArgTask<T> for Arg<Task<T>> {
-    fn dirk_slot(&self) -> Input<T> {
-        Input(self.take())
+    fn dirk_slot(&self) -> Task<T> {
+        self.take()
     }
 }
 
-/// Picks [`Input`] for a borrowed `&Task<T>`.
+/// Picks a task slot for a borrowed `&Task<T>`.
 pub trait ArgTaskRef<T> {
     /// The slot for this argument.
-    fn dirk_slot(&self) -> Input<T>;
+    fn dirk_slot(&self) -> Task<T>;
 }
 
 impl<T> ArgTaskRef<T> for Arg<&Task<T>> {
-    fn dirk_slot(&self) -> Input<T> {
-        Input(self.take().clone())
+    fn dirk_slot(&self) -> Task<T> {
+        self.take().clone()
     }
 }
 
 /// Picks [`Value`] for everything else.
 pub trait ArgValue<T> {
-    /// The slot for this argument.
-    fn dirk_slot(&self) -> Value<T>;
+    /// The slot for this argument; it moves to the thread that runs the task.
+    fn dirk_slot(&self) -> Value<T>
+    where
+        T: Send;
 }
 
 impl<T> ArgValue<T> for &Arg<T> {
-    fn dirk_slot(&self) -> Value<T> {
+    fn dirk_slot(&self) -> Value<T>
+    where
+        T: Send,
+    {
         Value(Some(self.take()))
     }
 }
@@ -93,7 +97,7 @@ impl<T> ArgValue<T> for &Arg<T> {
 /// Turns a slot into the parameter type `P` the called function declares.
 #[diagnostic::on_unimplemented(
     message = "this argument cannot be passed where the function expects `{P}`",
-    label = "expected `{P}`, found `{Self}`",
+    label = "expected `{P}` here",
     note = "a `Task<T>` argument gives the function a `T` (for `T: Clone`) or a `&T`; any other argument is passed as it is"
 )]
 pub trait Provide<'a, P> {
@@ -119,26 +123,27 @@ impl<'a, T> Provide<'a, &'a mut T> for Value<T> {
     }
 }
 
-impl<'a, T: Clone> Provide<'a, T> for Input<T> {
+impl<'a, T: Clone> Provide<'a, T> for Task<T> {
     fn provide(&'a mut self) -> T {
         // The last user of a result takes it; others clone it.
         // SAFETY: `Task<T>` holds a task with value type `T`.
-        if let Some(value) = unsafe { cell::take_value::<T>(&self.0.raw) } {
+        if let Some(value) = unsafe { cell::take_value::<T>(&self.raw) } {
             return value;
         }
         self.ok().clone()
     }
 }
 
-impl<'a, T> Provide<'a, &'a T> for Input<T> {
+impl<'a, T> Provide<'a, &'a T> for Task<T> {
     fn provide(&'a mut self) -> &'a T {
         self.ok()
     }
 }
 
-impl<T> Input<T> {
+impl<T> Task<T> {
+    /// The value of an input that succeeded (a task runs only then).
     fn ok(&self) -> &T {
-        match self.0.result() {
+        match self.result() {
             Some(Ok(value)) => value,
             _ => unreachable!("a task runs only after all its inputs succeeded"),
         }
@@ -167,9 +172,9 @@ impl<T> Slot for Value<T> {
     }
 }
 
-impl<T> Slot for Input<T> {
+impl<T> Slot for Task<T> {
     fn input(&self) -> Option<InputRef<'_>> {
-        Some(InputRef(&self.0.raw))
+        Some(InputRef(&self.raw))
     }
 }
 

@@ -31,12 +31,19 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
     let (callee_let, callee_use) = match &call.callee {
         Callee::Path(path) => (quote!(), quote!(#path)),
         Callee::Expr(expr) => (quote!(let #callee_var = #expr;), quote!(#callee_var)),
-        Callee::Method { receiver, .. } => (quote!(let mut #callee_var = #receiver;), quote!(#callee_var)),
+        Callee::Method { receiver, .. } => {
+            (quote!(#[allow(unused_mut)] let mut #callee_var = #receiver;), quote!(#callee_var))
+        }
     };
+
+    // Generated names are hygienic but placed at the user's argument, so
+    // that rustc reports a problem with the argument at the argument.
+    let at =
+        |i: usize, arg: &syn::Expr| format_ident!("__dirk_a{}", i, span = Span::mixed_site().located_at(arg.span()));
 
     let wraps = call.args.iter().enumerate().map(|(i, arg)| {
         let name = slot(i);
-        quote_spanned! {arg.span()=>
+        quote_spanned! {arg.span().resolved_at(Span::mixed_site())=>
             let #name = (&::dirk::__private::Arg::new(#arg)).dirk_slot();
         }
     });
@@ -50,8 +57,8 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
     }
 
     let provided = call.args.iter().enumerate().map(|(i, arg)| {
-        let name = slot(i);
-        quote_spanned! {arg.span()=> ::dirk::__private::Provide::provide(&mut #name) }
+        let name = at(i, arg);
+        quote_spanned! {arg.span().resolved_at(Span::mixed_site())=> #name.provide() }
     });
     let invoke = match &call.callee {
         Callee::Method { method, turbofish, .. } => {
@@ -73,7 +80,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
 
     quote! {{
         #[allow(unused_imports)]
-        use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgValue as _};
+        use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgValue as _, Provide as _};
         #callee_let
         #(#wraps)*
         ::dirk::__private::spawn_call(
