@@ -11,7 +11,7 @@
 //! fn add(a: i64, b: i64) -> i64 { a + b }
 //!
 //! #[task]
-//! fn total(xs: &Vec<f64>) -> f64 { xs.iter().sum() }
+//! fn total(xs: &[f64]) -> f64 { xs.iter().sum() }
 //!
 //! let a = spawn!(add(1, 2));          // Task<i64>, already scheduled
 //! let b = spawn!(add(&a, 10));        // a handle where an i64 is expected: a dependency
@@ -72,6 +72,11 @@ pub fn current_thread() -> Option<usize> {
 pub fn current_worker() -> usize {
     0
 }
+
+/// The README's example, compiled and run as a doctest so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 /// Everything a dirk program needs: `use dirk::prelude::*;`.
 pub mod prelude {

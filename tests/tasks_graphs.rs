@@ -20,8 +20,13 @@ fn mul(a: i64, b: i64) -> i64 {
 }
 
 #[task]
-fn sum(xs: &Vec<i64>) -> i64 {
+fn sum(xs: &[i64]) -> i64 {
     xs.iter().sum()
+}
+
+#[task]
+fn shout(s: &str) -> String {
+    s.to_uppercase()
 }
 
 #[task]
@@ -272,6 +277,17 @@ fn closures_methods_and_paths_can_be_spawned() {
         assert_eq!(s.name(), "greeting");
         assert_eq!(s.fetch().unwrap(), "HI");
         assert_eq!(dirk::spawn(|| "closure").fetch().unwrap(), "closure");
+    });
+}
+
+#[test]
+fn vec_and_string_results_read_as_slices_and_strs() {
+    within(SHORT, || {
+        let xs = dirk::spawn(|| vec![1_i64, 2, 3]);
+        assert_eq!(spawn!(sum(&xs)).fetch().unwrap(), 6);
+        let word = dirk::spawn(|| "dirk".to_owned());
+        assert_eq!(spawn!(shout(&word)).fetch().unwrap(), "DIRK");
+        assert_eq!(spawn!(shout("plain".to_owned())).fetch().unwrap(), "PLAIN");
     });
 }
 

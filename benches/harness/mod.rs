@@ -12,26 +12,26 @@
 use std::time::{Duration, Instant};
 
 /// Whether this is a quick smoke run (`cargo xtask bench --quick`).
-pub fn quick() -> bool {
+pub(crate) fn quick() -> bool {
     std::env::var_os("DIRK_BENCH_QUICK").is_some_and(|v| v != "0")
 }
 
 /// `full` normally, `quick` in a smoke run.
-pub fn pick<T>(full: T, quick_value: T) -> T {
+pub(crate) fn pick<T>(full: T, quick_value: T) -> T {
     if quick() { quick_value } else { full }
 }
 
 /// The median and spread of repeated measurements.
 #[derive(Clone, Copy, Debug)]
-pub struct Sample {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
+pub(crate) struct Sample {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
 }
 
 /// Runs `f` `runs` times (after one warm-up run) and returns the median of
 /// the values it reports.
-pub fn sample(runs: usize, mut f: impl FnMut() -> f64) -> Sample {
+pub(crate) fn sample(runs: usize, mut f: impl FnMut() -> f64) -> Sample {
     f();
     let mut values: Vec<f64> = (0..runs.max(1)).map(|_| f()).collect();
     values.sort_by(f64::total_cmp);
@@ -39,19 +39,19 @@ pub fn sample(runs: usize, mut f: impl FnMut() -> f64) -> Sample {
 }
 
 /// Times one call of `f`.
-pub fn time(f: impl FnOnce()) -> Duration {
+pub(crate) fn time(f: impl FnOnce()) -> Duration {
     let start = Instant::now();
     f();
     start.elapsed()
 }
 
 /// Nanoseconds per item of a run that took `d` for `items` items.
-pub fn ns_per(d: Duration, items: usize) -> f64 {
+pub(crate) fn ns_per(d: Duration, items: usize) -> f64 {
     d.as_nanos() as f64 / items as f64
 }
 
 /// Reports one result. `lower_is_better` says how to read ratios.
-pub fn report(group: &str, case: &str, system: &str, s: Sample, unit: &str, lower_is_better: bool) {
+pub(crate) fn report(group: &str, case: &str, system: &str, s: Sample, unit: &str, lower_is_better: bool) {
     eprintln!("  {group:<12} {case:<40} {system:<22} {:>12.1} {unit} (min {:.1}, max {:.1})", s.median, s.min, s.max);
     println!(
         "@bench {{\"group\":{group:?},\"case\":{case:?},\"system\":{system:?},\"value\":{},\"min\":{},\"max\":{},\"unit\":{unit:?},\"lower_is_better\":{lower_is_better}}}",
@@ -60,6 +60,6 @@ pub fn report(group: &str, case: &str, system: &str, s: Sample, unit: &str, lowe
 }
 
 /// Reports a measurement with no spread (a single figure).
-pub fn report_value(group: &str, case: &str, system: &str, value: f64, unit: &str, lower_is_better: bool) {
+pub(crate) fn report_value(group: &str, case: &str, system: &str, value: f64, unit: &str, lower_is_better: bool) {
     report(group, case, system, Sample { median: value, min: value, max: value }, unit, lower_is_better);
 }

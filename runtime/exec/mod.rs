@@ -109,7 +109,7 @@ impl Shared {
             c.set(n);
             n
         });
-        if n % 1024 == 0 && self.injector.len() > INJECTOR_LIMIT {
+        if n.is_multiple_of(1024) && self.injector.len() > INJECTOR_LIMIT {
             self.wait_for_room();
         }
     }

@@ -34,7 +34,9 @@ pub(crate) fn until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>
     if done() {
         return true;
     }
-    let helped = context::with_worker(|worker| worker.map(|w| w.help_until(done, awaited)));
+    let helped = context::with_worker(|worker| {
+        worker.map(|w| w.help_until(done, awaited.map(|(h, _)| h), awaited.map(|(_, d)| d)))
+    });
     if let Some(done) = helped {
         return done;
     }

@@ -106,14 +106,18 @@ impl WorkerLocal {
     ///
     /// When waiting for a task (`awaited`), the thread registers as its
     /// listener first, so that the completion unparks it if it sleeps.
-    pub(crate) fn help_until(&self, done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> bool {
+    pub(crate) fn help_until(
+        &self,
+        done: &dyn Fn() -> bool,
+        awaited: Option<&Header>,
+        deadline: Option<Instant>,
+    ) -> bool {
         let me = std::thread::current();
-        if let Some((header, _)) = awaited {
-            if header.listeners.register(&header.state, Listener::Thread(me.clone())).is_err() {
-                return true;
-            }
+        if let Some(header) = awaited
+            && header.listeners.register(&header.state, Listener::Thread(me.clone())).is_err()
+        {
+            return true;
         }
-        let deadline = awaited.map(|(_, d)| d);
         loop {
             if done() {
                 return true;
@@ -122,7 +126,7 @@ impl WorkerLocal {
                 Next::Task(task) => run(task),
                 Next::Ready => return true,
                 Next::Timeout => {
-                    if let Some((header, _)) = awaited {
+                    if let Some(header) = awaited {
                         header.listeners.unregister_thread(&header.state, &me);
                     }
                     return done();
@@ -201,10 +205,10 @@ impl WorkerLocal {
     fn find_task(&self) -> Option<Runnable> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % 61 == 0 {
-            if let Some(task) = self.steal_shared() {
-                return Some(task);
-            }
+        if tick.is_multiple_of(61)
+            && let Some(task) = self.steal_shared()
+        {
+            return Some(task);
         }
         if let Some(task) = self.local.pop() {
             return Some(task);

@@ -84,11 +84,11 @@ impl Scope {
         if let Some(gpu) = self.gpu {
             return Err(format!("there is no GPU {gpu}: this runtime has no GPU processors"));
         }
-        if let Some(workers) = &self.workers {
-            if !workers.contains(&0) {
-                let list = workers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                return Err(format!("there is no worker {list}: this runtime runs in one process, worker 0"));
-            }
+        if let Some(workers) = &self.workers
+            && !workers.contains(&0)
+        {
+            let list = workers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            return Err(format!("there is no worker {list}: this runtime runs in one process, worker 0"));
         }
         match self.thread {
             None => Ok(Placement::Any),

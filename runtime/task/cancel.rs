@@ -5,13 +5,30 @@
 //! Rust cannot stop a running function from outside. Bodies that run long
 //! check `dirk::cancelled()` or wait with `dirk::sleep`, which registers the
 //! thread as a listener of its own task and so is woken by the cancellation.
+//!
+//! On a worker thread `dirk::sleep` does not hold the core: like `fetch`, it
+//! runs other tasks until its deadline (Dagger's `sleep` yields the same
+//! way), so sleeping tasks overlap instead of queueing. A task run meanwhile
+//! finishes before the sleeper resumes, so a sleep may last longer than
+//! asked when the other tasks are long. A worker lends itself out for at
+//! most [`SLEEP_NESTING`] sleeping tasks at a time; deeper sleeps block.
+//! Without that bound one worker would start every queued sleeping task
+//! before the others woke up to share them.
 
+use std::cell::Cell;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::listeners::Listener;
 use super::state::{CANCEL, FINISHING};
 use crate::exec::context;
+
+/// Sleeping tasks a worker thread holds at once while it runs other tasks.
+const SLEEP_NESTING: u32 = 4;
+
+thread_local! {
+    static SLEEPING: Cell<u32> = const { Cell::new(0) };
+}
 
 /// Whether the task running on this thread has been cancelled (always
 /// `false` outside a task).
@@ -33,9 +50,13 @@ pub fn cancelled() -> bool {
     context::with_task(|task| task.is_some_and(|h| h.state.load() & (CANCEL | FINISHING) == CANCEL | FINISHING))
 }
 
-/// Sleeps for `duration`, or until the task running on this thread is
-/// cancelled, whichever comes first. Returns `true` when the full duration
-/// passed. Outside a task it is `std::thread::sleep`.
+/// Sleeps for at least `duration`, or until the task running on this thread
+/// is cancelled, whichever comes first. Returns `true` when the full
+/// duration passed. Outside a task it is `std::thread::sleep`.
+///
+/// On a worker thread the sleeping task lends the thread to other tasks
+/// until its deadline, so it may wake late if one of them runs long. Do not
+/// hold a lock that other tasks take while sleeping.
 ///
 /// ```
 /// use dirk::prelude::*;
@@ -60,19 +81,22 @@ pub fn sleep(duration: Duration) -> bool {
             // Already complete: only a cancellation completes a running task.
             return false;
         }
-        let mut full = true;
-        loop {
-            if stop() {
-                full = false;
-                break;
+        let done = || stop() || Instant::now() >= deadline;
+        let depth = SLEEPING.with(Cell::get);
+        let helped = if depth < SLEEP_NESTING {
+            SLEEPING.with(|s| s.set(depth + 1));
+            let helped = context::with_worker(|w| w.map(|w| w.help_until(&done, None, Some(deadline))));
+            SLEEPING.with(|s| s.set(depth));
+            helped
+        } else {
+            None
+        };
+        if helped.is_none() {
+            while !done() {
+                thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            thread::park_timeout(deadline - now);
         }
         header.listeners.unregister_thread(&header.state, &me);
-        full
+        !stop()
     })
 }

@@ -98,7 +98,7 @@ impl<T: Send + Sync + 'static> Task<T> {
         T: Clone,
     {
         self.block();
-        self.completed().map(Clone::clone).map_err(Clone::clone)
+        self.completed().cloned().map_err(Clone::clone)
     }
 
     /// Waits for the task to end; `Ok` when it succeeded.
@@ -207,13 +207,13 @@ impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Some(result) = self.task.result() {
-            return Poll::Ready(result.map(Clone::clone).map_err(Clone::clone));
+            return Poll::Ready(result.cloned().map_err(Clone::clone));
         }
         if self.registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
             let header = self.task.raw.header();
             let waker = cx.waker().clone();
             if header.listeners.register(&header.state, Listener::Waker(Box::new(waker.clone()))).is_err() {
-                return Poll::Ready(self.task.completed().map(Clone::clone).map_err(Clone::clone));
+                return Poll::Ready(self.task.completed().cloned().map_err(Clone::clone));
             }
             self.registered = Some(waker);
         }

@@ -23,12 +23,15 @@ use crate::error::{Error, Name};
 use crate::exec::Shared;
 use crate::sched::{Options, Placement};
 
+/// A visitor of a task's inputs.
+pub(crate) type InputVisitor<'a> = &'a mut dyn FnMut(&TaskRef);
+
 /// The operations on a task that depend on its value and body types.
 pub(crate) struct VTable {
     /// Runs (or, when it was failed first, discards) the body; consumes the reference.
     pub(crate) run: unsafe fn(TaskRef),
     /// Lists the tasks the body reads.
-    pub(crate) for_each_input: unsafe fn(&Header, &mut dyn FnMut(&TaskRef)),
+    pub(crate) for_each_input: unsafe fn(&Header, InputVisitor<'_>),
     /// Drops the cell's contents and frees it.
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
 }

@@ -11,8 +11,9 @@
 //! declares, chosen by rustc from `f`'s signature: a `Value<T>` gives `T`,
 //! `&T` or `&mut T`; a `Task<T>` gives `&T` (borrowed from the stored
 //! result) or `T` (moved when this task holds the last reference to the
-//! result, cloned otherwise). Task slots are the handles themselves so that
-//! rustc's messages about them name `Task<T>`.
+//! result, cloned otherwise). A `Vec<T>` also gives `&[T]`, a `String` also
+//! gives `&str`. Task slots are the handles themselves so that rustc's
+//! messages about them name `Task<T>`.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -137,6 +138,32 @@ impl<'a, T: Clone> Provide<'a, T> for Task<T> {
 impl<'a, T> Provide<'a, &'a T> for Task<T> {
     fn provide(&'a mut self) -> &'a T {
         self.ok()
+    }
+}
+
+/// A `Vec<T>` result read as a slice, for `fn f(xs: &[T])`.
+impl<'a, T> Provide<'a, &'a [T]> for Task<Vec<T>> {
+    fn provide(&'a mut self) -> &'a [T] {
+        self.ok()
+    }
+}
+
+/// A `String` result read as a `&str`, for `fn f(s: &str)`.
+impl<'a> Provide<'a, &'a str> for Task<String> {
+    fn provide(&'a mut self) -> &'a str {
+        self.ok()
+    }
+}
+
+impl<'a, T> Provide<'a, &'a [T]> for Value<Vec<T>> {
+    fn provide(&'a mut self) -> &'a [T] {
+        self.0.as_deref().expect("each argument is provided once")
+    }
+}
+
+impl<'a> Provide<'a, &'a str> for Value<String> {
+    fn provide(&'a mut self) -> &'a str {
+        self.0.as_deref().expect("each argument is provided once")
     }
 }
 

@@ -72,7 +72,8 @@ fn the_expansion_calls_the_runtime_glue() {
     assert!(out.contains(":: dirk :: __private :: spawn_call"), "{out}");
     assert!(out.contains("\"add\""), "{out}");
     assert!(out.contains(". name (\"n\")"), "{out}");
-    assert!(out.contains(":: dirk :: __private :: Provide :: provide"), "{out}");
+    assert!(out.contains(". provide ()"), "{out}");
+    assert!(out.contains("Provide as _"), "{out}");
 }
 
 #[test]

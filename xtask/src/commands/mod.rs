@@ -1,0 +1,3 @@
+pub(crate) mod bench;
+pub(crate) mod bless;
+pub(crate) mod test;

@@ -1,0 +1,47 @@
+//! `cargo xtask test`: the README's test command, and what CI runs.
+//!
+//! 1. Install what a fresh machine lacks: rustfmt, clippy, cargo-nextest.
+//! 2. Check formatting, then clippy with warnings denied.
+//! 3. Run every test with nextest (each test in its own process, with the
+//!    time limits of `.config/nextest.toml`), then the doctests.
+
+use std::process::Command;
+
+use crate::sh::{self, cargo};
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if let Some(unknown) = args.first() {
+        return Err(format!("`cargo xtask test` takes no arguments, not {unknown:?}"));
+    }
+    setup()?;
+    sh::run(cargo_args(&["fmt", "--all", "--", "--check"]))?;
+    sh::run(cargo_args(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))?;
+    let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
+    sh::run(cargo_args(&["nextest", "run", "--workspace", "--all-features", "--profile", profile]))?;
+    sh::run(cargo_args(&["test", "--workspace", "--all-features", "--doc"]))?;
+    Ok(())
+}
+
+fn cargo_args(args: &[&str]) -> Command {
+    let mut cmd = cargo();
+    cmd.args(args);
+    cmd
+}
+
+/// Installs the tools the checks need when they are missing.
+fn setup() -> Result<(), String> {
+    let components = Command::new("rustup").args(["component", "list", "--installed"]).output();
+    let installed = components.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    for component in ["rustfmt", "clippy"] {
+        if !installed.lines().any(|l| l.starts_with(component)) {
+            let mut cmd = Command::new("rustup");
+            cmd.args(["component", "add", component]);
+            sh::run(cmd)?;
+        }
+    }
+    let nextest = cargo_args(&["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
+    if !nextest {
+        sh::run(cargo_args(&["install", "cargo-nextest", "--locked"]))?;
+    }
+    Ok(())
+}
