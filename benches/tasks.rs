@@ -79,6 +79,22 @@ fn main() {
     });
     report("tasks", &case, "rayon scope.spawn", s, "ns/task", true);
     let s = sample(runs, || {
+        dirk::trace::start();
+        let d = time(|| {
+            rt.run(|| {
+                dirk::sync(|| {
+                    for i in 0..n as u64 {
+                        spawn!(noop(i));
+                    }
+                })
+                .unwrap()
+            })
+        });
+        assert!(dirk::trace::stop().tasks().len() >= n, "every task was recorded");
+        ns_per(d, n)
+    });
+    report("tasks", &case, "dirk, tracing on", s, "ns/task", true);
+    let s = sample(runs, || {
         ns_per(
             time(|| {
                 tokio_rt.block_on(async {

@@ -38,8 +38,10 @@
 
 mod error;
 mod exec;
+mod plan;
 mod sched;
 mod task;
+pub mod trace;
 
 #[doc(hidden)]
 pub mod __private;
@@ -48,6 +50,7 @@ pub use dirk_macros::{main, spawn, task, test};
 
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::{Builder, Runtime};
+pub use crate::plan::{Graph, NodeId, Plan};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};
 pub use crate::task::cancel::{cancelled, sleep};
 pub use crate::task::group::sync;

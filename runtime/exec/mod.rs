@@ -170,6 +170,9 @@ fn global() -> &'static Shared {
             Err(e) => (default_threads(), Some(e)),
         };
         let built = Builder { threads: Some(threads), ..Builder::default() }.start(config_error);
+        if std::env::var_os("DIRK_TRACE").is_some() {
+            crate::trace::start();
+        }
         match built {
             Ok((shared, handles)) => {
                 drop(handles); // global workers live as long as the process
@@ -218,6 +221,7 @@ const MAX_THREADS: usize = 4096;
 pub struct Runtime {
     shared: &'static Shared,
     handles: Mutex<Vec<JoinHandle<()>>>,
+    trace_to: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Runtime {
@@ -328,6 +332,11 @@ impl Drop for Runtime {
             }
         }
         self.shared.drain();
+        if let Some(path) = self.trace_to.take()
+            && let Err(e) = crate::trace::stop().write_chrome(&path)
+        {
+            eprintln!("dirk: could not write the trace to {}: {e}", path.display());
+        }
     }
 }
 
@@ -338,11 +347,18 @@ pub struct Builder {
     pin: bool,
     stack_size: usize,
     thread_name: String,
+    trace_to: Option<std::path::PathBuf>,
 }
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { threads: None, pin: false, stack_size: 8 << 20, thread_name: "dirk-worker".to_owned() }
+        Builder {
+            threads: None,
+            pin: false,
+            stack_size: 8 << 20,
+            thread_name: "dirk-worker".to_owned(),
+            trace_to: None,
+        }
     }
 }
 
@@ -381,13 +397,25 @@ impl Builder {
         self
     }
 
+    /// Records a trace (process-wide, see [`dirk::trace`](crate::trace))
+    /// from when the runtime starts, and writes it to `path` as
+    /// Chrome/Perfetto JSON when the runtime is dropped.
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.trace_to = Some(path.into());
+        self
+    }
+
     /// Starts the runtime's threads.
     ///
     /// Fails with [`Error::Config`] for a thread count of zero or above
     /// 4096, or when the OS refuses to start a thread.
     pub fn build(self) -> Result<Runtime, Error> {
+        let trace_to = self.trace_to.clone();
         let (shared, handles) = self.start(None)?;
-        Ok(Runtime { shared, handles: Mutex::new(handles) })
+        if trace_to.is_some() {
+            crate::trace::start();
+        }
+        Ok(Runtime { shared, handles: Mutex::new(handles), trace_to })
     }
 
     fn start(self, config_error: Option<Error>) -> Result<(&'static Shared, Vec<JoinHandle<()>>), Error> {

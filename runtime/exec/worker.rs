@@ -143,6 +143,7 @@ impl WorkerLocal {
         }
         // Out of work: batched group leaves must not wait for more work.
         context::flush_leaves();
+        crate::trace::record::worker_idle();
         let idle = &self.shared.idle;
         let mut searching = idle.try_start_search();
         loop {

@@ -34,6 +34,7 @@ use super::raw::{Header, HeaderInit, TaskRef, VTable};
 use super::state::{BODY_DONE, COMPLETE, FAILED, FINISHING, LISTENERS, RUNNING, TAKEN};
 use crate::error::Error;
 use crate::exec::context;
+use crate::trace;
 
 /// What a task does when it runs: a call with its argument slots, or a
 /// closure. `for_each_input` lists the tasks whose results it reads.
@@ -129,10 +130,14 @@ unsafe fn run<B: Body>(task: TaskRef) {
         return;
     }
     let Some(body) = body else { return };
+    let traced = trace::record::on().then(trace::record::run_start);
     let outcome = {
         let _running = context::enter_task(header);
         catch_unwind(AssertUnwindSafe(|| body.call()))
     };
+    if let Some(start) = traced {
+        record_run(header, start, outcome.is_err());
+    }
     match outcome {
         // SAFETY: the value type of this cell is `B::Output`.
         Ok(value) => unsafe { succeed(task, &cell.prefix, value) },
@@ -209,6 +214,21 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
         Header::drop_in_place(ptr);
         alloc::free(ptr.cast(), Layout::new::<Cell<B>>(), origin);
     }
+}
+
+/// Records a traced run of `header`'s body that started at `start`.
+#[cold]
+fn record_run(header: &Header, start: u64, failed: bool) {
+    trace::record::record(trace::record::Event::Run {
+        task: header.id.0,
+        name: trace::record::static_name(&header.name),
+        spawned: header.spawned_at,
+        worker: crate::current_worker() as u32,
+        thread: crate::current_thread().map_or(u32::MAX, |t| t as u32),
+        start,
+        end: trace::record::run_end(),
+        failed,
+    });
 }
 
 /// Drops a body, value or panic payload nobody needs, keeping a panic in a

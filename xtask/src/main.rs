@@ -7,6 +7,7 @@
 //! - `bless`: rewrite the compile-fail snapshots after an intended change.
 
 mod commands;
+mod plot;
 mod sh;
 
 use std::process::ExitCode;

@@ -1,8 +1,10 @@
 //! `cargo xtask bench [--quick]`: run every benchmark binary, collect the
-//! `@bench {json}` lines they print, and write BENCHMARKS.md: per group, one
-//! table of every case with dirk's figure, each peer's, and dirk ÷ peer, all
-//! measured in the same run. `--quick` (DIRK_BENCH_QUICK=1) cuts sizes and
-//! repetitions for a smoke run that keeps the harness from rotting.
+//! `@bench {json}` and `@curve {json}` lines they print, and write
+//! BENCHMARKS.md (per group, one table of every case with dirk's figure,
+//! each peer's, and dirk ÷ peer, all measured in the same run) and one SVG
+//! chart per curve plot under `bench-plots/`. `--quick`
+//! (DIRK_BENCH_QUICK=1) cuts sizes and repetitions for a smoke run that
+//! keeps the harness from rotting.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,10 +13,20 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
+use crate::plot;
 use crate::sh::{cargo, root};
 
 /// The benchmark binaries in `benches/`, run in this order.
-const BENCHES: &[&str] = &["tasks"];
+const BENCHES: &[&str] = &["tasks", "taskbench"];
+
+/// One point of a curve: `plot` names the chart, `system` the line.
+#[derive(Debug, Deserialize)]
+struct CurvePoint {
+    plot: String,
+    system: String,
+    x: f64,
+    y: f64,
+}
 
 #[derive(Debug, Deserialize)]
 struct Record {
@@ -37,22 +49,56 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let mut records = Vec::new();
+    let mut curves = Vec::new();
     for bench in BENCHES {
         eprintln!("== benchmark `{bench}`{}", if quick { " (quick)" } else { "" });
-        records.extend(run_bench(bench, quick)?);
+        let (r, c) = run_bench(bench, quick)?;
+        records.extend(r);
+        curves.extend(c);
     }
     if records.is_empty() {
         return Err("the benchmarks reported no results".to_owned());
     }
     let command = format!("cargo xtask bench{}", if quick { " --quick" } else { "" });
-    let page = render(&records, &command, quick);
+    let charts = write_charts(&curves)?;
+    let page = render(&records, &charts, &command, quick);
     let path = root().join("BENCHMARKS.md");
     std::fs::write(&path, page).map_err(|e| format!("could not write {}: {e}", path.display()))?;
     eprintln!("wrote {} ({} results)", path.display(), records.len());
     Ok(())
 }
 
-fn run_bench(bench: &str, quick: bool) -> Result<Vec<Record>, String> {
+/// Writes one SVG per plot; returns (plot name, file path relative to the root).
+fn write_charts(curves: &[CurvePoint]) -> Result<Vec<(String, String)>, String> {
+    let mut plots: BTreeMap<&str, BTreeMap<String, plot::Series>> = BTreeMap::new();
+    for p in curves {
+        plots.entry(&p.plot).or_default().entry(p.system.clone()).or_default().push((p.x, p.y));
+    }
+    let dir = root().join("bench-plots");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    for (name, series) in &plots {
+        let (title, x_label, y_label, reference) = if name.starts_with("taskbench") {
+            (
+                format!("Task Bench {}: efficiency vs task granularity", &name["taskbench ".len()..]),
+                "task granularity (µs, wall time × cores ÷ tasks)",
+                "efficiency (of peak flop/s)",
+                Some((0.5, "50%")),
+            )
+        } else {
+            (name.to_string(), "x", "y", None)
+        };
+        let chart = plot::Chart { title: &title, x_label, y_label, reference };
+        let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let rel = format!("bench-plots/{}.svg", file.trim_matches('-'));
+        std::fs::write(root().join(&rel), plot::svg(&chart, series))
+            .map_err(|e| format!("could not write {rel}: {e}"))?;
+        written.push((name.to_string(), rel));
+    }
+    Ok(written)
+}
+
+fn run_bench(bench: &str, quick: bool) -> Result<(Vec<Record>, Vec<CurvePoint>), String> {
     let mut cmd = cargo();
     cmd.args(["bench", "--bench", bench]).stdout(Stdio::piped()).stderr(Stdio::inherit());
     if quick {
@@ -61,22 +107,27 @@ fn run_bench(bench: &str, quick: bool) -> Result<Vec<Record>, String> {
     let mut child = cmd.spawn().map_err(|e| format!("could not start cargo bench: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut records = Vec::new();
+    let mut curves = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("reading the output of `{bench}`: {e}"))?;
         if let Some(json) = line.strip_prefix("@bench ") {
             let record: Record =
                 serde_json::from_str(json).map_err(|e| format!("bad result line from `{bench}`: {e}: {json}"))?;
             records.push(record);
+        } else if let Some(json) = line.strip_prefix("@curve ") {
+            let point: CurvePoint =
+                serde_json::from_str(json).map_err(|e| format!("bad curve line from `{bench}`: {e}: {json}"))?;
+            curves.push(point);
         }
     }
     let status = child.wait().map_err(|e| format!("waiting for `{bench}`: {e}"))?;
     if !status.success() {
         return Err(format!("benchmark `{bench}` failed ({status})"));
     }
-    Ok(records)
+    Ok((records, curves))
 }
 
-fn render(records: &[Record], command: &str, quick: bool) -> String {
+fn render(records: &[Record], charts: &[(String, String)], command: &str, quick: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# dirk benchmarks\n");
     let _ = writeln!(
@@ -120,6 +171,9 @@ fn render(records: &[Record], command: &str, quick: bool) -> String {
             }
         }
         out.push('\n');
+        for (name, path) in charts.iter().filter(|(name, _)| name.starts_with(group)) {
+            let _ = writeln!(out, "![{name}]({path})\n");
+        }
     }
     out
 }
