@@ -36,6 +36,9 @@
 
 #![deny(missing_docs)]
 
+// Lets the crate's own tests use its macros, whose output names `::dirk`.
+extern crate self as dirk;
+
 mod error;
 mod exec;
 mod plan;

@@ -60,21 +60,23 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Err("the benchmarks reported no results".to_owned());
     }
     let command = format!("cargo xtask bench{}", if quick { " --quick" } else { "" });
-    let charts = write_charts(&curves)?;
+    // A quick run must not replace the recorded figures: it writes under target/.
+    let out_dir = if quick { root().join("target/bench-quick") } else { root() };
+    let charts = write_charts(&curves, &out_dir)?;
     let page = render(&records, &charts, &command, quick);
-    let path = root().join("BENCHMARKS.md");
+    let path = out_dir.join("BENCHMARKS.md");
     std::fs::write(&path, page).map_err(|e| format!("could not write {}: {e}", path.display()))?;
     eprintln!("wrote {} ({} results)", path.display(), records.len());
     Ok(())
 }
 
 /// Writes one SVG per plot; returns (plot name, file path relative to the root).
-fn write_charts(curves: &[CurvePoint]) -> Result<Vec<(String, String)>, String> {
+fn write_charts(curves: &[CurvePoint], out_dir: &std::path::Path) -> Result<Vec<(String, String)>, String> {
     let mut plots: BTreeMap<&str, BTreeMap<String, plot::Series>> = BTreeMap::new();
     for p in curves {
         plots.entry(&p.plot).or_default().entry(p.system.clone()).or_default().push((p.x, p.y));
     }
-    let dir = root().join("bench-plots");
+    let dir = out_dir.join("bench-plots");
     std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
     for (name, series) in &plots {
