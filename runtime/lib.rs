@@ -52,6 +52,7 @@ pub mod __private;
 pub use dirk_macros::{main, spawn, task, test};
 
 pub use crate::error::{Error, Name, ScopeError};
+pub use crate::exec::blocking::block_in_place;
 pub use crate::exec::{Builder, Runtime};
 pub use crate::plan::{Graph, NodeId, Plan};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};

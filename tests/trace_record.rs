@@ -48,7 +48,7 @@ fn a_diamond_is_recorded_with_its_edges_and_order() {
         let (first, last) = (run_of(a), run_of(d));
         assert!(first.end <= last.start, "the sink starts after its ancestors end");
         assert!(first.spawned.is_some_and(|s| s <= first.start));
-        assert!(runs.iter().all(|r| r.worker == 0 && r.thread.is_some_and(|t| t < 2)));
+        assert!(runs.iter().all(|r| r.worker == 0 && r.thread.is_some()), "all on worker threads (cores or spares)");
         assert!(runs.iter().all(|r| r.end >= r.start && !r.failed));
         let edges: Vec<_> = trace.edges().iter().filter(|(from, _)| *from == a).collect();
         assert_eq!(edges.len(), 2, "a feeds b and c: {:?}", trace.edges());

@@ -12,7 +12,8 @@ use super::Trace;
 const WIDTH: f64 = 960.0;
 const LEFT: f64 = 110.0;
 const RIGHT: f64 = 45.0;
-const ROW: f64 = 26.0;
+const ROW_MAX: f64 = 26.0;
+const ROW_MIN: f64 = 9.0;
 const TOP: f64 = 40.0;
 const PALETTE: [&str; 10] =
     ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
@@ -48,8 +49,10 @@ pub fn gantt_svg(trace: &Trace) -> String {
         laid.push((label, lanes));
     }
     let lane_count: usize = laid.iter().map(|(_, lanes)| lanes.len().max(1)).sum();
+    // Many lanes (spare threads, deep nesting) get thinner bars.
+    let row = (ROW_MAX * 16.0 / lane_count.max(16) as f64).max(ROW_MIN);
     let legend_rows = colors.len().div_ceil(4) as f64;
-    let height = TOP + ROW * lane_count.max(1) as f64 + 40.0 + 18.0 * legend_rows;
+    let height = TOP + row * lane_count.max(1) as f64 + 40.0 + 18.0 * legend_rows;
 
     let mut s = String::new();
     let _ = writeln!(
@@ -65,10 +68,11 @@ pub fn gantt_svg(trace: &Trace) -> String {
     );
     let mut lane_index = 0;
     for (label, lanes) in &laid {
-        let y_row = TOP + ROW * lane_index as f64;
-        let _ = writeln!(s, r##"<text x="6" y="{}" fill="#333">{label}</text>"##, y_row + ROW / 2.0 + 4.0);
+        let y_row = TOP + row * lane_index as f64;
+        let font = if row < 14.0 { " font-size=\"8\"" } else { "" };
+        let _ = writeln!(s, r##"<text x="6" y="{}" fill="#333"{font}>{label}</text>"##, y_row + row / 2.0 + 3.0);
         for (depth, lane) in lanes.iter().enumerate() {
-            let y = TOP + ROW * (lane_index + depth) as f64;
+            let y = TOP + row * (lane_index + depth) as f64;
             for run in lane {
                 let (x0, x1) = (x(run.start), x(run.end));
                 let w = (x1 - x0).max(0.5);
@@ -77,7 +81,7 @@ pub fn gantt_svg(trace: &Trace) -> String {
                     s,
                     r#"<rect x="{x0:.2}" y="{:.1}" width="{w:.2}" height="{:.1}" fill="{}"{stroke}><title>{} #{} ({:.1?})</title></rect>"#,
                     y + 3.0,
-                    ROW - 6.0,
+                    row - 6.0,
                     colors[run.name],
                     escape(run.name),
                     run.task,
@@ -86,10 +90,10 @@ pub fn gantt_svg(trace: &Trace) -> String {
             }
         }
         lane_index += lanes.len().max(1);
-        let y_end = TOP + ROW * lane_index as f64;
+        let y_end = TOP + row * lane_index as f64;
         let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{y_end}" x2="{}" y2="{y_end}" stroke="#ddd"/>"##, WIDTH - RIGHT);
     }
-    let axis_y = TOP + ROW * lane_count.max(1) as f64 + 4.0;
+    let axis_y = TOP + row * lane_count.max(1) as f64 + 4.0;
     let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#333"/>"##, WIDTH - RIGHT);
     for k in 0..=5 {
         let t = std::time::Duration::from_secs_f64(span * k as f64 / 5.0);
