@@ -1,60 +1,64 @@
 use dirk::prelude::*;
 use std::hint::black_box;
-#[task]
-fn noop(i: u64) -> u64 {
-    black_box(i)
+
+#[derive(Clone, Copy)]
+struct Out {
+    t: u32,
+    i: u32,
+    v: f64,
 }
+
 #[task]
-fn next(p: u64) -> u64 {
-    black_box(p + 1)
+fn point(t: usize, i: usize, inputs: &[&Out]) -> Out {
+    let v: f64 = inputs.iter().map(|o| o.v + o.t as f64 + o.i as f64).sum();
+    Out { t: t as u32, i: i as u32, v: black_box(v) }
 }
+
 fn main() {
-    let which = std::env::args().nth(1).unwrap_or_default();
-    let threads: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let pin = std::env::args().nth(3).is_none();
-    let rt = Runtime::builder().threads(threads).pin_threads(pin).build().unwrap();
-    match which.as_str() {
-        "chain" => {
-            for _ in 0..10 {
-                rt.run(|| {
-                    let mut p = spawn!(noop(0));
-                    for _ in 0..100_000 {
-                        p = spawn!(next(p));
-                    }
-                    p.fetch().unwrap()
-                });
-            }
-        }
-        "latency" => {
-            rt.run(|| ());
-            for _ in 0..5 {
-                let t = std::time::Instant::now();
-                for i in 0..20000u64 {
-                    let x = rt.run(|| 0);
-                    black_box(x);
-                    let _ = i;
+    let rt = Runtime::builder().threads(2).build().unwrap();
+    let (w, steps) = (4usize, 1000usize);
+    for _ in 0..30 {
+        let t0 = std::time::Instant::now();
+        rt.run(|| {
+            dirk::sync(|| {
+                let mut prev: Vec<Task<Out>> = Vec::new();
+                for t in 0..steps {
+                    prev = (0..w)
+                        .map(|i| {
+                            let inputs: Vec<Task<Out>> = if t == 0 {
+                                vec![]
+                            } else {
+                                (i.saturating_sub(1)..=(i + 1).min(w - 1)).map(|d| prev[d].clone()).collect()
+                            };
+                            spawn!(point(t, i, inputs))
+                        })
+                        .collect();
                 }
-                let a = t.elapsed() / 20000;
-                let t = std::time::Instant::now();
-                rt.enter(|| {
-                    for i in 0..20000u64 {
-                        black_box(dirk::spawn(move || black_box(i)).fetch().unwrap());
-                    }
-                });
-                println!("run {:?}  spawn+fetch {:?}", a, t.elapsed() / 20000);
-            }
-        }
-        _ => {
-            for _ in 0..10 {
-                rt.run(|| {
-                    dirk::sync(|| {
-                        for i in 0..1_000_000u64 {
-                            spawn!(noop(i));
-                        }
-                    })
-                    .unwrap()
-                });
-            }
-        }
+            })
+            .unwrap()
+        });
+        black_box(t0.elapsed());
     }
+    let t0 = std::time::Instant::now();
+    for _ in 0..10 {
+        rt.run(|| {
+            dirk::sync(|| {
+                let mut prev: Vec<Task<Out>> = Vec::new();
+                for t in 0..steps {
+                    prev = (0..w)
+                        .map(|i| {
+                            let inputs: Vec<Task<Out>> = if t == 0 {
+                                vec![]
+                            } else {
+                                (i.saturating_sub(1)..=(i + 1).min(w - 1)).map(|d| prev[d].clone()).collect()
+                            };
+                            spawn!(point(t, i, inputs))
+                        })
+                        .collect();
+                }
+            })
+            .unwrap()
+        });
+    }
+    println!("{:.0} ns/task", t0.elapsed().as_nanos() as f64 / (10 * w * steps) as f64);
 }

@@ -301,10 +301,15 @@ fn a_vec_of_handles_is_a_list_of_dependencies() {
     fn owned_total(parts: Vec<i64>, offset: i64) -> i64 {
         parts.iter().sum::<i64>() + offset
     }
+    #[task]
+    fn slice_total(parts: &[&i64]) -> i64 {
+        parts.iter().copied().sum()
+    }
     on_each_runtime(|| {
         let parts: Vec<Task<i64>> = (1..=10).map(|i| spawn!(add(i, 0))).collect();
         assert_eq!(spawn!(total_of(&parts)).fetch().unwrap(), 55);
         assert_eq!(spawn!(owned_total(parts.as_slice(), 1)).fetch().unwrap(), 56);
+        assert_eq!(spawn!(slice_total(&parts)).fetch().unwrap(), 55);
         assert_eq!(spawn!(total_of(parts)).fetch().unwrap(), 55);
         let failing = vec![spawn!(add(1, 1)), spawn!(boom_task(1))];
         assert!(matches!(spawn!(total_of(failing)).fetch(), Err(Error::Upstream { .. })));

@@ -48,8 +48,8 @@ pub(crate) fn all(threads: usize) -> Vec<Box<dyn System>> {
 }
 
 #[task]
-fn tb_point(pattern: Pattern, width: usize, t: usize, i: usize, iterations: u64, inputs: Vec<&Out>) -> Out {
-    kernel::point(t, i, &pattern.deps(t, i, width), &inputs, iterations)
+fn tb_point(pattern: Pattern, width: usize, t: usize, i: usize, iterations: u64, inputs: &[&Out]) -> Out {
+    kernel::point(t, i, &pattern.deps(t, i, width), inputs, iterations)
 }
 
 struct DirkDynamic(Runtime);

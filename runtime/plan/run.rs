@@ -19,6 +19,11 @@
 //!    path touches no shared counter; a runner exits when `remaining` is
 //!    zero. A runner holding unsubtracted nodes is itself not done, so
 //!    `remaining` cannot reach zero early.
+//! 5. A runner out of work spins briefly, then parks: it adds itself to
+//!    `parked`, checks the deques and `remaining` once more, and sleeps (with
+//!    a short timeout as a safety net). A runner that readies nodes while
+//!    others are parked wakes one; the last runner to finish wakes all. On a
+//!    busy machine idle runners thus give their core to threads with work.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -42,6 +47,9 @@ pub(crate) struct State<T> {
     failed: Box<[AtomicBool]>,
     remaining: AtomicUsize,
     first_error: Mutex<Option<(u32, Error)>>,
+    /// Runners parked waiting for work (step 5).
+    parked: Mutex<Vec<std::thread::Thread>>,
+    parked_count: AtomicUsize,
 }
 
 impl<T: Send + Sync + 'static> State<T> {
@@ -53,6 +61,8 @@ impl<T: Send + Sync + 'static> State<T> {
             failed: (0..n).map(|_| AtomicBool::new(false)).collect(),
             remaining: AtomicUsize::new(0),
             first_error: Mutex::new(None),
+            parked: Mutex::new(Vec::new()),
+            parked_count: AtomicUsize::new(0),
             shape,
         }
     }
@@ -74,8 +84,26 @@ impl<T: Send + Sync + 'static> State<T> {
         *self.first_error.lock() = None;
     }
 
-    /// Computes one node and readies its successors.
-    fn compute(&self, node: usize, local: &Worker<u32>) {
+    /// Wakes one parked runner, if any (there is new work to steal).
+    fn wake_one(&self) {
+        if self.parked_count.load(Ordering::SeqCst) > 0
+            && let Some(thread) = self.parked.lock().pop()
+        {
+            self.parked_count.fetch_sub(1, Ordering::SeqCst);
+            thread.unpark();
+        }
+    }
+
+    /// Wakes every parked runner (the plan is done).
+    fn wake_all(&self) {
+        for thread in self.parked.lock().drain(..) {
+            self.parked_count.fetch_sub(1, Ordering::SeqCst);
+            thread.unpark();
+        }
+    }
+
+    /// Computes one node and readies its successors; returns how many it readied.
+    fn compute(&self, node: usize, local: &Worker<u32>) -> usize {
         let failed = self.failed[node].load(Ordering::Acquire);
         let mut ok = false;
         if !failed {
@@ -102,14 +130,17 @@ impl<T: Send + Sync + 'static> State<T> {
                 }
             }
         }
+        let mut readied = 0;
         for &s in self.shape.successors_of(node) {
             if !ok {
                 self.failed[s as usize].store(true, Ordering::Relaxed);
             }
             if self.pending[s as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
                 local.push(s);
+                readied += 1;
             }
         }
+        readied
     }
 }
 
@@ -150,24 +181,50 @@ fn runner<T: Send + Sync + 'static>(state: &State<T>, me: usize, local: &Worker<
     let mut idle_rounds = 0u32;
     loop {
         if let Some(node) = local.pop().or_else(|| steal(me, local, stealers)) {
-            state.compute(node as usize, local);
+            // More than one node readied: others may steal the rest.
+            if state.compute(node as usize, local) > 1 {
+                state.wake_one();
+            }
             done += 1;
             idle_rounds = 0;
             continue;
         }
         if done > 0 {
-            state.remaining.fetch_sub(done, Ordering::AcqRel);
+            if state.remaining.fetch_sub(done, Ordering::AcqRel) == done {
+                state.wake_all();
+                return;
+            }
             done = 0;
         }
         if state.remaining.load(Ordering::Acquire) == 0 {
             return;
         }
         idle_rounds += 1;
-        if idle_rounds < 32 {
+        if idle_rounds < 64 {
             std::hint::spin_loop();
-        } else {
+        } else if idle_rounds < 80 {
             std::thread::yield_now();
+        } else {
+            park(state, stealers);
+            idle_rounds = 0;
         }
+    }
+}
+
+/// Step 5: sleep until woken, unless work or the end appeared meanwhile.
+#[cold]
+fn park<T>(state: &State<T>, stealers: &[Stealer<u32>]) {
+    state.parked.lock().push(std::thread::current());
+    state.parked_count.fetch_add(1, Ordering::SeqCst);
+    let work = stealers.iter().any(|s| !s.is_empty()) || state.remaining.load(Ordering::SeqCst) == 0;
+    if !work {
+        std::thread::park_timeout(std::time::Duration::from_micros(200));
+    }
+    let me = std::thread::current().id();
+    let mut parked = state.parked.lock();
+    if let Some(pos) = parked.iter().position(|t| t.id() == me) {
+        parked.swap_remove(pos);
+        state.parked_count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

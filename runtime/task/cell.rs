@@ -248,23 +248,35 @@ pub(crate) struct Completion {
 /// in turn; that cascade uses a work list, not recursion, so a failure at
 /// the head of a million-task chain does not overflow the stack.
 pub(crate) fn tell(first: Completion) {
+    let Completion { listeners, failure } = first;
+    let Some(error) = failure else {
+        // The common case: no failure to pass on, nothing to queue up.
+        return tell_each(listeners, None, &mut Vec::new());
+    };
     let mut work = Vec::new();
-    let mut next = Some(first);
-    while let Some(Completion { listeners, failure }) = next.take().or_else(|| work.pop()) {
-        for listener in listeners {
-            match listener {
-                Listener::Dependent(task) => {
-                    if let Some(error) = &failure {
-                        let h = task.header();
-                        if let Some(c) = h.fail(Error::upstream(h.id, h.name.clone(), error)) {
-                            work.push(c);
-                        }
+    tell_each(listeners, Some(&error), &mut work);
+    while let Some(Completion { listeners, failure }) = work.pop() {
+        tell_each(listeners, failure.as_ref(), &mut work);
+    }
+}
+
+/// Tells one completion's listeners; dependents failed by `failure` add
+/// their own completions to `work`.
+#[inline]
+fn tell_each(listeners: Taken, failure: Option<&Error>, work: &mut Vec<Completion>) {
+    for listener in listeners {
+        match listener {
+            Listener::Dependent(task) => {
+                if let Some(error) = failure {
+                    let h = task.header();
+                    if let Some(c) = h.fail(Error::upstream(h.id, h.name.clone(), error)) {
+                        work.push(c);
                     }
-                    input_done(task);
                 }
-                Listener::Thread(thread) => thread.unpark(),
-                Listener::Waker(waker) => waker.wake(),
+                input_done(task);
             }
+            Listener::Thread(thread) => thread.unpark(),
+            Listener::Waker(waker) => waker.wake(),
         }
     }
 }

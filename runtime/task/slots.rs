@@ -18,6 +18,8 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 
+use smallvec::SmallVec;
+
 use super::Task;
 use super::cell::{self, Body};
 use super::raw::TaskRef;
@@ -87,27 +89,33 @@ pub trait ArgTasks<T> {
 
 impl<T> ArgTasks<T> for Arg<Vec<Task<T>>> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take())
+        Tasks(self.take(), SmallVec::new())
     }
 }
 
 impl<T> ArgTasks<T> for Arg<&Vec<Task<T>>> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take().clone())
+        Tasks(self.take().clone(), SmallVec::new())
     }
 }
 
 impl<T> ArgTasks<T> for Arg<&[Task<T>]> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take().to_vec())
+        Tasks(self.take().to_vec(), SmallVec::new())
     }
 }
 
 /// Several task results as one argument: `spawn!(f(handles))` with
 /// `handles: Vec<Task<T>>` runs `f` after all of them and gives it a
-/// `Vec<&T>` (or a `Vec<T>`, moved or cloned like a single input).
+/// `&[&T]` or a `Vec<&T>` (or a `Vec<T>`, moved or cloned like a single
+/// input).
 #[derive(Debug)]
-pub struct Tasks<T>(Vec<Task<T>>);
+pub struct Tasks<T>(Vec<Task<T>>, SmallVec<[*const T; 4]>);
+
+// SAFETY: the pointers in the second field point into the results of the
+// tasks in the first (which are `Send + Sync`, as every task result is) and
+// are only made while providing, on the thread running the task.
+unsafe impl<T> Send for Tasks<T> {}
 
 /// Picks [`Value`] for everything else.
 pub trait ArgValue<T> {
@@ -169,6 +177,18 @@ impl<'a, T: Clone> Provide<'a, T> for Task<T> {
 impl<'a, T> Provide<'a, &'a T> for Task<T> {
     fn provide(&'a mut self) -> &'a T {
         self.ok()
+    }
+}
+
+impl<'a, T> Provide<'a, &'a [&'a T]> for Tasks<T> {
+    fn provide(&'a mut self) -> &'a [&'a T] {
+        self.1.clear();
+        self.1.extend(self.0.iter().map(|t| t.ok() as *const T));
+        // SAFETY: `*const T` and `&T` have the same layout; every pointer
+        // was just made from a reference into a result that the handles in
+        // `self.0` keep alive (and unchanged) for as long as `self` is
+        // borrowed, which bounds `'a`.
+        unsafe { std::slice::from_raw_parts(self.1.as_ptr().cast::<&'a T>(), self.1.len()) }
     }
 }
 
