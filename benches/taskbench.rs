@@ -26,7 +26,7 @@ mod systems;
 
 use std::time::{Duration, Instant};
 
-use harness::{pick, report_value};
+use harness::{pick, report_value, target};
 use systems::Shape;
 
 const THREADS: usize = 2;
@@ -66,6 +66,25 @@ fn main() {
                 points.push((granularity_us, efficiency));
             }
             let case = format!("METG(50%) {} {width}x{steps}", pattern.name());
+            if pattern == pattern::Pattern::Stencil1d {
+                match system.name() {
+                    "dirk dynamic" => target(
+                        "taskbench",
+                        &case,
+                        "dirk dynamic",
+                        2.0,
+                        "METG(50%) of stencil_1d, dynamic spawns (issue 7)",
+                    ),
+                    "dirk static" => target(
+                        "taskbench",
+                        &case,
+                        "dirk static",
+                        1.0,
+                        "METG(50%) of stencil_1d, compiled plan (issue 7)",
+                    ),
+                    _ => {}
+                }
+            }
             match metg(&points) {
                 Some(value) => report_value("taskbench", &case, system.name(), value, "µs", true),
                 None => eprintln!("  taskbench    {case:<40} {:<22} never reaches 50%", system.name()),

@@ -28,6 +28,17 @@ struct CurvePoint {
     y: f64,
 }
 
+/// A target an issue sets for a figure (see `benches/harness`).
+#[derive(Debug, Deserialize)]
+struct Target {
+    group: String,
+    case: String,
+    system: String,
+    peer: Option<String>,
+    limit: f64,
+    what: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct Record {
     group: String,
@@ -48,14 +59,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}: use `cargo xtask bench [--quick]`")),
         }
     }
-    let mut records = Vec::new();
-    let mut curves = Vec::new();
+    let mut out = Output::default();
     for bench in BENCHES {
         eprintln!("== benchmark `{bench}`{}", if quick { " (quick)" } else { "" });
-        let (r, c) = run_bench(bench, quick)?;
-        records.extend(r);
-        curves.extend(c);
+        run_bench(bench, quick, &mut out)?;
     }
+    let Output { records, curves, targets } = out;
     if records.is_empty() {
         return Err("the benchmarks reported no results".to_owned());
     }
@@ -63,7 +72,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     // A quick run must not replace the recorded figures: it writes under target/.
     let out_dir = if quick { root().join("target/bench-quick") } else { root() };
     let charts = write_charts(&curves, &out_dir)?;
-    let page = render(&records, &charts, &command, quick);
+    let page = render(&records, &targets, &charts, &command, quick);
     let path = out_dir.join("BENCHMARKS.md");
     std::fs::write(&path, page).map_err(|e| format!("could not write {}: {e}", path.display()))?;
     eprintln!("wrote {} ({} results)", path.display(), records.len());
@@ -100,7 +109,15 @@ fn write_charts(curves: &[CurvePoint], out_dir: &std::path::Path) -> Result<Vec<
     Ok(written)
 }
 
-fn run_bench(bench: &str, quick: bool) -> Result<(Vec<Record>, Vec<CurvePoint>), String> {
+/// Everything the benchmark binaries reported.
+#[derive(Default)]
+struct Output {
+    records: Vec<Record>,
+    curves: Vec<CurvePoint>,
+    targets: Vec<Target>,
+}
+
+fn run_bench(bench: &str, quick: bool, out: &mut Output) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["bench", "--bench", bench]).stdout(Stdio::piped()).stderr(Stdio::inherit());
     if quick {
@@ -108,28 +125,61 @@ fn run_bench(bench: &str, quick: bool) -> Result<(Vec<Record>, Vec<CurvePoint>),
     }
     let mut child = cmd.spawn().map_err(|e| format!("could not start cargo bench: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut records = Vec::new();
-    let mut curves = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("reading the output of `{bench}`: {e}"))?;
+        let parse = |json: &str| format!("bad line from `{bench}`: {json}");
         if let Some(json) = line.strip_prefix("@bench ") {
-            let record: Record =
-                serde_json::from_str(json).map_err(|e| format!("bad result line from `{bench}`: {e}: {json}"))?;
-            records.push(record);
+            out.records.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
         } else if let Some(json) = line.strip_prefix("@curve ") {
-            let point: CurvePoint =
-                serde_json::from_str(json).map_err(|e| format!("bad curve line from `{bench}`: {e}: {json}"))?;
-            curves.push(point);
+            out.curves.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
+        } else if let Some(json) = line.strip_prefix("@target ") {
+            out.targets.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
         }
     }
     let status = child.wait().map_err(|e| format!("waiting for `{bench}`: {e}"))?;
     if !status.success() {
         return Err(format!("benchmark `{bench}` failed ({status})"));
     }
-    Ok((records, curves))
+    Ok(())
 }
 
-fn render(records: &[Record], charts: &[(String, String)], command: &str, quick: bool) -> String {
+/// The targets table: each target with the figure measured and whether it is met.
+fn render_targets(records: &[Record], targets: &[Target], out: &mut String) {
+    if targets.is_empty() {
+        return;
+    }
+    let find = |t: &Target, system: &str| {
+        records.iter().find(|r| r.group == t.group && r.case == t.case && r.system == system)
+    };
+    let _ = writeln!(out, "## Targets\n");
+    let _ = writeln!(out, "| target | figure | measured | limit | met |");
+    let _ = writeln!(out, "|---|---|---:|---:|:---:|");
+    for t in targets {
+        let Some(mine) = find(t, &t.system) else { continue };
+        let (figure, value) = match &t.peer {
+            None => (format!("{} {} ({})", t.group, t.case, t.system), mine.value),
+            Some(peer) => match find(t, peer) {
+                Some(p) if p.value > 0.0 => {
+                    (format!("{} {}: {} ÷ {peer}", t.group, t.case, t.system), mine.value / p.value)
+                }
+                _ => continue,
+            },
+        };
+        let met = if mine.lower_is_better { value <= t.limit } else { value >= t.limit };
+        let unit = if t.peer.is_some() { "×".to_owned() } else { format!(" {}", mine.unit) };
+        let _ = writeln!(
+            out,
+            "| {} | {figure} | {}{unit} | {}{unit} | {} |",
+            t.what,
+            num(value),
+            num(t.limit),
+            if met { "yes" } else { "**no**" }
+        );
+    }
+    out.push('\n');
+}
+
+fn render(records: &[Record], targets: &[Target], charts: &[(String, String)], command: &str, quick: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# dirk benchmarks\n");
     let _ = writeln!(
@@ -141,6 +191,7 @@ fn render(records: &[Record], charts: &[(String, String)], command: &str, quick:
     let _ = writeln!(out, "- machine: {}", machine());
     let _ = writeln!(out, "- date: {}", date());
     let _ = writeln!(out, "- dirk ÷ peer below 1 means dirk is faster (for times) or slower (for rates)\n");
+    render_targets(records, targets, &mut out);
 
     let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<&Record>>> = BTreeMap::new();
     for r in records {
