@@ -36,10 +36,12 @@
 
 #![deny(missing_docs)]
 
+mod cluster;
 mod error;
 mod exec;
 mod sched;
 mod task;
+mod transport;
 
 #[doc(hidden)]
 pub mod __private;
@@ -53,6 +55,17 @@ pub use crate::task::cancel::{cancelled, sleep};
 pub use crate::task::group::sync;
 pub use crate::task::spawn::spawn;
 pub use crate::task::{Task, TaskFuture, TaskId};
+pub use crate::transport::wire::Wire;
+
+/// In a task run for another process: the address range of the bytes its
+/// argument `i` was read from (in the shared-memory ring, the frame that
+/// carried it, or a value the worker kept); `None` elsewhere.
+///
+/// Lets a program check that an argument was read in place: a `&[f64]`
+/// parameter's pointer lies inside this range.
+pub fn received_bytes(i: usize) -> Option<std::ops::Range<usize>> {
+    cluster::received_bytes(i)
+}
 
 /// The index of the worker thread running the caller, or `None` when the
 /// caller is not on a worker thread.
@@ -68,9 +81,10 @@ pub fn current_thread() -> Option<usize> {
 }
 
 /// The worker (process) running the caller: 0 in the process the program
-/// started in.
+/// started in, 1..=k in the worker processes started by
+/// [`Builder::workers`] (or the MPI rank under `mpirun`).
 pub fn current_worker() -> usize {
-    0
+    cluster::current_worker()
 }
 
 /// The README's example, compiled and run as a doctest so it stays true.

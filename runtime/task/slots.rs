@@ -191,17 +191,50 @@ impl std::fmt::Debug for InputRef<'_> {
 pub trait Slot {
     /// The task this slot reads, if it is a dependency.
     fn input(&self) -> Option<InputRef<'_>>;
+    /// The slot for sending it to another process.
+    fn slot_ref(&self) -> SlotRef<'_>;
 }
 
-impl<T> Slot for Value<T> {
-    fn input(&self) -> Option<InputRef<'_>> {
-        None
+/// A slot's content as the cluster sends it: a value moved into the task,
+/// or an input task (with its value when that is complete and here).
+#[derive(Clone, Copy)]
+pub enum SlotRef<'a> {
+    /// A plain value.
+    Value(&'a dyn std::any::Any),
+    /// An input task.
+    Task(InputRef<'a>, Option<&'a dyn std::any::Any>),
+}
+
+impl std::fmt::Debug for SlotRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotRef::Value(_) => f.write_str("SlotRef::Value"),
+            SlotRef::Task(t, _) => f.debug_tuple("SlotRef::Task").field(t).finish(),
+        }
     }
 }
 
-impl<T> Slot for Task<T> {
+impl<T: 'static> Slot for Value<T> {
+    fn input(&self) -> Option<InputRef<'_>> {
+        None
+    }
+
+    fn slot_ref(&self) -> SlotRef<'_> {
+        SlotRef::Value(self.0.as_ref().expect("a slot is read before it is provided"))
+    }
+}
+
+impl<T: 'static> Slot for Task<T> {
     fn input(&self) -> Option<InputRef<'_>> {
         Some(InputRef(&self.raw))
+    }
+
+    fn slot_ref(&self) -> SlotRef<'_> {
+        let value = match self.result() {
+            Some(Ok(value)) => Some(value as &dyn std::any::Any),
+            _ => None,
+        };
+        SlotRef::Task(InputRef(&self.raw), value)
     }
 }
 
@@ -209,10 +242,13 @@ impl<T> Slot for Task<T> {
 pub trait Slots {
     /// Calls `f` with every dependency among the slots, in order.
     fn each_input(&self, f: &mut dyn FnMut(InputRef<'_>));
+    /// Calls `f` with every slot, in order.
+    fn each_slot(&self, f: &mut dyn FnMut(SlotRef<'_>));
 }
 
 impl Slots for () {
     fn each_input(&self, _: &mut dyn FnMut(InputRef<'_>)) {}
+    fn each_slot(&self, _: &mut dyn FnMut(SlotRef<'_>)) {}
 }
 
 impl<A: Slot, Rest: Slots> Slots for (A, Rest) {
@@ -221,6 +257,11 @@ impl<A: Slot, Rest: Slots> Slots for (A, Rest) {
             f(input);
         }
         self.1.each_input(f);
+    }
+
+    fn each_slot(&self, f: &mut dyn FnMut(SlotRef<'_>)) {
+        f(self.0.slot_ref());
+        self.1.each_slot(f);
     }
 }
 
@@ -250,6 +291,14 @@ where
     }
 
     fn call(self) -> R {
+        let _scratch = crate::cluster::archived::scratch_scope();
         (self.f)(self.slots)
+    }
+}
+
+impl<S: Slots, F, R> Call<S, F, R> {
+    /// The slots, for sending the call to another process.
+    pub(crate) fn slots(&self) -> &S {
+        &self.slots
     }
 }

@@ -1,0 +1,201 @@
+//! Connections over Unix sockets, driven by one I/O runtime (tokio, on its
+//! own thread `dirk-io`) beside the compute threads.
+//!
+//! Compute threads never touch a socket: they hand frames to a link's
+//! [`Outbox`] (an unbounded channel, so sending never blocks), and the
+//! link's writer task writes them in order. The reader task reads one
+//! frame at a time, validates it ([`frame::decode_header`],
+//! [`frame::decode_payload`]) and hands it to the link's handler; the first
+//! invalid frame, or the end of the stream, closes the link and reports why
+//! to its `closed` callback, exactly once.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rkyv::util::AlignedVec;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use super::frame::{self, ArchivedMessage, HEADER_LEN, Header, Message};
+use super::wire::ALIGN;
+use crate::Error;
+
+/// The I/O runtime of one process's cluster role.
+#[derive(Debug)]
+pub(crate) struct Io {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Io {
+    pub(crate) fn start() -> Result<Io, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Transport(format!("could not start the I/O runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("dirk-io".to_owned())
+            .spawn(move || {
+                let _ = rt.block_on(stopped);
+                rt.shutdown_background();
+            })
+            .map_err(|e| Error::Transport(format!("could not start the I/O thread: {e}")))?;
+        Ok(Io { handle, stop: Some(stop), thread: Some(thread) })
+    }
+
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// Runs `f` to completion on the I/O runtime from a thread outside it.
+    pub(crate) fn block_on<F: Future + Send + 'static>(&self, f: F) -> F::Output
+    where
+        F::Output: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().expect("the I/O runtime runs until the cluster is dropped")
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take()
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A validated frame, owned.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    header: Header,
+    payload: AlignedVec<ALIGN>,
+}
+
+impl Incoming {
+    /// The message, read in place.
+    pub(crate) fn message(&self) -> &ArchivedMessage {
+        // SAFETY: `read_frame` built this value only after
+        // `frame::decode_payload` validated these very bytes with bytecheck,
+        // and they have not changed since (owned, immutable).
+        unsafe { rkyv::access_unchecked::<ArchivedMessage>(&self.payload[..self.header.message_len as usize]) }
+    }
+
+    /// The frame's blob area (offsets in `Blob::Frame` were checked against it).
+    pub(crate) fn blobs(&self) -> &[u8] {
+        frame::blobs(&self.header, &self.payload)
+    }
+
+    /// The message, deserialized (for the handshake's small messages).
+    pub(crate) fn owned(&self) -> Result<Message, Error> {
+        rkyv::deserialize::<Message, rkyv::rancor::Error>(self.message()).map_err(|e| Error::Codec(e.to_string()))
+    }
+}
+
+/// Reads and validates one frame.
+pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, cookie: u64) -> Result<Incoming, Error> {
+    let mut head = [0u8; HEADER_LEN];
+    r.read_exact(&mut head).await.map_err(|e| closed(&e))?;
+    let header = frame::decode_header(&head, cookie)?;
+    let mut payload = AlignedVec::<ALIGN>::new();
+    let len = header.payload_len() as usize;
+    payload.reserve(len);
+    payload.resize(len, 0);
+    r.read_exact(&mut payload).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::Codec(format!("truncated frame: the connection ended inside a {len}-byte payload"))
+        } else {
+            closed(&e)
+        }
+    })?;
+    frame::decode_payload(&header, &payload)?;
+    Ok(Incoming { header, payload })
+}
+
+fn closed(e: &std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        Error::Transport("the connection was closed".to_owned())
+    } else {
+        Error::Transport(format!("the connection failed: {e}"))
+    }
+}
+
+/// An encoded frame ready to write.
+pub(crate) type Outgoing = (Vec<u8>, AlignedVec<ALIGN>);
+
+/// Writes one frame.
+pub(crate) async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, frame: &Outgoing) -> Result<(), Error> {
+    w.write_all(&frame.0).await.map_err(|e| closed(&e))?;
+    w.write_all(&frame.1).await.map_err(|e| closed(&e))?;
+    Ok(())
+}
+
+/// Where compute threads put frames for one link.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    cookie: u64,
+}
+
+impl Outbox {
+    /// Queues `message` with `blobs`; never blocks. A closed link drops it
+    /// (its closing already failed whatever waited on it).
+    pub(crate) fn send(&self, message: &Message, blobs: frame::Blobs) -> Result<(), Error> {
+        let frame = frame::encode(message, blobs, self.cookie)?;
+        self.tx.send(frame).map_err(|_| Error::Transport("the link is closed".to_owned()))
+    }
+}
+
+/// Starts the reader and writer tasks of a link over `stream`. `handler`
+/// gets each valid frame; `closed` is called once when the link ends.
+pub(crate) fn start_link(
+    io: &tokio::runtime::Handle,
+    stream: UnixStream,
+    cookie: u64,
+    handler: Arc<dyn Fn(Incoming) + Send + Sync>,
+    closed: Box<dyn FnOnce(Error) + Send>,
+) -> Outbox {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (mut reader, mut writer) = stream.into_split();
+    let (stop_writer, mut writer_stopped) = tokio::sync::oneshot::channel::<()>();
+    io.spawn(async move {
+        loop {
+            tokio::select! {
+                next = rx.recv() => match next {
+                    Some(frame) => {
+                        if write_frame(&mut writer, &frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = &mut writer_stopped => break,
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    io.spawn(async move {
+        let why = loop {
+            match read_frame(&mut reader, cookie).await {
+                Ok(frame) => handler(frame),
+                Err(e) => break e,
+            }
+        };
+        let _ = stop_writer.send(());
+        closed(why);
+    });
+    Outbox { tx, cookie }
+}
