@@ -98,20 +98,15 @@ fn entry() -> Result<Entry, Error> {
     if let Some(name) = TEST.with(|t| t.borrow().clone()) {
         return Ok(Entry::Test(name));
     }
-    let tests = TESTS.lock().unwrap_or_else(|e| e.into_inner());
-    match tests.as_slice() {
-        [one] => return Ok(Entry::Test(one.clone())),
-        [] => {}
-        _ => {
-            return Err(Error::Config(
-                "several #[dirk::test]s start workers at once in this process: build the runtime on the test's own \
-                 thread, or run tests one per process (cargo nextest)"
-                    .to_owned(),
-            ));
-        }
-    }
     if MAIN.load(Ordering::Acquire) {
         return Ok(Entry::Main);
+    }
+    if !TESTS.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+        return Err(Error::Config(
+            "a #[dirk::test] starts workers from the test's own thread only (workers run that test again, and \
+             another thread cannot tell which test it belongs to): build the runtime before handing work to other threads"
+                .to_owned(),
+        ));
     }
     Err(Error::Config(
         "worker processes run this program again and need to know where it starts: put #[dirk::main] on `fn main` \

@@ -179,8 +179,8 @@ impl Cluster {
                 }
             }
         }
-        if workers == [0] {
-            return Ok(scope.thread_id().map_or(Placement::Any, Placement::Thread));
+        if let (&[0], Some(t)) = (workers, scope.thread_id()) {
+            return Ok(Placement::Thread(t));
         }
         let mask = workers.iter().fold(0u64, |m, &w| m | 1 << w);
         Ok(Placement::Workers { mask, thread: scope.thread_id().map(|t| t as u16) })
