@@ -7,3 +7,6 @@ pub(crate) mod frame;
 pub(crate) mod shm;
 pub(crate) mod socket;
 pub(crate) mod wire;
+
+#[cfg(test)]
+mod fuzz;

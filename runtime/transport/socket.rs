@@ -105,6 +105,9 @@ impl Incoming {
     }
 }
 
+/// The most a payload buffer grows ahead of the bytes read.
+const READ_STEP: usize = 16 << 20;
+
 /// Reads and validates one frame.
 pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, cookie: u64) -> Result<Incoming, Error> {
     let mut head = [0u8; HEADER_LEN];
@@ -112,15 +115,19 @@ pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, cookie: u64) 
     let header = frame::decode_header(&head, cookie)?;
     let mut payload = AlignedVec::<ALIGN>::new();
     let len = header.payload_len() as usize;
-    payload.reserve(len);
-    payload.resize(len, 0);
-    r.read_exact(&mut payload).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::Codec(format!("truncated frame: the connection ended inside a {len}-byte payload"))
-        } else {
-            closed(&e)
-        }
-    })?;
+    // Grow with the bytes that arrive, so that a header claiming a huge
+    // payload costs nothing until the payload comes.
+    while payload.len() < len {
+        let from = payload.len();
+        payload.resize(from + (len - from).min(READ_STEP), 0);
+        r.read_exact(&mut payload[from..]).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::Codec(format!("truncated frame: the connection ended inside a {len}-byte payload"))
+            } else {
+                closed(&e)
+            }
+        })?;
+    }
     frame::decode_payload(&header, &payload)?;
     Ok(Incoming { header, payload })
 }
@@ -198,4 +205,66 @@ pub(crate) fn start_link(
         closed(why);
     });
     Outbox { tx, cookie }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Starts a link over one end of a socket pair; returns the other end
+    /// and where the link's closing reason arrives.
+    fn link(io: &Io) -> (std::os::unix::net::UnixStream, std::sync::mpsc::Receiver<Error>) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let stream = {
+            let _in_io = io.handle().enter();
+            UnixStream::from_std(ours).unwrap()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let closed = Box::new(move |e| tx.send(e).unwrap());
+        let _outbox = start_link(io.handle(), stream, 7, Arc::new(|_| {}), closed);
+        (theirs, rx)
+    }
+
+    fn frame(message: &Message) -> Vec<u8> {
+        let (mut head, payload) = frame::encode(message, frame::Blobs::default(), 7).unwrap();
+        head.extend_from_slice(&payload);
+        head
+    }
+
+    #[test]
+    fn a_corrupt_frame_closes_the_link_with_a_codec_error() {
+        let io = Io::start().unwrap();
+        let (mut peer, closed) = link(&io);
+        peer.write_all(&frame(&Message::Pull { object: 1 })).unwrap();
+        // The archived message's variant tag (its first byte) out of range.
+        let mut bad = frame(&Message::Pull { object: 2 });
+        bad[frame::HEADER_LEN] = 0xee;
+        peer.write_all(&bad).unwrap();
+        let why = closed.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(matches!(why, Error::Codec(_)), "{why:?}");
+    }
+
+    #[test]
+    fn a_truncated_frame_closes_the_link_with_a_codec_error() {
+        let io = Io::start().unwrap();
+        let (mut peer, closed) = link(&io);
+        let f = frame(&Message::Ready { threads: 2 });
+        peer.write_all(&f[..f.len() - 4]).unwrap();
+        drop(peer);
+        let why = closed.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(matches!(&why, Error::Codec(m) if m.contains("truncated")), "{why:?}");
+    }
+
+    #[test]
+    fn a_frame_without_the_cookie_closes_the_link() {
+        let io = Io::start().unwrap();
+        let (mut peer, closed) = link(&io);
+        let (mut head, payload) = frame::encode(&Message::Shutdown, frame::Blobs::default(), 8).unwrap();
+        head.extend_from_slice(&payload);
+        peer.write_all(&head).unwrap();
+        let why = closed.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(matches!(&why, Error::Codec(m) if m.contains("secret")), "{why:?}");
+    }
 }
