@@ -112,8 +112,8 @@ fn registration(function: &syn::ItemFn) -> TokenStream {
         const _: () = {
             #[allow(unused_imports)]
             use ::dirk::__private::probe::{
-                InPlace as _, LocalOnly as _, LocalResult as _, PlainSlice as _, WireOwned as _, WireRef as _,
-                WireResult as _, WireSlice as _, WireStr as _,
+                InPlace as _, LocalOnly as _, LocalResult as _, PlainSlice as _, PlainVecResult as _, WireOwned as _,
+                WireRef as _, WireResult as _, WireSlice as _, WireStr as _,
             };
             #[::dirk::__private::linkme::distributed_slice(::dirk::__private::TASKS)]
             #[linkme(crate = ::dirk::__private::linkme)]
@@ -125,7 +125,7 @@ fn registration(function: &syn::ItemFn) -> TokenStream {
                 ::dirk::__private::Glue {
                     remote: true #(&& #remote)*,
                     run: __dirk_run,
-                    result: (&&::dirk::__private::ResultProbe::<#output>::new()).glue(),
+                    result: (&&&::dirk::__private::ResultProbe::<#output>::new()).glue(),
                 }
             }
             #[allow(clippy::unit_arg, clippy::let_unit_value)]
@@ -133,7 +133,7 @@ fn registration(function: &syn::ItemFn) -> TokenStream {
                 __dirk_args: &::dirk::__private::RemoteArgs<'_>,
             ) -> ::core::result::Result<::dirk::__private::AlignedBytes, ::dirk::Error> {
                 let __dirk_out = #name(#(#decoded),*);
-                (&&::dirk::__private::ResultProbe::<#output>::new()).encode(&__dirk_out)
+                (&&&::dirk::__private::ResultProbe::<#output>::new()).encode(&__dirk_out)
             }
         };
     }

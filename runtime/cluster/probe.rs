@@ -18,6 +18,9 @@
 //! 3. `&T`: deserialized, then borrowed
 //! 2. `T`: deserialized
 //! 1. anything else: cannot run remotely
+//!
+//! Result levels: a `Vec` of plain numbers (decoded with one copy), any
+//! archivable result, or one that stays local.
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -204,6 +207,59 @@ impl<R> std::fmt::Debug for ResultProbe<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ResultProbe")
     }
+}
+
+/// A vector of plain numbers: decoded with one copy of its bytes.
+pub trait PlainVecResult<T> {
+    /// The typed operations on the result.
+    fn glue(&self) -> Option<ResultGlue>;
+    /// Archives a result.
+    fn encode(&self, value: &Vec<T>) -> Result<AlignedVec<16>, Error>;
+}
+
+impl<T: Plain + Wire + Send + Sync> PlainVecResult<T> for &&ResultProbe<Vec<T>> {
+    fn glue(&self) -> Option<ResultGlue> {
+        Some(ResultGlue { finish: finish_plain::<T>, fill: fill_plain::<T> })
+    }
+
+    fn encode(&self, value: &Vec<T>) -> Result<AlignedVec<16>, Error> {
+        wire::to_vec(value)
+    }
+}
+
+fn plain_vec<T: Plain + Wire>(bytes: &[u8]) -> Result<Vec<T>, Error> {
+    let archived = wire::access::<ArchivedVec<Archived<T>>>(bytes)?;
+    let items = archived.as_slice();
+    // SAFETY: `T: Plain`: `Archived<T>` has `T`'s layout and meaning.
+    let items: &[T] = unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<T>(), items.len()) };
+    Ok(items.to_vec())
+}
+
+/// # Safety
+///
+/// As [`finish`].
+unsafe fn finish_plain<T: Plain + Wire + Send + Sync>(task: TaskRef, bytes: &[u8]) -> Result<(), Error> {
+    match plain_vec::<T>(bytes) {
+        // SAFETY: per this function's contract.
+        Ok(value) => unsafe {
+            cell::succeed_elsewhere(task, value);
+            Ok(())
+        },
+        Err(e) => {
+            cell::fail_elsewhere(task, e.clone());
+            Err(e)
+        }
+    }
+}
+
+/// # Safety
+///
+/// As [`fill`].
+unsafe fn fill_plain<T: Plain + Wire + Send + Sync>(task: &TaskRef, bytes: &[u8]) -> Result<(), Error> {
+    let value = plain_vec::<T>(bytes)?;
+    // SAFETY: per this function's contract.
+    unsafe { cell::fill_elsewhere(task, value) };
+    Ok(())
 }
 
 /// A result that archives.
