@@ -214,6 +214,7 @@ pub trait PlainVecResult<T> {
     /// The typed operations on the result.
     fn glue(&self) -> Option<ResultGlue>;
     /// Archives a result.
+    #[allow(clippy::ptr_arg)] // called as `encode(&result)` like the other levels
     fn encode(&self, value: &Vec<T>) -> Result<AlignedVec<16>, Error>;
 }
 
