@@ -48,6 +48,7 @@ pub mod __private;
 
 pub use dirk_macros::{main, spawn, task, test};
 
+pub use crate::cluster::data::{Mutable, Shard, mutable, mutable_on, shard};
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::{Builder, Runtime};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};

@@ -56,7 +56,7 @@ fn a_remote_task_reads_a_100_mb_vector_in_place() {
             // Read on worker 1, where it was made: not moved at all.
             let (worker, ptr, start, end, _) = spawn!(scope = Scope::worker(1), where_is(&made)).fetch().unwrap();
             assert_eq!(worker, 1);
-            assert!(start <= ptr && ptr + BIG * 8 <= end);
+            assert!(start <= ptr && ptr + BIG * 8 <= end, "{ptr:#x} in {start:#x}..{end:#x} ({})", end - start);
 
             // And brought here whole when the program asks for it.
             let here = made.fetch().unwrap();

@@ -104,16 +104,22 @@ fn registration(function: &syn::ItemFn) -> TokenStream {
         return companion;
     }
     let probe = quote!(::dirk::__private::ParamProbe);
-    let remote = types.iter().map(|ty| quote!((&&&&&&&#probe::<#ty>::new()).remote()));
+    let live = if types.is_empty() {
+        quote!((&&::dirk::__private::ResultProbe::<#output>::new()).live(#name))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    let remote = types.iter().map(|ty| quote!((&&&&&&&&#probe::<#ty>::new()).remote()));
     let decoded =
-        types.iter().enumerate().map(|(i, ty)| quote!((&&&&&&&#probe::<#ty>::new()).decode(__dirk_args, #i)?));
+        types.iter().enumerate().map(|(i, ty)| quote!((&&&&&&&&#probe::<#ty>::new()).decode(__dirk_args, #i)?));
     quote! {
         #companion
         const _: () = {
             #[allow(unused_imports)]
             use ::dirk::__private::probe::{
-                InPlace as _, LocalOnly as _, LocalResult as _, PlainSlice as _, PlainVecResult as _, WireOwned as _,
-                WireRef as _, WireResult as _, WireSlice as _, WireStr as _,
+                InPlace as _, LiveHandle as _, LiveResult as _, LocalLive as _, LocalOnly as _, LocalResult as _,
+                PlainSlice as _, PlainVecResult as _, WireOwned as _, WireRef as _, WireResult as _, WireSlice as _,
+                WireStr as _,
             };
             #[::dirk::__private::linkme::distributed_slice(::dirk::__private::TASKS)]
             #[linkme(crate = ::dirk::__private::linkme)]
@@ -126,6 +132,7 @@ fn registration(function: &syn::ItemFn) -> TokenStream {
                     remote: true #(&& #remote)*,
                     run: __dirk_run,
                     result: (&&&::dirk::__private::ResultProbe::<#output>::new()).glue(),
+                    live: #live,
                 }
             }
             #[allow(clippy::unit_arg, clippy::let_unit_value)]

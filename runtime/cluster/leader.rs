@@ -126,6 +126,8 @@ enum Target {
     There(u32, Option<u32>),
     /// Every worker the scope names was lost.
     Lost(u32),
+    /// The scope and the task's arguments disagree.
+    Refused(String),
 }
 
 impl Cluster {
@@ -196,10 +198,12 @@ impl Cluster {
                 (Placement::Thread(t), _) => Target::Here(Some(t)),
                 (Placement::Any, None) => Target::Here(None),
                 (Placement::Workers { thread, .. }, None) => Target::Here(thread.map(usize::from)),
-                (Placement::Any, Some(r)) => self.choose(&task, r.entry().id, u64::MAX, None),
-                (Placement::Workers { mask, thread }, Some(r)) => {
-                    self.choose(&task, r.entry().id, mask, thread.map(u32::from))
-                }
+                (Placement::Any, Some(r)) => self
+                    .pinned(r, u64::MAX)
+                    .map_or_else(Target::Refused, |mask| self.choose(&task, r.entry().id, mask, None)),
+                (Placement::Workers { mask, thread }, Some(r)) => self
+                    .pinned(r, mask)
+                    .map_or_else(Target::Refused, |mask| self.choose(&task, r.entry().id, mask, thread.map(u32::from))),
             }
         };
         match target {
@@ -212,6 +216,43 @@ impl Cluster {
                 }
                 task.run();
             }
+            Target::Refused(reason) => {
+                let h = task.header();
+                let scope = match h.placement {
+                    Placement::Workers { mask, .. } => {
+                        format!("workers {:?}", (0..64).filter(|w| mask & (1 << w) != 0).collect::<Vec<_>>())
+                    }
+                    _ => "Scope::any()".to_owned(),
+                };
+                let error = Error::Scope(crate::ScopeError { task: h.id, name: h.name.clone(), scope, reason });
+                if let Some(c) = h.fail(error) {
+                    cell::tell(c);
+                }
+                task.run();
+            }
+        }
+    }
+
+    /// Narrows `mask` to the worker a `Mutable` argument lives on, if any.
+    fn pinned(&self, remote: &dyn super::RemoteCall, mask: u64) -> Result<u64, String> {
+        let mut pins = Vec::new();
+        remote.each_arg(&mut |_, slot, codec| {
+            let value = match slot {
+                SlotRef::Value(v) => Some(v),
+                SlotRef::Task(_, v) => v,
+            };
+            if let (Some(v), Some(codec)) = (value, codec)
+                && let Some(w) = (codec.pin)(v)
+            {
+                pins.push(w);
+            }
+        });
+        pins.dedup();
+        match pins.as_slice() {
+            [] => Ok(mask),
+            [w] if mask & (1 << w) != 0 => Ok(1 << w),
+            [w] => Err(format!("an argument lives on worker {w}, which the scope does not name")),
+            _ => Err(format!("arguments live on different workers ({pins:?}); a task runs in one")),
         }
     }
 
@@ -361,7 +402,7 @@ impl Cluster {
         if let Some(region) = ring.reserve().filter(|r| r.len > INLINE_MAX) {
             // SAFETY: the reserved region is free, aligned and ours until committed.
             let writer = unsafe { BlobWriter::fixed(region.ptr, region.len) };
-            if let Ok(written) = encode(value, writer) {
+            if let Ok(written) = (encode.write)(value, writer) {
                 let len = written.len();
                 if len > INLINE_MAX {
                     ring.commit(&region, len);
@@ -374,7 +415,7 @@ impl Cluster {
             }
         }
         drop(ring);
-        let written = encode(value, BlobWriter::growable())?;
+        let written = (encode.write)(value, BlobWriter::growable())?;
         let bytes = written.into_vec().expect("a growable writer");
         Ok(blobs.push(&bytes))
     }

@@ -10,9 +10,11 @@
 //!   arguments and results cross.
 //! - [`remote`]: the task body that may run elsewhere.
 //! - [`cost`]: the cost model.
+//! - [`data`]: `dirk::mutable` and `dirk::shard`.
 
 pub(crate) mod archived;
 pub(crate) mod cost;
+pub(crate) mod data;
 pub(crate) mod launch;
 pub(crate) mod leader;
 pub mod probe;

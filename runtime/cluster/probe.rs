@@ -11,6 +11,7 @@
 //! Parameter levels, first match wins (the argument was archived from the
 //! slot's value type, e.g. `Vec<f64>` for `&[f64]`):
 //!
+//! 8. `&Mutable<T>`, `&Shard<T>`: a handle, bound to this process's value
 //! 7. `&[T]` of plain numbers: the archived vector, read in place (zero-copy)
 //! 6. `&[T]`: the vector, deserialized
 //! 5. `&str`: the archived string, read in place
@@ -31,7 +32,7 @@ use rkyv::util::AlignedVec;
 use rkyv::vec::ArchivedVec;
 
 use super::archived::RemoteArgs;
-use super::registry::ResultGlue;
+use super::registry::{LiveFn, ResultGlue};
 use crate::Error;
 use crate::task::Task;
 use crate::task::cell;
@@ -71,6 +72,28 @@ impl<P> ParamProbe<P> {
 impl<P> std::fmt::Debug for ParamProbe<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ParamProbe")
+    }
+}
+
+/// Level 8: a handle to a value living in this process.
+pub trait LiveHandle<H> {
+    /// This parameter can cross processes (as a handle).
+    fn remote(&self) -> bool {
+        true
+    }
+    /// Argument `i`: the handle, bound to this process's value.
+    fn decode<'r>(&self, args: &'r RemoteArgs<'_>, i: usize) -> Result<&'r H, Error>;
+}
+
+impl<T: Send + 'static> LiveHandle<crate::Mutable<T>> for &&&&&&&ParamProbe<&crate::Mutable<T>> {
+    fn decode<'r>(&self, args: &'r RemoteArgs<'_>, i: usize) -> Result<&'r crate::Mutable<T>, Error> {
+        Ok(args.keep(super::data::read_mutable::<T>(args.bytes(i)?)?))
+    }
+}
+
+impl<T: Send + 'static> LiveHandle<crate::Shard<T>> for &&&&&&&ParamProbe<&crate::Shard<T>> {
+    fn decode<'r>(&self, args: &'r RemoteArgs<'_>, i: usize) -> Result<&'r crate::Shard<T>, Error> {
+        Ok(args.keep(super::data::read_shard::<T>(args.bytes(i)?)?))
     }
 }
 
@@ -281,6 +304,31 @@ impl<R: Wire + Send + Sync + 'static> WireResult<R> for &ResultProbe<R> {
     }
 }
 
+/// A result that can be kept alive in a process (`dirk::mutable_on`,
+/// `dirk::shard`): made by a function with no arguments.
+pub trait LiveResult<R> {
+    /// Keeps `f`'s result alive.
+    fn live(&self, f: fn() -> R) -> Option<LiveFn>;
+}
+
+impl<R: Send + 'static> LiveResult<R> for &ResultProbe<R> {
+    fn live(&self, f: fn() -> R) -> Option<LiveFn> {
+        Some(LiveFn(Box::new(move || Box::new(f()))))
+    }
+}
+
+/// A result that cannot be kept alive in a process.
+pub trait LocalLive<R> {
+    /// None.
+    fn live(&self, f: fn() -> R) -> Option<LiveFn>;
+}
+
+impl<R> LocalLive<R> for ResultProbe<R> {
+    fn live(&self, _: fn() -> R) -> Option<LiveFn> {
+        None
+    }
+}
+
 /// A result that does not archive.
 pub trait LocalResult<R> {
     /// None: the result cannot cross processes.
@@ -327,8 +375,18 @@ unsafe fn fill<R: Wire + Send + Sync + 'static>(task: &TaskRef, bytes: &[u8]) ->
     Ok(())
 }
 
-/// Archives a slot's value, given as `&dyn Any`, into a writer.
-pub type Encode = fn(&dyn Any, BlobWriter) -> Result<BlobWriter, Error>;
+/// How one argument crosses: archived into a writer, and, for values that
+/// live in one process (a [`Mutable`](crate::Mutable)), the worker its
+/// task must run on.
+#[derive(Clone, Copy, Debug)]
+pub struct Encode {
+    pub(crate) write: fn(&dyn Any, BlobWriter) -> Result<BlobWriter, Error>,
+    pub(crate) pin: fn(&dyn Any) -> Option<u32>,
+}
+
+fn anywhere(_: &dyn Any) -> Option<u32> {
+    None
+}
 
 fn encode_any<T: Wire + 'static>(value: &dyn Any, writer: BlobWriter) -> Result<BlobWriter, Error> {
     let value = value.downcast_ref::<T>().ok_or_else(|| {
@@ -365,6 +423,24 @@ pub fn slot_probe<S: SlotValue>(_: &S) -> SlotProbe<S::Value> {
     SlotProbe(PhantomData)
 }
 
+/// A handle to a value that lives in one process (or one per process).
+pub trait HandleSlot {
+    /// How to send the handle, and where its task runs.
+    fn encoder(&self) -> Option<Encode>;
+}
+
+impl<T: Send + 'static> HandleSlot for &&SlotProbe<crate::Mutable<T>> {
+    fn encoder(&self) -> Option<Encode> {
+        Some(Encode { write: super::data::write_handle::<crate::Mutable<T>>, pin: super::data::pin_mutable::<T> })
+    }
+}
+
+impl<T: Send + 'static> HandleSlot for &&SlotProbe<crate::Shard<T>> {
+    fn encoder(&self) -> Option<Encode> {
+        Some(Encode { write: super::data::write_handle::<crate::Shard<T>>, pin: super::data::pin_shard::<T> })
+    }
+}
+
 /// An argument that archives.
 pub trait WireSlot {
     /// How to archive it.
@@ -373,7 +449,7 @@ pub trait WireSlot {
 
 impl<T: Wire + 'static> WireSlot for &SlotProbe<T> {
     fn encoder(&self) -> Option<Encode> {
-        Some(encode_any::<T>)
+        Some(Encode { write: encode_any::<T>, pin: anywhere })
     }
 }
 

@@ -40,7 +40,7 @@ pub struct Registration {
 pub type RunFn = fn(&RemoteArgs<'_>) -> Result<rkyv::util::AlignedVec<16>, Error>;
 
 /// What the cluster needs to run a task elsewhere and to take its result.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Glue {
     /// Whether every parameter decodes from an archive and the result archives.
     pub remote: bool,
@@ -48,6 +48,19 @@ pub struct Glue {
     pub run: RunFn,
     /// The result's side, when it archives.
     pub result: Option<ResultGlue>,
+    /// Runs the function and keeps its result alive in this process (for
+    /// `dirk::mutable_on` and `dirk::shard`), when the result can be kept.
+    pub live: Option<LiveFn>,
+}
+
+/// Runs a registered function with no arguments and returns its result as
+/// a live value (boxed).
+pub struct LiveFn(pub(crate) Box<dyn Fn() -> Box<dyn std::any::Any + Send> + Send + Sync>);
+
+impl std::fmt::Debug for LiveFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveFn")
+    }
 }
 
 /// The typed operations on a task's result.

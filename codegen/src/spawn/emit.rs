@@ -98,7 +98,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
     };
     let encoders = (0..call.args.len()).map(|i| {
         let name = slot(i);
-        quote!((&&::dirk::__private::slot_probe(&#name)).encoder())
+        quote!((&&&::dirk::__private::slot_probe(&#name)).encoder())
     });
     let must_be_task = match (&call.callee, spawn.remote_literal) {
         (Callee::Path(path), true) => {
@@ -115,7 +115,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         #[allow(unused_imports)]
         use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgValue as _, Provide as _};
         #[allow(unused_imports)]
-        use ::dirk::__private::probe::{LocalSlot as _, WireSlot as _};
+        use ::dirk::__private::probe::{HandleSlot as _, LocalSlot as _, WireSlot as _};
         #must_be_task
         #callee_let
         #(#wraps)*
