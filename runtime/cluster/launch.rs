@@ -68,13 +68,169 @@ pub(crate) fn main<R>(body: impl FnOnce() -> R) -> R {
         super::serve::serve();
     }
     MAIN.store(true, Ordering::Release);
-    body()
+    under_mpi(body)
+}
+
+/// The rank and size an MPI launcher gave this process, when it was started
+/// by one with more than one process (OpenMPI's `mpirun`, or `srun`).
+pub(crate) fn mpi_launched() -> Option<(u32, u32)> {
+    let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok()?.trim().parse::<u32>().ok());
+    let size = var(&["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"])?;
+    let rank = var(&["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"])?;
+    (size > 1 && rank < size).then_some((rank, size))
+}
+
+/// Runs `body` in rank 0 of an MPI job (the other ranks become workers and
+/// never return), or plainly when there is no job.
+fn under_mpi<R>(body: impl FnOnce() -> R) -> R {
+    let Some((rank, size)) = mpi_launched() else { return body() };
+    #[cfg(feature = "mpi")]
+    {
+        let _ = (rank, size);
+        let started = secret().and_then(crate::transport::mpi::Mpi::start);
+        let mpi: &'static crate::transport::mpi::Mpi = match started {
+            Ok(mpi) => Box::leak(Box::new(mpi)),
+            Err(e) => {
+                eprintln!("dirk: could not join the MPI job: {e}");
+                std::process::exit(2)
+            }
+        };
+        if mpi.rank != 0 {
+            super::serve::serve_mpi(mpi);
+        }
+        let _ = MPI.set(mpi);
+        let out = body();
+        finish_mpi(mpi);
+        out
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        if rank != 0 {
+            eprintln!(
+                "dirk: started by an MPI launcher as rank {rank} of {size}, but built without dirk's `mpi` feature, so \
+                 ranks cannot be workers; rank {rank} exits. Build with `--features mpi`."
+            );
+            std::process::exit(2)
+        }
+        eprintln!("dirk: rank 0 of {size} runs alone: dirk was built without its `mpi` feature");
+        body()
+    }
+}
+
+#[cfg(feature = "mpi")]
+static MPI: std::sync::OnceLock<&'static crate::transport::mpi::Mpi> = std::sync::OnceLock::new();
+#[cfg(feature = "mpi")]
+static MPI_CLUSTER: std::sync::OnceLock<&'static Cluster> = std::sync::OnceLock::new();
+
+/// At the end of rank 0's main: stops the workers, then MPI.
+#[cfg(feature = "mpi")]
+fn finish_mpi(mpi: &'static crate::transport::mpi::Mpi) {
+    match MPI_CLUSTER.get() {
+        Some(cluster) => cluster.shutdown(),
+        None => {
+            let cookie = cookie(&mpi.secret);
+            for rank in 1..mpi.size {
+                let _ = mpi.outbox(rank, cookie).send(&Message::Shutdown, Blobs::default());
+            }
+        }
+    }
+    mpi.finish();
+}
+
+/// In rank 0 of an MPI job whose ranks no runtime has taken yet: makes the
+/// other ranks the workers of the runtime `shared`.
+pub(crate) fn join_mpi(shared: &'static Shared, threads: usize) -> Result<Option<&'static Cluster>, Error> {
+    #[cfg(feature = "mpi")]
+    {
+        let Some(mpi) = MPI.get().copied() else { return Ok(None) };
+        if MPI_CLUSTER.get().is_some() {
+            return Ok(None);
+        }
+        let cluster = start_mpi(shared, mpi, threads)?;
+        let _ = MPI_CLUSTER.set(cluster);
+        Ok(Some(cluster))
+    }
+    #[cfg(not(feature = "mpi"))]
+    {
+        let _ = (shared, threads);
+        Ok(None)
+    }
+}
+
+#[cfg(feature = "mpi")]
+fn start_mpi(
+    shared: &'static Shared,
+    mpi: &'static crate::transport::mpi::Mpi,
+    threads: usize,
+) -> Result<&'static Cluster, Error> {
+    use std::sync::mpsc::channel;
+
+    let cookie = cookie(&mpi.secret);
+    let address = format!("mpi: rank 0 of {}", mpi.size);
+    let cluster: &'static Cluster = Box::leak(Box::new(Cluster::new(shared, Io::start()?, cookie, address)));
+    let (tx, rx) = channel();
+    let tx = Mutex::new(tx);
+    mpi.set_handler(Arc::new(move |rank, frame| {
+        let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send((rank, frame));
+    }));
+    let workers = mpi.size as usize - 1;
+    let mut pids = vec![None; workers];
+    let mut ready: Vec<Option<usize>> = vec![None; workers];
+    let deadline = std::time::Instant::now() + JOIN_TIMEOUT;
+    while ready.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok((rank, frame)) = rx.recv_timeout(left) else {
+            return Err(Error::Transport(format!("MPI ranks did not join within {JOIN_TIMEOUT:?}")));
+        };
+        let w = rank as usize;
+        let Ok(Ok(message)) = frame.map(|f| f.owned()) else { continue };
+        match message {
+            Message::Hello { worker, pid, secret }
+                if worker == rank && (1..=workers).contains(&w) && same_secret(&secret, &mpi.secret) =>
+            {
+                pids[w - 1] = Some(pid);
+                let welcome = Message::Welcome {
+                    threads: threads as u32,
+                    workers: workers as u32,
+                    to_worker_ring: String::new(),
+                    to_main_ring: String::new(),
+                };
+                mpi.outbox(rank, cookie).send(&welcome, Blobs::default())?;
+            }
+            Message::Ready { threads } if (1..=workers).contains(&w) && pids[w - 1].is_some() => {
+                ready[w - 1] = Some(threads as usize)
+            }
+            _ => {}
+        }
+    }
+    let links: Vec<Link> = (1..=workers)
+        .map(|w| Link {
+            threads: ready[w - 1].unwrap_or(1),
+            pid: pids[w - 1].unwrap_or(0),
+            outbox: mpi.outbox(w as u32, cookie),
+            ring_out: None,
+            ring_in: None,
+            alive: AtomicBool::new(true),
+            load: Default::default(),
+        })
+        .collect();
+    let _ = cluster.links.set(links.into_boxed_slice());
+    mpi.set_handler(Arc::new(move |rank, frame| match frame {
+        Ok(frame) => cluster.on_frame(rank, frame),
+        Err(e) => cluster.on_lost(rank, e),
+    }));
+    Ok(cluster)
 }
 
 /// Entry of `#[dirk::test]`; `path` is `module_path!()::name`.
 pub(crate) fn test<R>(path: &str, body: impl FnOnce() -> R) -> R {
     if is_worker() {
         super::serve::serve();
+    }
+    if mpi_launched().is_some() {
+        // Under an MPI launcher a test is a program like any other.
+        MAIN.store(true, Ordering::Release);
+        return under_mpi(body);
     }
     // libtest names tests by their path inside the crate.
     let name = path.split_once("::").map_or(path, |(_, rest)| rest).to_owned();
@@ -255,8 +411,8 @@ fn start_workers(
             threads,
             pid,
             outbox,
-            ring_out: parking_lot::Mutex::new(r.to_worker),
-            ring_in: r.to_main,
+            ring_out: Some(parking_lot::Mutex::new(r.to_worker)),
+            ring_in: Some(r.to_main),
             alive: AtomicBool::new(true),
             load: Default::default(),
         });

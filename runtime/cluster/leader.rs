@@ -56,8 +56,9 @@ pub(crate) struct Link {
     pub(crate) threads: usize,
     pub(crate) pid: u32,
     pub(crate) outbox: Outbox,
-    pub(crate) ring_out: Mutex<Producer>,
-    pub(crate) ring_in: Consumer,
+    /// The shared-memory rings, on one host (not under MPI).
+    pub(crate) ring_out: Option<Mutex<Producer>>,
+    pub(crate) ring_in: Option<Consumer>,
     pub(crate) alive: AtomicBool,
     pub(crate) load: AtomicUsize,
 }
@@ -398,8 +399,10 @@ impl Cluster {
         value: &dyn std::any::Any,
         encode: super::probe::Encode,
     ) -> Result<Blob, Error> {
-        let mut ring = link.ring_out.lock();
-        if let Some(region) = ring.reserve().filter(|r| r.len > INLINE_MAX) {
+        let mut ring = link.ring_out.as_ref().map(|r| r.lock());
+        if let Some(ring) = ring.as_mut()
+            && let Some(region) = ring.reserve().filter(|r| r.len > INLINE_MAX)
+        {
             // SAFETY: the reserved region is free, aligned and ours until committed.
             let writer = unsafe { BlobWriter::fixed(region.ptr, region.len) };
             if let Ok(written) = (encode.write)(value, writer) {
@@ -520,9 +523,13 @@ impl Cluster {
             }
             ArchivedBlob::Ring { start, pos, len } => {
                 let (start, pos, len) = (start.to_native(), pos.to_native(), len.to_native());
-                let bytes = link.ring_in.read(start, pos, len)?;
+                let ring = link
+                    .ring_in
+                    .as_ref()
+                    .ok_or_else(|| Error::Codec("a value in a ring on a link without one".into()))?;
+                let bytes = ring.read(start, pos, len)?;
                 let out = f(bytes);
-                link.ring_in.release(start, pos + len);
+                ring.release(start, pos + len);
                 out
             }
         }
@@ -605,8 +612,10 @@ impl Cluster {
 
     /// Copies bytes into `link`'s ring (or the frame, when small or full).
     fn copy_out(&self, link: &Link, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
-        if bytes.len() > INLINE_MAX {
-            let mut ring = link.ring_out.lock();
+        if bytes.len() > INLINE_MAX
+            && let Some(ring) = &link.ring_out
+        {
+            let mut ring = ring.lock();
             if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
                 // SAFETY: the reserved region is free and at least this long.
                 unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
@@ -741,7 +750,9 @@ impl Cluster {
 
     /// Stops the workers: asks them to exit, then kills those that do not.
     pub(crate) fn shutdown(&self) {
-        self.stopping.store(true, Ordering::Release);
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
         for link in self.links() {
             let _ = link.outbox.send(&Message::Shutdown, Blobs::default());
         }

@@ -35,9 +35,11 @@ use crate::{Error, Runtime, Scope};
 struct Worker {
     rt: Runtime,
     outbox: Outbox,
-    ring_in: Consumer,
-    ring_out: Mutex<Producer>,
+    ring_in: Option<Consumer>,
+    ring_out: Option<Mutex<Producer>>,
     objects: Mutex<HashMap<u64, Arc<AlignedVec<16>>>>,
+    /// What `Shutdown` does: exit, or (under MPI) finalize first.
+    stop: Box<dyn Fn() + Send + Sync>,
 }
 
 thread_local! {
@@ -110,13 +112,82 @@ pub(crate) fn serve() -> ! {
     });
     let closed = Box::new(move |_why: Error| std::process::exit(0));
     let outbox = socket::start_link(io.handle(), stream, cookie, handler, closed);
-    let me =
-        Arc::new(Worker { rt, outbox, ring_in, ring_out: Mutex::new(ring_out), objects: Mutex::new(HashMap::new()) });
+    let me = Arc::new(Worker {
+        rt,
+        outbox,
+        ring_in: Some(ring_in),
+        ring_out: Some(Mutex::new(ring_out)),
+        objects: Mutex::new(HashMap::new()),
+        stop: Box::new(|| std::process::exit(0)),
+    });
     *worker.lock() = Some(me);
     let _io = io;
     loop {
         std::thread::park();
     }
+}
+
+/// The worker loop of an MPI rank other than 0; never returns.
+#[cfg(feature = "mpi")]
+pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
+    use std::sync::mpsc::channel;
+
+    let id = mpi.rank;
+    super::set_current_worker(id);
+    let cookie = cookie(&mpi.secret);
+    let finish = move |code: i32| -> ! {
+        mpi.finish();
+        std::process::exit(code)
+    };
+    let (tx, rx) = channel();
+    let tx = std::sync::Mutex::new(tx);
+    mpi.set_handler(Arc::new(move |rank, frame| {
+        let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send((rank, frame));
+    }));
+    let outbox = mpi.outbox(0, cookie);
+    let _ = outbox.send(&Message::Hello { worker: id, pid: std::process::id(), secret: mpi.secret }, Blobs::default());
+    let threads = loop {
+        match rx.recv_timeout(Duration::from_secs(600)) {
+            Ok((0, Ok(frame))) => match frame.owned() {
+                Ok(Message::Welcome { threads, .. }) => break threads as usize,
+                Ok(Message::Shutdown) => finish(0),
+                _ => {}
+            },
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("dirk worker {id} (MPI rank {id}): rank 0 never asked for workers; exiting");
+                finish(0)
+            }
+        }
+    };
+    let rt = Runtime::builder()
+        .threads(threads)
+        .thread_name(format!("dirk-w{id}"))
+        .build()
+        .unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
+    let (stop_tx, stop_rx) = channel::<()>();
+    let stop_tx = std::sync::Mutex::new(stop_tx);
+    let me = Arc::new(Worker {
+        rt,
+        outbox: outbox.clone(),
+        ring_in: None,
+        ring_out: None,
+        objects: Mutex::new(HashMap::new()),
+        stop: Box::new(move || {
+            let _ = stop_tx.lock().unwrap_or_else(|e| e.into_inner()).send(());
+        }),
+    });
+    let _ = outbox.send(&Message::Ready { threads: me.rt.threads() as u32 }, Blobs::default());
+    let handler = me.clone();
+    mpi.set_handler(Arc::new(move |_, frame| match frame {
+        Ok(frame) => handler.on_frame(frame),
+        Err(e) => {
+            eprintln!("dirk worker {id}: a frame from rank 0 was refused ({e}); stopping");
+            (handler.stop)();
+        }
+    }));
+    let _ = stop_rx.recv();
+    finish(0)
 }
 
 enum Refusal {
@@ -198,7 +269,7 @@ impl Worker {
             ArchivedMessage::Free { object } => {
                 self.objects.lock().remove(&object.to_native());
             }
-            ArchivedMessage::Shutdown => std::process::exit(0),
+            ArchivedMessage::Shutdown => (self.stop)(),
             _ => {}
         }
     }
@@ -211,7 +282,10 @@ impl Worker {
         for s in &sources {
             let bytes = match s {
                 Source::Frame(r) => Ok(&frame.blobs()[r.clone()]),
-                Source::Ring { start, pos, len } => self.ring_in.read(*start, *pos, *len),
+                Source::Ring { start, pos, len } => match &self.ring_in {
+                    Some(ring) => ring.read(*start, *pos, *len),
+                    None => Err(Error::Codec("a value in a ring on a link without one".into())),
+                },
                 Source::Object(o) => Ok(o.as_slice()),
             };
             match bytes {
@@ -242,8 +316,8 @@ impl Worker {
             }
         };
         for s in &sources {
-            if let Source::Ring { start, pos, len } = s {
-                self.ring_in.release(*start, pos + len);
+            if let (Source::Ring { start, pos, len }, Some(ring)) = (s, &self.ring_in) {
+                ring.release(*start, pos + len);
             }
         }
         let micros = start.elapsed().as_micros() as u64;
@@ -279,8 +353,10 @@ impl Worker {
 
     /// Copies a kept value into the ring to process 0 (or the frame).
     fn copy_out(&self, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
-        if bytes.len() > INLINE_MAX {
-            let mut ring = self.ring_out.lock();
+        if bytes.len() > INLINE_MAX
+            && let Some(ring) = &self.ring_out
+        {
+            let mut ring = ring.lock();
             if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
                 // SAFETY: the reserved region is free and at least this long.
                 unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };

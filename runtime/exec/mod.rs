@@ -200,6 +200,14 @@ fn global() -> &'static Shared {
                         }
                         Err(e) => panic!("dirk could not start the {workers} workers DIRK_WORKERS asks for: {e}"),
                     }
+                } else {
+                    match crate::cluster::launch::join_mpi(shared, threads) {
+                        Ok(Some(cluster)) => {
+                            let _ = shared.cluster.set(cluster);
+                        }
+                        Ok(None) => {}
+                        Err(e) => panic!("dirk could not take the MPI ranks as workers: {e}"),
+                    }
                 }
                 shared
             }
@@ -495,9 +503,11 @@ impl Builder {
         let worker_threads = self.worker_threads;
         let (shared, handles) = self.start(None)?;
         let rt = Runtime { shared, handles: Mutex::new(handles) };
+        let threads = worker_threads.unwrap_or(shared.threads());
         if plan.workers > 0 {
-            let threads = worker_threads.unwrap_or(shared.threads());
             let cluster = crate::cluster::launch::start(shared, crate::cluster::launch::Plan { threads, ..plan })?;
+            let _ = shared.cluster.set(cluster);
+        } else if let Some(cluster) = crate::cluster::launch::join_mpi(shared, threads)? {
             let _ = shared.cluster.set(cluster);
         }
         Ok(rt)

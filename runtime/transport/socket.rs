@@ -86,6 +86,19 @@ pub(crate) struct Incoming {
 }
 
 impl Incoming {
+    /// Validates a whole frame (header, then payload) received in one piece.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn from_frame(bytes: &[u8], cookie: u64) -> Result<Incoming, Error> {
+        let head: &[u8; HEADER_LEN] = bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(|| {
+            Error::Codec(format!("truncated frame: {} bytes, a header has {HEADER_LEN}", bytes.len()))
+        })?;
+        let header = frame::decode_header(head, cookie)?;
+        let mut payload = AlignedVec::<ALIGN>::with_capacity(bytes.len() - HEADER_LEN);
+        payload.extend_from_slice(&bytes[HEADER_LEN..]);
+        frame::decode_payload(&header, &payload)?;
+        Ok(Incoming { header, payload })
+    }
+
     /// The message, read in place.
     pub(crate) fn message(&self) -> &ArchivedMessage {
         // SAFETY: `read_frame` built this value only after
@@ -150,19 +163,32 @@ pub(crate) async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, frame: &Out
     Ok(())
 }
 
-/// Where compute threads put frames for one link.
-#[derive(Debug, Clone)]
+/// Where compute threads put frames for one link: a queue that the link's
+/// writer (a socket task, or the MPI thread) empties. Sending never blocks.
+#[derive(Clone)]
 pub(crate) struct Outbox {
-    tx: mpsc::UnboundedSender<Outgoing>,
+    sink: Arc<dyn Fn(Outgoing) -> bool + Send + Sync>,
     cookie: u64,
 }
 
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outbox")
+    }
+}
+
 impl Outbox {
+    /// An outbox whose frames go to `sink` (which answers whether the link
+    /// is still open).
+    pub(crate) fn new(cookie: u64, sink: impl Fn(Outgoing) -> bool + Send + Sync + 'static) -> Outbox {
+        Outbox { sink: Arc::new(sink), cookie }
+    }
+
     /// Queues `message` with `blobs`; never blocks. A closed link drops it
     /// (its closing already failed whatever waited on it).
     pub(crate) fn send(&self, message: &Message, blobs: frame::Blobs) -> Result<(), Error> {
         let frame = frame::encode(message, blobs, self.cookie)?;
-        self.tx.send(frame).map_err(|_| Error::Transport("the link is closed".to_owned()))
+        if (self.sink)(frame) { Ok(()) } else { Err(Error::Transport("the link is closed".to_owned())) }
     }
 }
 
@@ -204,7 +230,7 @@ pub(crate) fn start_link(
         let _ = stop_writer.send(());
         closed(why);
     });
-    Outbox { tx, cookie }
+    Outbox::new(cookie, move |frame| tx.send(frame).is_ok())
 }
 
 #[cfg(test)]
