@@ -30,7 +30,10 @@
 //! - Failures are [`Error`] values: a panicking task fails its dependents
 //!   with [`Error::Upstream`] and nothing else.
 //! - A global [`Runtime`] with one thread per core starts on first use;
-//!   [`Runtime::builder`] makes others.
+//!   [`Runtime::builder`] makes others, with worker processes when asked
+//!   ([`Builder::workers`]; under `mpirun` the other ranks): `#[task]`
+//!   functions then run in any process, near their data ([`Scope::worker`],
+//!   [`mutable`], [`shard`]).
 //!
 //! Everything a program needs is in [`prelude`].
 
