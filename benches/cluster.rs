@@ -5,6 +5,8 @@
 //!   (read in place there by a task taking `&[f64]`), and from a worker to
 //!   process 0 (`fetch`), as bandwidth; the peer is one core copying the
 //!   same 64 MiB with `copy_from_slice`.
+//! - `spawn+fetch latency`: one task on another process and its result
+//!   back, one at a time; the peer is the same on a thread of this process.
 //! - `stencil_1d METG(50%)`: Task Bench's stencil (each point depends on
 //!   its three neighbours of the step before; each task runs the
 //!   compute-bound kernel, 64 doubles `a = a*a + a`) on 2 worker processes
@@ -28,6 +30,11 @@ const MIB: usize = 1 << 20;
 #[task]
 fn make(n: usize) -> Vec<f64> {
     (0..n).map(|i| i as f64).collect()
+}
+
+#[task]
+fn noop(i: u64) -> u64 {
+    black_box(i)
 }
 
 #[task]
@@ -91,18 +98,22 @@ fn stencil(rt: &Runtime, width: usize, steps: usize, iterations: u64, workers: u
     start.elapsed()
 }
 
-/// The flop rate of one core running the kernel.
-fn core_flops() -> f64 {
-    let iterations = 1 << 16;
-    let best = (0..5)
+/// The machine's peak flop rate on `cores` threads: the kernel with large
+/// iterations on every thread at once, best of a few tries (the machine is
+/// shared, so it is measured in the same run as the systems).
+fn peak_flops(cores: usize) -> f64 {
+    let (iterations, reps) = (1u64 << 16, 8);
+    (0..3)
         .map(|_| {
             let start = Instant::now();
-            kernel(iterations, 1.0);
-            start.elapsed()
+            std::thread::scope(|s| {
+                for c in 0..cores {
+                    s.spawn(move || (0..reps).map(|r| kernel(iterations, (c * reps + r) as f64)).sum::<f64>());
+                }
+            });
+            cores as f64 * reps as f64 * flops(iterations) / start.elapsed().as_secs_f64()
         })
-        .min()
-        .unwrap();
-    flops(iterations) / best.as_secs_f64()
+        .fold(0.0, f64::max)
 }
 
 /// METG(50%) in microseconds: sweeps the kernel's iterations downward and
@@ -110,7 +121,7 @@ fn core_flops() -> f64 {
 fn metg(name: &str, rt: &Runtime, cores: usize, workers: usize, peak: f64) -> f64 {
     let (width, steps, runs) = (8, pick(100, 30), pick(3, 1));
     let mut best = f64::NAN;
-    for k in (0..=pick(16, 12)).rev().step_by(if harness::quick() { 3 } else { 1 }) {
+    for k in (0..=16).rev().step_by(if harness::quick() { 2 } else { 1 }) {
         let iterations = if k == 0 { 0 } else { 1u64 << k };
         let mut walls: Vec<Duration> = (0..runs).map(|_| stencil(rt, width, steps, iterations, workers)).collect();
         walls.sort();
@@ -175,15 +186,31 @@ fn main() {
     }
     let s = sample(runs, || gbs(pull()));
     report("cluster", "transfer 64 MiB", "dirk worker -> process 0", s, "GB/s", false);
+
+    // One task at a time, on a worker and here.
+    let calls = pick(2000, 200);
+    for (system, worker) in [("dirk on worker 1", 1), ("dirk on a thread here", 0)] {
+        let s = sample(runs, || {
+            let start = Instant::now();
+            rt.run(|| {
+                for i in 0..calls as u64 {
+                    assert_eq!(spawn!(scope = Scope::worker(worker), noop(i)).fetch().unwrap(), i);
+                }
+            });
+            start.elapsed().as_secs_f64() * 1e6 / calls as f64
+        });
+        report("cluster", "spawn+fetch latency", system, s, "us", true);
+    }
     drop(rt);
 
     // stencil_1d METG(50%): 2 worker processes of 1 thread against 1 process of 2 threads.
-    let peak = 2.0 * core_flops();
-    eprintln!("cluster: peak {:.2} Gflop/s on 2 cores", peak / 1e9);
     let single = Runtime::builder().threads(2).build().expect("runtime");
+    let peak = peak_flops(2);
+    eprintln!("cluster: peak {:.2} Gflop/s on 2 cores", peak / 1e9);
     let one = metg("dirk 1 process x 2 threads", &single, 2, 0, peak);
     drop(single);
     let cluster = Runtime::builder().threads(1).workers(2).worker_threads(1).build().expect("cluster");
+    let peak = peak.max(peak_flops(2));
     let two = metg("dirk 2 workers x 1 thread", &cluster, 2, 2, peak);
     drop(cluster);
     report_value("cluster", "stencil_1d METG(50%)", "dirk 2 worker processes", two, "us", true);

@@ -212,6 +212,7 @@ fn start_mpi(
             ring_in: None,
             alive: AtomicBool::new(true),
             load: Default::default(),
+            frees: Default::default(),
         })
         .collect();
     let _ = cluster.links.set(links.into_boxed_slice());
@@ -415,6 +416,7 @@ fn start_workers(
             ring_in: Some(r.to_main),
             alive: AtomicBool::new(true),
             load: Default::default(),
+            frees: Default::default(),
         });
     }
     let _ = cluster.links.set(links.into_boxed_slice());

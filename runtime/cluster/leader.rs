@@ -50,6 +50,9 @@ use crate::transport::wire::BlobWriter;
 /// Values up to this size travel inside frames; larger ones through the ring.
 pub(crate) const INLINE_MAX: usize = 64 << 10;
 
+/// Objects to free that wait for a call to travel with; more are sent alone.
+const FREE_BATCH: usize = 256;
+
 /// One worker process, as process 0 sees it.
 #[derive(Debug)]
 pub(crate) struct Link {
@@ -61,6 +64,9 @@ pub(crate) struct Link {
     pub(crate) ring_in: Option<Consumer>,
     pub(crate) alive: AtomicBool,
     pub(crate) load: AtomicUsize,
+    /// Objects the worker may free, sent with the next call (or in a
+    /// batch of their own when many pile up).
+    pub(crate) frees: Mutex<Vec<u64>>,
 }
 
 /// A call sent (or about to be sent) to a worker.
@@ -427,18 +433,14 @@ impl Cluster {
         let mut calls = self.calls.lock();
         let Some(p) = calls.get_mut(&call) else { return };
         let entry = p.task.remote().map(|r| r.entry().id).unwrap_or_default();
-        let message = Message::Run {
-            call,
-            task: entry,
-            thread: p.thread,
-            args: p.args.iter().map(|a| a.clone().expect("every argument is ready")).collect(),
-        };
         let blobs = std::mem::take(&mut p.blobs);
         p.sent = Instant::now();
-        let worker = p.worker;
+        let (worker, thread, args) =
+            (p.worker, p.thread, p.args.iter().map(|a| a.clone().expect("every argument is ready")).collect());
         drop(calls);
         if let Some(link) = self.link(worker) {
-            let _ = link.outbox.send(&message, blobs);
+            let free = std::mem::take(&mut *link.frees.lock());
+            let _ = link.outbox.send(&Message::Run { call, task: entry, thread, args, free }, blobs);
         }
     }
 
@@ -683,7 +685,14 @@ impl Cluster {
         if let Some(link) = self.link(r.worker)
             && link.alive.load(Ordering::Acquire)
         {
-            let _ = link.outbox.send(&Message::Free { object }, Blobs::default());
+            let full = {
+                let mut frees = link.frees.lock();
+                frees.push(object);
+                (frees.len() >= FREE_BATCH).then(|| std::mem::take(&mut *frees))
+            };
+            if let Some(objects) = full {
+                let _ = link.outbox.send(&Message::Free { objects }, Blobs::default());
+            }
         }
     }
 

@@ -231,8 +231,14 @@ enum Source {
 impl Worker {
     fn on_frame(self: &Arc<Self>, frame: Incoming) {
         match frame.message() {
-            ArchivedMessage::Run { call, task, thread, args } => {
+            ArchivedMessage::Run { call, task, thread, args, free } => {
                 let (call, task) = (call.to_native(), task.to_native());
+                if !free.is_empty() {
+                    let mut objects = self.objects.lock();
+                    for o in free.iter() {
+                        objects.remove(&o.to_native());
+                    }
+                }
                 let thread = thread.as_ref().map(|t| t.to_native() as usize);
                 let mut sources = Vec::new();
                 for arg in args.iter() {
@@ -266,8 +272,11 @@ impl Worker {
                     let _ = self.outbox.send(&Message::Value { object, blob }, blobs);
                 }
             }
-            ArchivedMessage::Free { object } => {
-                self.objects.lock().remove(&object.to_native());
+            ArchivedMessage::Free { objects } => {
+                let mut kept = self.objects.lock();
+                for o in objects.iter() {
+                    kept.remove(&o.to_native());
+                }
             }
             ArchivedMessage::Shutdown => (self.stop)(),
             _ => {}

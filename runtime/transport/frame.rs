@@ -39,16 +39,17 @@ pub(crate) enum Message {
     Welcome { threads: u32, workers: u32, to_worker_ring: String, to_main_ring: String },
     /// Worker to process 0: its runtime is up.
     Ready { threads: u32 },
-    /// Run registered task `task` as call `call`, on `thread` if given.
-    Run { call: u64, task: u64, thread: Option<u32>, args: Vec<Arg> },
+    /// Run registered task `task` as call `call`, on `thread` if given;
+    /// `free` names objects no longer needed (sent along, to save frames).
+    Run { call: u64, task: u64, thread: Option<u32>, args: Vec<Arg>, free: Vec<u64> },
     /// A call ended.
     Done { call: u64, micros: u64, outcome: Outcome },
     /// Send the value of `object` (kept by the receiver) to the sender.
     Pull { object: u64 },
     /// The value of `object`, answering a `Pull`.
     Value { object: u64, blob: Blob },
-    /// `object` is no longer needed.
-    Free { object: u64 },
+    /// These objects are no longer needed.
+    Free { objects: Vec<u64> },
     /// Stop: the worker exits.
     Shutdown,
 }
@@ -271,7 +272,13 @@ mod tests {
     fn frames_round_trip() {
         let mut blobs = Blobs::default();
         let blob = blobs.push(&wire::to_vec(&vec![1.5f64; 10]).unwrap());
-        let m = Message::Run { call: 7, task: 99, thread: Some(1), args: vec![Arg::Blob(blob), Arg::Object(3)] };
+        let m = Message::Run {
+            call: 7,
+            task: 99,
+            thread: Some(1),
+            args: vec![Arg::Blob(blob), Arg::Object(3)],
+            free: vec![],
+        };
         assert_eq!(decode_frame(&whole(&m, blobs, 42), 42).unwrap(), m);
     }
 

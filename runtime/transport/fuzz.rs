@@ -37,6 +37,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         task: 0xfeed,
         thread: Some(1),
         args: vec![Arg::Blob(values), Arg::Blob(text), Arg::Object(7)],
+        free: vec![3],
     };
     let mut done_blobs = Blobs::default();
     let result = done_blobs.push(&wire::to_vec(&17u64).unwrap());
@@ -79,7 +80,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "value_ring",
             whole(&Message::Value { object: 9, blob: Blob::Ring { start: 0, pos: 64, len: 4096 } }, Blobs::default()),
         ),
-        ("free", whole(&Message::Free { object: 9 }, Blobs::default())),
+        ("free", whole(&Message::Free { objects: vec![9, 10] }, Blobs::default())),
         ("shutdown", whole(&Message::Shutdown, Blobs::default())),
     ]
 }

@@ -16,7 +16,6 @@ use std::thread::JoinHandle;
 use rkyv::util::AlignedVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
 
 use super::frame::{self, ArchivedMessage, HEADER_LEN, Header, Message};
 use super::wire::ALIGN;
@@ -192,6 +191,9 @@ impl Outbox {
     }
 }
 
+/// Reads are buffered this much.
+const BATCH: usize = 256 << 10;
+
 /// Starts the reader and writer tasks of a link over `stream`. `handler`
 /// gets each valid frame; `closed` is called once when the link ends.
 pub(crate) fn start_link(
@@ -201,25 +203,13 @@ pub(crate) fn start_link(
     handler: Arc<dyn Fn(Incoming) + Send + Sync>,
     closed: Box<dyn FnOnce(Error) + Send>,
 ) -> Outbox {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
-    let (mut reader, mut writer) = stream.into_split();
-    let (stop_writer, mut writer_stopped) = tokio::sync::oneshot::channel::<()>();
-    io.spawn(async move {
-        loop {
-            tokio::select! {
-                next = rx.recv() => match next {
-                    Some(frame) => {
-                        if write_frame(&mut writer, &frame).await.is_err() {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
-                _ = &mut writer_stopped => break,
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
+    let (reader, half) = stream.into_split();
+    let mut reader = tokio::io::BufReader::with_capacity(BATCH, reader);
+    let writer =
+        Arc::new(Writer { half, state: parking_lot::Mutex::new(Pending::default()), wake: tokio::sync::Notify::new() });
+    let (stop_writer, stopped) = tokio::sync::oneshot::channel::<()>();
+    io.spawn(writer.clone().flush_queue(stopped));
+    let w = writer.clone();
     io.spawn(async move {
         let why = loop {
             match read_frame(&mut reader, cookie).await {
@@ -227,10 +217,120 @@ pub(crate) fn start_link(
                 Err(e) => break e,
             }
         };
+        w.state.lock().closed = true;
         let _ = stop_writer.send(());
         closed(why);
     });
-    Outbox::new(cookie, move |frame| tx.send(frame).is_ok())
+    Outbox::new(cookie, move |frame| writer.send(frame))
+}
+
+/// The sending side of a link.
+///
+/// Protocol: a sender writes its frame straight to the socket (a
+/// non-blocking write, from whatever thread sends) when nothing is queued
+/// and the writer task is not writing; whatever the socket does not take at
+/// once is queued, and the writer task (on the I/O runtime) writes the
+/// queue in order, waiting for the socket as needed. `flushing` is set
+/// while the task writes a chunk it took from the queue, so no direct
+/// write can come between queued bytes.
+struct Writer {
+    half: tokio::net::unix::OwnedWriteHalf,
+    state: parking_lot::Mutex<Pending>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    queue: std::collections::VecDeque<Vec<u8>>,
+    flushing: bool,
+    closed: bool,
+}
+
+impl Writer {
+    /// Sends or queues one frame; `false` once the link is closed.
+    fn send(&self, (head, payload): Outgoing) -> bool {
+        let mut state = self.state.lock();
+        if state.closed {
+            return false;
+        }
+        let total = head.len() + payload.len();
+        let mut written = 0;
+        if state.queue.is_empty() && !state.flushing {
+            while written < total {
+                let slices = if written < head.len() {
+                    [std::io::IoSlice::new(&head[written..]), std::io::IoSlice::new(&payload)]
+                } else {
+                    [std::io::IoSlice::new(&payload[written - head.len()..]), std::io::IoSlice::new(&[])]
+                };
+                match self.half.try_write_vectored(&slices) {
+                    Ok(0) => {
+                        state.closed = true;
+                        return false;
+                    }
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        state.closed = true;
+                        return false;
+                    }
+                }
+            }
+            if written == total {
+                return true;
+            }
+        }
+        let mut rest = Vec::with_capacity(total - written);
+        if written < head.len() {
+            rest.extend_from_slice(&head[written..]);
+            rest.extend_from_slice(&payload);
+        } else {
+            rest.extend_from_slice(&payload[written - head.len()..]);
+        }
+        state.queue.push_back(rest);
+        drop(state);
+        self.wake.notify_one();
+        true
+    }
+
+    /// The writer task: writes queued bytes until the link closes.
+    async fn flush_queue(self: Arc<Self>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = &mut stopped => return,
+            }
+            loop {
+                let chunk = {
+                    let mut state = self.state.lock();
+                    match state.queue.pop_front() {
+                        Some(chunk) => {
+                            state.flushing = true;
+                            chunk
+                        }
+                        None => {
+                            state.flushing = false;
+                            break;
+                        }
+                    }
+                };
+                let mut at = 0;
+                while at < chunk.len() {
+                    if self.half.writable().await.is_err() {
+                        self.state.lock().closed = true;
+                        return;
+                    }
+                    match self.half.try_write(&chunk[at..]) {
+                        Ok(n) if n > 0 => at += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Ok(_) | Err(_) => {
+                            self.state.lock().closed = true;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
