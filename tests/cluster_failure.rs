@@ -139,3 +139,18 @@ fn a_runtime_without_a_dirk_entry_cannot_start_workers() {
         other => panic!("expected a Config error, got {other:?}"),
     }
 }
+
+#[dirk::test]
+fn dropping_the_runtime_stops_its_workers_and_cancels_what_ran_there() {
+    let rt = Runtime::builder().threads(1).workers(1).build().unwrap();
+    let pid = rt.worker_pids()[0];
+    within(LONG, move || {
+        let slow = rt.run(|| spawn!(scope = Scope::worker(1), nap(30_000)));
+        std::thread::sleep(Duration::from_millis(200));
+        let start = Instant::now();
+        drop(rt);
+        assert!(slow.wait().unwrap_err().is_cancelled());
+        assert!(start.elapsed() < Duration::from_secs(5), "stopping took {:?}", start.elapsed());
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} is gone");
+    });
+}

@@ -758,7 +758,7 @@ impl Cluster {
     }
 
     /// Stops the workers: asks them to exit, then kills those that do not.
-    pub(crate) fn shutdown(&self) {
+    pub(crate) fn shutdown(&'static self) {
         if self.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -785,5 +785,10 @@ impl Cluster {
             let _ = std::fs::remove_file(path);
         }
         let _ = std::fs::remove_file(&self.address);
+        self.io.stop();
+        // Whatever the workers' ends did not settle ends now.
+        for worker in 1..self.size() as u32 {
+            self.on_lost(worker, Error::Transport("the runtime was dropped".to_owned()));
+        }
     }
 }

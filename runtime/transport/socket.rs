@@ -25,8 +25,8 @@ use crate::Error;
 #[derive(Debug)]
 pub(crate) struct Io {
     handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    thread: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Io {
@@ -44,7 +44,7 @@ impl Io {
                 rt.shutdown_background();
             })
             .map_err(|e| Error::Transport(format!("could not start the I/O thread: {e}")))?;
-        Ok(Io { handle, stop: Some(stop), thread: Some(thread) })
+        Ok(Io { handle, stop: std::sync::Mutex::new(Some(stop)), thread: std::sync::Mutex::new(Some(thread)) })
     }
 
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
@@ -64,16 +64,24 @@ impl Io {
     }
 }
 
-impl Drop for Io {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+impl Io {
+    /// Stops the I/O runtime (its connections end) and joins its thread,
+    /// unless called from that thread.
+    pub(crate) fn stop(&self) {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take()
+        if let Some(thread) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take()
             && thread.thread().id() != std::thread::current().id()
         {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
