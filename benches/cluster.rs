@@ -163,7 +163,8 @@ fn main() {
         black_box(&dst);
         gbs(start.elapsed())
     });
-    report("cluster", "transfer 64 MiB", "memcpy (one core)", s, "GB/s", false);
+    report("cluster", "transfer 64 MiB to a worker", "memcpy (one core)", s, "GB/s", false);
+    report("cluster", "transfer 64 MiB from a worker", "memcpy (one core)", s, "GB/s", false);
     let here = rt.run(|| spawn!(scope = Scope::worker(0), make(n)));
     here.wait().unwrap();
     for _ in 0..4 {
@@ -176,7 +177,7 @@ fn main() {
         assert_eq!(len, n);
         gbs(start.elapsed())
     });
-    report("cluster", "transfer 64 MiB", "dirk process 0 -> worker", s, "GB/s", false);
+    report("cluster", "transfer 64 MiB to a worker", "dirk (read in place there)", s, "GB/s", false);
     // Into a `Vec` here, read by a task of process 0 (`fetch` would add a clone).
     let pull = || {
         let there = rt.run(|| spawn!(scope = Scope::worker(1), make(n)));
@@ -191,11 +192,11 @@ fn main() {
         pull();
     }
     let s = sample(runs, || gbs(pull()));
-    report("cluster", "transfer 64 MiB", "dirk worker -> process 0", s, "GB/s", false);
+    report("cluster", "transfer 64 MiB from a worker", "dirk (into a Vec here)", s, "GB/s", false);
 
     // One task at a time, on a worker and here.
     let calls = pick(2000, 200);
-    for (system, worker) in [("dirk on worker 1", 1), ("dirk on a thread here", 0)] {
+    for (system, worker) in [("dirk on worker 1", 1), ("same on a thread of process 0", 0)] {
         let s = sample(runs, || {
             let start = Instant::now();
             rt.run(|| {
@@ -219,6 +220,6 @@ fn main() {
     let peak = peak.max(peak_flops(2));
     let two = metg("dirk 2 workers x 1 thread", &cluster, 2, 2, peak);
     drop(cluster);
-    report_value("cluster", "stencil_1d METG(50%)", "dirk 2 worker processes", two, "us", true);
-    report_value("cluster", "stencil_1d METG(50%)", "dirk 1 process, 2 threads", one, "us", true);
+    report_value("cluster", "stencil_1d METG(50%)", "dirk on 2 worker processes x 1 thread", two, "us", true);
+    report_value("cluster", "stencil_1d METG(50%)", "same in 1 process of 2 threads", one, "us", true);
 }
