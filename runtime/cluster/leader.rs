@@ -50,6 +50,9 @@ use crate::transport::wire::BlobWriter;
 /// Values up to this size travel inside frames; larger ones through the ring.
 pub(crate) const INLINE_MAX: usize = 64 << 10;
 
+/// Arguments up to this size are archived in a scratch buffer first.
+const SMALL: usize = 4096;
+
 /// Objects to free that wait for a call to travel with; more are sent alone.
 const FREE_BATCH: usize = 256;
 
@@ -405,6 +408,24 @@ impl Cluster {
         value: &dyn std::any::Any,
         encode: super::probe::Encode,
     ) -> Result<Blob, Error> {
+        // Most arguments are small: try a scratch buffer before the ring.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<rkyv::util::AlignedVec<16>> = std::cell::RefCell::new({
+                let mut v = rkyv::util::AlignedVec::with_capacity(SMALL);
+                v.resize(SMALL, 0);
+                v
+            });
+        }
+        let small = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            // SAFETY: the scratch buffer is this thread's, aligned, SMALL
+            // bytes long, and borrowed mutably for the writer's whole life.
+            let writer = unsafe { BlobWriter::fixed(scratch.as_mut_ptr(), SMALL) };
+            (encode.write)(value, writer).ok().map(|w| blobs.push(&scratch[..w.len()]))
+        });
+        if let Some(blob) = small {
+            return Ok(blob);
+        }
         let mut ring = link.ring_out.as_ref().map(|r| r.lock());
         if let Some(ring) = ring.as_mut()
             && let Some(region) = ring.reserve().filter(|r| r.len > INLINE_MAX)
