@@ -20,11 +20,11 @@ where
     spawn_body(options, name, Call::new(slots, f))
 }
 
-/// Entry of `#[dirk::main]`: runs the program's body. Later, in a process
-/// started as a worker, this is where the worker loop takes over. With
-/// `DIRK_TRACE=path`, the trace of the run is written to `path` at the end.
+/// Entry of `#[dirk::main]`: runs the program's body, or, in a process
+/// started as a worker, the worker loop. With `DIRK_TRACE=path`, the trace
+/// of the run is written to `path` at the end.
 pub fn main<R>(body: impl FnOnce() -> R) -> R {
-    let value = body();
+    let value = crate::cluster::launch::main(body);
     if let Some(path) = std::env::var_os("DIRK_TRACE") {
         let trace = crate::trace::stop();
         match trace.write_chrome(&path) {
@@ -35,7 +35,51 @@ pub fn main<R>(body: impl FnOnce() -> R) -> R {
     value
 }
 
-/// Entry of `#[dirk::test]`: runs one test's body.
-pub fn test<R>(body: impl FnOnce() -> R) -> R {
-    body()
+/// Entry of `#[dirk::test]` (`path` is `module_path!()::name`): runs one
+/// test's body, or, in a process started as a worker, the worker loop.
+pub fn test<R>(path: &str, body: impl FnOnce() -> R) -> R {
+    crate::cluster::launch::test(path, body)
 }
+
+// Cluster glue: what `#[task]` registers and `spawn!` passes (issue 5).
+pub use crate::cluster::archived::RemoteArgs;
+pub use crate::cluster::probe;
+pub use crate::cluster::probe::{Encode, ParamProbe, ResultProbe, slot_probe};
+pub use crate::cluster::registry::{Glue, Registration, ResultGlue, RunFn, TASKS};
+pub use crate::transport::wire::{BlobWriter, Check};
+
+/// An archived result, as a registered task's glue returns it.
+pub type AlignedBytes = rkyv::util::AlignedVec<16>;
+pub use crate::task::slots::SlotRef;
+pub use linkme;
+
+/// Spawns `f(slots)` like [`spawn_call`]; on a runtime with worker
+/// processes a registered `#[task]` (the function item spelled `path`) may
+/// run in any of them, its arguments archived with `encoders`.
+pub fn spawn_task<S, F, R>(
+    options: Option<Options>,
+    name: &'static str,
+    path: &'static str,
+    encoders: &[Option<Encode>],
+    slots: S,
+    f: F,
+) -> Task<R>
+where
+    S: Slots + Send + 'static,
+    F: FnOnce(S) -> R + Send + 'static,
+    R: Send + Sync + 'static,
+{
+    crate::cluster::remote::spawn_task(options, name, path, encoders, slots, f)
+}
+
+/// Checks at compile time that `T` is the companion of a `#[task]`: what
+/// `spawn!` emits for a literal scope naming another worker.
+pub fn must_be_task<T: TaskCompanion>() {}
+
+/// Implemented by the companion type `#[task]` emits beside its function.
+#[diagnostic::on_unimplemented(
+    message = "only a #[task] function can run on another worker",
+    label = "not a #[task]",
+    note = "worker processes run registered #[task] functions only: mark the function with #[task], or scope the spawn to worker 0"
+)]
+pub trait TaskCompanion {}

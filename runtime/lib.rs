@@ -30,7 +30,10 @@
 //! - Failures are [`Error`] values: a panicking task fails its dependents
 //!   with [`Error::Upstream`] and nothing else.
 //! - A global [`Runtime`] with one thread per core starts on first use;
-//!   [`Runtime::builder`] makes others.
+//!   [`Runtime::builder`] makes others, with worker processes when asked
+//!   ([`Builder::workers`]; under `mpirun` the other ranks): `#[task]`
+//!   functions then run in any process, near their data ([`Scope::worker`],
+//!   [`mutable`], [`shard`]).
 //!
 //! Everything a program needs is in [`prelude`].
 
@@ -39,18 +42,21 @@
 // Lets the crate's own tests use its macros, whose output names `::dirk`.
 extern crate self as dirk;
 
+mod cluster;
 mod error;
 mod exec;
 mod plan;
 mod sched;
 mod task;
 pub mod trace;
+mod transport;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use dirk_macros::{main, spawn, task, test};
 
+pub use crate::cluster::data::{Mutable, Shard, mutable, mutable_on, shard};
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::blocking::block_in_place;
 pub use crate::exec::{Builder, Runtime};
@@ -60,6 +66,17 @@ pub use crate::task::cancel::{cancelled, sleep};
 pub use crate::task::group::sync;
 pub use crate::task::spawn::spawn;
 pub use crate::task::{Task, TaskFuture, TaskId};
+pub use crate::transport::wire::Wire;
+
+/// In a task run for another process: the address range of the bytes its
+/// argument `i` was read from (in the shared-memory ring, the frame that
+/// carried it, or a value the worker kept); `None` elsewhere.
+///
+/// Lets a program check that an argument was read in place: a `&[f64]`
+/// parameter's pointer lies inside this range.
+pub fn received_bytes(i: usize) -> Option<std::ops::Range<usize>> {
+    cluster::received_bytes(i)
+}
 
 /// The index of the worker thread running the caller, or `None` when the
 /// caller is not on a worker thread.
@@ -75,9 +92,10 @@ pub fn current_thread() -> Option<usize> {
 }
 
 /// The worker (process) running the caller: 0 in the process the program
-/// started in.
+/// started in, 1..=k in the worker processes started by
+/// [`Builder::workers`] (or the MPI rank under `mpirun`).
 pub fn current_worker() -> usize {
-    0
+    cluster::current_worker()
 }
 
 /// The README's example, compiled and run as a doctest so it stays true.

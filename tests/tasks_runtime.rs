@@ -29,7 +29,7 @@ fn a_runtime_has_the_threads_it_was_built_with() {
             let seen: HashSet<usize> = rt.run(|| {
                 (0..n).map(|t| spawn!(scope = Scope::thread(t), which_thread()).fetch().unwrap().unwrap()).collect()
             });
-            assert_eq!(seen, (0..n).collect());
+            assert_eq!(seen, (0..n).collect::<HashSet<_>>());
         }
     });
 }

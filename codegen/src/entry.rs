@@ -20,7 +20,13 @@ pub fn expand_main(attr: TokenStream, item: TokenStream) -> TokenStream {
 pub fn expand_test(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr, item, "test", |f| {
         let (attrs, vis, sig, block) = (&f.attrs, &f.vis, &f.sig, &f.block);
-        quote!(#[::core::prelude::v1::test] #(#attrs)* #vis #sig { ::dirk::__private::test(move || #block) })
+        let name = &f.sig.ident;
+        quote! {
+            #[::core::prelude::v1::test]
+            #(#attrs)* #vis #sig {
+                ::dirk::__private::test(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)), move || #block)
+            }
+        }
     })
 }
 

@@ -3,8 +3,13 @@
 //! The function stays an ordinary function (callable directly, spawnable
 //! with `spawn!`). The attribute checks that it can be a task: a free,
 //! non-`async`, non-`const` function, since a task body runs on a worker
-//! thread and its result is stored for its consumers. Later stages attach
-//! the task's stable id for remote execution and its GPU role here.
+//! thread and its result is stored for its consumers.
+//!
+//! It also registers the function for worker processes (see
+//! [`registration`]): a companion type of the same name (so that `spawn!`
+//! with a literal remote scope can check at compile time that the callee is
+//! a task), and an entry in dirk's task registry with the glue that runs it
+//! from archived arguments.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -47,8 +52,98 @@ pub fn expand_task(attr: TokenStream, item: TokenStream) -> TokenStream {
             "a #[task] is a free function: move it out of the `impl` and take the value as an argument",
         );
     }
-    let errors = diagnostics.into_tokens();
-    quote!(#errors #function)
+    if diagnostics.has_errors() {
+        let errors = diagnostics.into_tokens();
+        return quote!(#errors #function);
+    }
+    let registration = registration(&function);
+    quote!(#function #registration)
+}
+
+fn local_only_group(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == "impl",
+        proc_macro2::TokenTree::Punct(p) => p.as_char() == '\'',
+        proc_macro2::TokenTree::Group(g) => local_only_group(g.stream()),
+        proc_macro2::TokenTree::Literal(_) => false,
+    })
+}
+
+/// The companion type and the registry entry of a task function. Generic
+/// and `unsafe` functions are not registered: they run only locally.
+fn registration(function: &syn::ItemFn) -> TokenStream {
+    let sig = &function.sig;
+    let name = &sig.ident;
+    let vis = &function.vis;
+    let companion = quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, dead_code, unreachable_pub)]
+        #vis struct #name {}
+        impl ::dirk::__private::TaskCompanion for #name {}
+    };
+    let generic = !sig.generics.params.is_empty() || sig.unsafety.is_some() || sig.variadic.is_some();
+    let types: Vec<&syn::Type> = sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::FnArg::Typed(t) => Some(&*t.ty),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let output = match &sig.output {
+        syn::ReturnType::Default => quote!(()),
+        syn::ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    // `impl Trait` is generic; a named lifetime (`&'static str`) cannot be
+    // given by arguments that live only as long as one call.
+    if generic
+        || types.iter().any(|t| local_only_group(quote!(#t)))
+        || local_only_group(output.clone())
+        || sig.receiver().is_some()
+    {
+        return companion;
+    }
+    let probe = quote!(::dirk::__private::ParamProbe);
+    let live = if types.is_empty() {
+        quote!((&&::dirk::__private::ResultProbe::<#output>::new()).live(#name))
+    } else {
+        quote!(::core::option::Option::None)
+    };
+    let remote = types.iter().map(|ty| quote!((&&&&&&&&#probe::<#ty>::new()).remote()));
+    let decoded =
+        types.iter().enumerate().map(|(i, ty)| quote!((&&&&&&&&#probe::<#ty>::new()).decode(__dirk_args, #i)?));
+    quote! {
+        #companion
+        const _: () = {
+            #[allow(unused_imports)]
+            use ::dirk::__private::probe::{
+                InPlace as _, LiveHandle as _, LiveResult as _, LocalLive as _, LocalOnly as _, LocalResult as _,
+                PlainSlice as _, PlainVecResult as _, WireOwned as _, WireRef as _, WireResult as _, WireSlice as _,
+                WireStr as _,
+            };
+            #[::dirk::__private::linkme::distributed_slice(::dirk::__private::TASKS)]
+            #[linkme(crate = ::dirk::__private::linkme)]
+            static __DIRK_TASK: ::dirk::__private::Registration = ::dirk::__private::Registration {
+                path: || ::core::any::type_name_of_val(&#name),
+                glue: __dirk_glue,
+            };
+            fn __dirk_glue() -> ::dirk::__private::Glue {
+                ::dirk::__private::Glue {
+                    remote: true #(&& #remote)*,
+                    run: __dirk_run,
+                    result: (&&&::dirk::__private::ResultProbe::<#output>::new()).glue(),
+                    live: #live,
+                }
+            }
+            #[allow(clippy::unit_arg, clippy::let_unit_value)]
+            fn __dirk_run(
+                __dirk_args: &::dirk::__private::RemoteArgs<'_>,
+            ) -> ::core::result::Result<::dirk::__private::AlignedBytes, ::dirk::Error> {
+                let __dirk_out = #name(#(#decoded),*);
+                (&&&::dirk::__private::ResultProbe::<#output>::new()).encode(&__dirk_out)
+            }
+        };
+    }
 }
 
 #[cfg(test)]
@@ -62,7 +157,10 @@ mod tests {
                 a + b
             }
         );
-        assert_eq!(expand_task(quote!(), f.clone()).to_string(), f.to_string());
+        let out = expand_task(quote!(), f.clone()).to_string();
+        assert!(out.starts_with(&f.to_string()), "{out}");
+        assert!(out.contains("distributed_slice"), "{out}");
+        assert!(out.contains("struct add { }"), "{out}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     /// Set when the runtime was configured from bad settings (the global
     /// runtime's environment): every task spawned on it fails with it.
     pub(crate) config_error: Option<Error>,
+    /// The worker processes, when the runtime has some.
+    pub(crate) cluster: OnceLock<&'static crate::cluster::Cluster>,
 }
 
 impl fmt::Debug for Shared {
@@ -77,20 +79,30 @@ impl Shared {
 
     /// Where a task with `scope` may run on this runtime, or why nowhere.
     pub(crate) fn place(&self, scope: Option<&Scope>) -> Result<Placement, String> {
-        match scope {
-            None => Ok(Placement::Any),
-            Some(scope) => scope.place(self.threads()),
+        match (scope, self.cluster.get()) {
+            (None, _) => Ok(Placement::Any),
+            (Some(scope), Some(cluster)) => cluster.place(scope, self.threads()),
+            (Some(scope), None) => scope.place(self.threads()),
         }
     }
 
     /// Queues a task whose inputs are all complete.
     pub(crate) fn schedule(&'static self, task: Runnable) {
-        match task.header().placement {
+        if let Some(cluster) = self.cluster.get() {
+            return cluster.route(task);
+        }
+        let placement = task.header().placement;
+        self.queue(task, placement);
+    }
+
+    /// Queues a task on this process's threads.
+    pub(crate) fn queue(&'static self, task: Runnable, placement: Placement) {
+        match placement {
             Placement::Thread(index) => {
                 self.pinned[index].push(task);
                 self.idle.notify_worker(index);
             }
-            Placement::Any => {
+            Placement::Any | Placement::Workers { .. } => {
                 let task = context::with_worker(|worker| match worker {
                     Some(w) if std::ptr::eq(w.shared, self) => {
                         w.push(task);
@@ -175,9 +187,16 @@ pub(crate) fn current() -> &'static Shared {
 fn global() -> &'static Shared {
     static GLOBAL: OnceLock<&'static Shared> = OnceLock::new();
     GLOBAL.get_or_init(|| {
-        let (threads, config_error) = match threads_from_env() {
+        let (threads, mut config_error) = match threads_from_env() {
             Ok(n) => (n, None),
             Err(e) => (default_threads(), Some(e)),
+        };
+        let workers = match workers_from_env() {
+            Ok(k) => k,
+            Err(e) => {
+                config_error = config_error.or(Some(e));
+                0
+            }
         };
         let built = Builder { threads: Some(threads), ..Builder::default() }.start(config_error);
         if std::env::var_os("DIRK_TRACE").is_some() {
@@ -186,6 +205,23 @@ fn global() -> &'static Shared {
         match built {
             Ok((shared, handles)) => {
                 drop(handles); // global workers live as long as the process
+                if workers > 0 {
+                    let plan = crate::cluster::launch::Plan { workers, threads, ring_bytes: DEFAULT_RING_BYTES };
+                    match crate::cluster::launch::start(shared, plan) {
+                        Ok(cluster) => {
+                            let _ = shared.cluster.set(cluster);
+                        }
+                        Err(e) => panic!("dirk could not start the {workers} workers DIRK_WORKERS asks for: {e}"),
+                    }
+                } else {
+                    match crate::cluster::launch::join_mpi(shared, threads) {
+                        Ok(Some(cluster)) => {
+                            let _ = shared.cluster.set(cluster);
+                        }
+                        Ok(None) => {}
+                        Err(e) => panic!("dirk could not take the MPI ranks as workers: {e}"),
+                    }
+                }
                 shared
             }
             Err(e) => panic!("dirk could not start its global runtime: {e}"),
@@ -208,6 +244,21 @@ fn threads_from_env() -> Result<usize, Error> {
 }
 
 const MAX_THREADS: usize = 4096;
+
+/// Bytes of each shared-memory ring between process 0 and a worker (one per
+/// direction; memory is used only as large values pass).
+const DEFAULT_RING_BYTES: u64 = 1 << 30;
+
+fn workers_from_env() -> Result<usize, Error> {
+    match std::env::var("DIRK_WORKERS") {
+        Err(_) => Ok(0),
+        Ok(_) if crate::cluster::launch::is_worker() => Ok(0),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n <= 63 => Ok(n),
+            _ => Err(Error::Config(format!("DIRK_WORKERS={v:?} is not a worker count between 0 and 63"))),
+        },
+    }
+}
 
 /// A dirk runtime: a pool of worker threads, one per core by default.
 ///
@@ -249,6 +300,25 @@ impl Runtime {
     /// The number of worker threads.
     pub fn threads(&self) -> usize {
         self.shared.threads()
+    }
+
+    /// The number of processes: 1, plus the workers started with
+    /// [`Builder::workers`].
+    pub fn processes(&self) -> usize {
+        self.shared.cluster.get().map_or(1, |c| c.size())
+    }
+
+    /// Where process 0 listens for its workers (a Unix socket path), when
+    /// the runtime has workers. Connections that do not carry the cluster's
+    /// secret are refused.
+    pub fn cluster_address(&self) -> Option<&str> {
+        self.shared.cluster.get().map(|c| c.address.as_str())
+    }
+
+    /// The process ids of the worker processes, in worker order (worker 1
+    /// first).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared.cluster.get().map_or_else(Vec::new, |c| c.links().iter().map(|l| l.pid).collect())
     }
 
     /// Runs `f` on the calling thread with this runtime as the one that
@@ -332,6 +402,9 @@ impl<F, R> Drop for RunJob<'_, F, R> {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if let Some(cluster) = self.shared.cluster.get() {
+            cluster.shutdown();
+        }
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.idle.wake_all();
         self.shared.spares.wake_all();
@@ -356,6 +429,9 @@ impl Drop for Runtime {
 #[derive(Clone, Debug)]
 pub struct Builder {
     threads: Option<usize>,
+    workers: usize,
+    worker_threads: Option<usize>,
+    ring_bytes: u64,
     pin: bool,
     stack_size: usize,
     thread_name: String,
@@ -367,6 +443,9 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             threads: None,
+            workers: 0,
+            worker_threads: None,
+            ring_bytes: DEFAULT_RING_BYTES,
             pin: false,
             stack_size: 8 << 20,
             thread_name: "dirk-worker".to_owned(),
@@ -380,6 +459,35 @@ impl Builder {
     /// The number of worker threads (default: `DIRK_THREADS`, else one per core).
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = Some(n);
+        self
+    }
+
+    /// Starts `k` worker processes (workers 1..=k) running this same binary,
+    /// beside this process (worker 0). Registered `#[task]` functions run in
+    /// any of them; see [`Scope::worker`].
+    ///
+    /// The program's entry must be marked `#[dirk::main]` (or the test
+    /// `#[dirk::test]`), so that a process started as a worker runs the
+    /// worker loop instead of the program. Dropping the runtime stops the
+    /// workers.
+    pub fn workers(mut self, k: usize) -> Self {
+        self.workers = k;
+        self
+    }
+
+    /// The number of threads of each worker process (default: the same as
+    /// this runtime's).
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// The size in bytes of each shared-memory ring that carries large
+    /// values between this process and a worker (default 1 GiB; the memory
+    /// is used only as values pass). Values larger than the ring go through
+    /// the socket.
+    pub fn ring_bytes(mut self, bytes: u64) -> Self {
+        self.ring_bytes = bytes.max(1 << 16);
         self
     }
 
@@ -433,11 +541,21 @@ impl Builder {
     /// 4096, or when the OS refuses to start a thread.
     pub fn build(self) -> Result<Runtime, Error> {
         let trace_to = self.trace_to.clone();
+        let plan = crate::cluster::launch::Plan { workers: self.workers, threads: 0, ring_bytes: self.ring_bytes };
+        let worker_threads = self.worker_threads;
         let (shared, handles) = self.start(None)?;
         if trace_to.is_some() {
             crate::trace::start();
         }
-        Ok(Runtime { shared, handles: Mutex::new(handles), trace_to })
+        let rt = Runtime { shared, handles: Mutex::new(handles), trace_to };
+        let threads = worker_threads.unwrap_or(shared.threads());
+        if plan.workers > 0 {
+            let cluster = crate::cluster::launch::start(shared, crate::cluster::launch::Plan { threads, ..plan })?;
+            let _ = shared.cluster.set(cluster);
+        } else if let Some(cluster) = crate::cluster::launch::join_mpi(shared, threads)? {
+            let _ = shared.cluster.set(cluster);
+        }
+        Ok(rt)
     }
 
     fn start(self, config_error: Option<Error>) -> Result<(&'static Shared, Vec<JoinHandle<()>>), Error> {
@@ -460,6 +578,7 @@ impl Builder {
             spares: blocking::Spares::new(threads, spare_deques, self.stack_size, self.thread_name.clone()),
             shutdown: AtomicBool::new(false),
             config_error,
+            cluster: OnceLock::new(),
         }));
         let cores = affinity::allowed_cores();
         let pin = self.pin && threads <= cores.len();

@@ -14,4 +14,7 @@ pub(crate) enum Placement {
     Any,
     /// Only the worker thread with this index.
     Thread(usize),
+    /// One of the worker processes in `mask` (bit `w` for worker `w`), on
+    /// its thread `thread` when given; decided by the cluster.
+    Workers { mask: u64, thread: Option<u16> },
 }

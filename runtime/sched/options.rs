@@ -15,6 +15,7 @@ use crate::exec::context;
 pub struct Options {
     pub(crate) scope: Option<Scope>,
     pub(crate) name: Option<Name>,
+    pub(crate) retries: Option<u32>,
 }
 
 impl Options {
@@ -35,10 +36,22 @@ impl Options {
         self
     }
 
+    /// How many times a task that ran on a worker process that was lost is
+    /// run again elsewhere (when its inputs are still available) before it
+    /// fails with [`Error::WorkerLost`](crate::Error::WorkerLost). Default 0.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = Some(n);
+        self
+    }
+
     /// These options with every field that `self` leaves unset taken from `outer`.
     fn over(self, outer: Option<&Options>) -> Options {
         let Some(outer) = outer else { return self };
-        Options { scope: self.scope.or_else(|| outer.scope.clone()), name: self.name.or_else(|| outer.name.clone()) }
+        Options {
+            scope: self.scope.or_else(|| outer.scope.clone()),
+            name: self.name.or_else(|| outer.name.clone()),
+            retries: self.retries.or(outer.retries),
+        }
     }
 }
 

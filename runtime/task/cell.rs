@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering;
 use super::alloc;
 use super::listeners::{Listener, Taken};
 use super::raw::{Header, HeaderInit, TaskRef, VTable};
-use super::state::{BODY_DONE, COMPLETE, FAILED, FINISHING, LISTENERS, RUNNING, TAKEN};
+use super::state::{BODY_DONE, COMPLETE, ELSEWHERE, FAILED, FINISHING, LISTENERS, RUNNING, TAKEN};
 use crate::error::Error;
 use crate::exec::context;
 use crate::trace;
@@ -42,6 +42,10 @@ pub(crate) trait Body: Send + 'static {
     type Output: Send + Sync + 'static;
     fn for_each_input(&self, f: &mut dyn FnMut(&TaskRef));
     fn call(self) -> Self::Output;
+    /// How to run this body in another process, when it can be.
+    fn remote(&self) -> Option<&dyn crate::cluster::RemoteCall> {
+        None
+    }
 }
 
 #[repr(C)]
@@ -57,7 +61,8 @@ struct Cell<B: Body> {
 }
 
 impl<B: Body> Cell<B> {
-    const VTABLE: VTable = VTable { run: run::<B>, for_each_input: for_each_input::<B>, dealloc: dealloc::<B> };
+    const VTABLE: VTable =
+        VTable { run: run::<B>, for_each_input: for_each_input::<B>, remote: remote::<B>, dealloc: dealloc::<B> };
 }
 
 /// Builds a task cell; returns two references (the handle's and the queue's).
@@ -81,7 +86,7 @@ pub(crate) fn new_task<B: Body>(init: HeaderInit, body: B, pending: u32) -> (Tas
 pub(crate) unsafe fn result<T>(task: &TaskRef) -> Option<Result<&T, &Error>> {
     let header = task.header();
     let state = header.state.load();
-    if state & COMPLETE == 0 {
+    if state & (COMPLETE | ELSEWHERE) != COMPLETE {
         return None;
     }
     if state & FAILED != 0 {
@@ -102,7 +107,7 @@ pub(crate) unsafe fn result<T>(task: &TaskRef) -> Option<Result<&T, &Error>> {
 /// `task` was built with value type `T`.
 pub(crate) unsafe fn take_value<T>(task: &TaskRef) -> Option<T> {
     let header = task.header();
-    if !task.is_unique() || header.state.load() & (COMPLETE | FAILED | TAKEN) != COMPLETE {
+    if !task.is_unique() || header.state.load() & (COMPLETE | FAILED | TAKEN | ELSEWHERE) != COMPLETE {
         return None;
     }
     header.state.set(TAKEN);
@@ -201,13 +206,22 @@ unsafe fn for_each_input<B: Body>(header: &Header, f: &mut dyn FnMut(&TaskRef)) 
     }
 }
 
+unsafe fn remote<B: Body>(header: &Header) -> Option<&dyn crate::cluster::RemoteCall> {
+    // SAFETY: this vtable entry is only reachable from a `Cell<B>`.
+    let cell = unsafe { NonNull::from(header).cast::<Cell<B>>().as_ref() };
+    // SAFETY: called by whoever holds the task before it runs (the spawner,
+    // or the scheduler placing it), or by the cluster after it set RUNNING
+    // for a body that runs elsewhere: nobody takes the body concurrently.
+    unsafe { (*cell.body.get()).as_ref() }.and_then(Body::remote)
+}
+
 unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
     let cell = ptr.cast::<Cell<B>>().as_ptr();
     // SAFETY: the last reference is gone; the cell is initialised and ours.
     unsafe {
         let header = &(*cell).prefix.header;
         let origin = header.origin;
-        if header.state.load() & (COMPLETE | FAILED | TAKEN) == COMPLETE {
+        if header.state.load() & (COMPLETE | FAILED | TAKEN | ELSEWHERE) == COMPLETE {
             (*(*cell).prefix.value.get()).assume_init_drop();
         }
         std::ptr::drop_in_place((*cell).body.get());
@@ -229,6 +243,83 @@ fn record_run(header: &Header, start: u64, failed: bool) {
         end: trace::record::run_end(),
         failed,
     });
+}
+
+/// Claims a task whose body runs in another process: sets `RUNNING`, and
+/// returns `false` when the task was already failed or cancelled (then
+/// nothing is to run; the body is dropped with the cell).
+pub(crate) fn start_elsewhere(task: &TaskRef) -> bool {
+    task.header().state.set(RUNNING) & FINISHING == 0
+}
+
+/// Gives a task claimed by [`start_elsewhere`] back, to be run again from
+/// the start (its first run was lost with its process).
+pub(crate) fn restart(task: &TaskRef) {
+    task.header().state.clear(RUNNING);
+}
+
+/// Ends a task claimed by [`start_elsewhere`] with its value, brought here.
+///
+/// # Safety
+///
+/// `task` was built with value type `T`, and the caller claimed it.
+pub(crate) unsafe fn succeed_elsewhere<T>(task: TaskRef, value: T) {
+    let prefix = prefix::<T>(&task);
+    // SAFETY: the value type is `T` and we are the runner (caller); the
+    // prefix lives as long as `task`, which `succeed` holds.
+    unsafe { succeed(task, prefix.as_ref(), value) }
+}
+
+/// Ends a task claimed by [`start_elsewhere`] that succeeded in another
+/// process, which keeps its value.
+pub(crate) fn complete_elsewhere(task: TaskRef) {
+    let header = task.header();
+    let bits = FINISHING | BODY_DONE | COMPLETE | ELSEWHERE;
+    match header.state.update(|s| (s & FINISHING == 0).then_some(s | bits)) {
+        Ok(prev) => {
+            header.leave_group();
+            if prev & LISTENERS != 0 {
+                let listeners = header.listeners.take(&header.state);
+                drop(task);
+                tell(Completion { listeners, failure: None });
+            }
+        }
+        Err(_) => {
+            // Cancelled while it ran: the canceller wrote the result.
+            if header.state.set(BODY_DONE) & COMPLETE != 0 {
+                header.leave_group();
+            }
+        }
+    }
+}
+
+/// Ends a task claimed by [`start_elsewhere`] with a failure.
+pub(crate) fn fail_elsewhere(task: TaskRef, error: Error) {
+    let header = task.header();
+    let prev = header.state.set(FINISHING | BODY_DONE);
+    if prev & FINISHING != 0 {
+        if prev & COMPLETE != 0 {
+            header.leave_group();
+        }
+        return;
+    }
+    let completion = header.complete_failed(error);
+    drop(task);
+    tell(completion);
+}
+
+/// Writes the value of a task that completed [`Finish::Elsewhere`], once
+/// it was brought here, and makes it readable.
+///
+/// # Safety
+///
+/// `task` was built with value type `T`; its state has `ELSEWHERE`; the
+/// caller is the only party writing it (the cluster's single pull).
+pub(crate) unsafe fn fill_elsewhere<T>(task: &TaskRef, value: T) {
+    // SAFETY: ELSEWHERE means nobody reads the value slot (see `result`),
+    // and the caller is its only writer.
+    unsafe { (*prefix::<T>(task).as_ref().value.get()).write(value) };
+    task.header().state.clear(ELSEWHERE);
 }
 
 /// Drops a body, value or panic payload nobody needs, keeping a panic in a

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use self::cell::tell;
 use self::listeners::Listener;
 use self::raw::TaskRef;
-use self::state::{CANCEL, FINISHING};
+use self::state::{CANCEL, ELSEWHERE, FINISHING};
 use crate::Error;
 use crate::exec::wait;
 
@@ -98,13 +98,24 @@ impl<T: Send + Sync + 'static> Task<T> {
         T: Clone,
     {
         self.block();
+        if self.raw.header().state.load() & ELSEWHERE != 0 {
+            crate::cluster::bring_here(&self.raw)?;
+        }
         self.completed().cloned().map_err(Clone::clone)
     }
 
     /// Waits for the task to end; `Ok` when it succeeded.
     pub fn wait(&self) -> Result<(), Error> {
         self.block();
-        self.completed().map(|_| ()).map_err(Clone::clone)
+        self.outcome()
+    }
+
+    /// Success or the error, of a complete task (its value may be elsewhere).
+    fn outcome(&self) -> Result<(), Error> {
+        match self.raw.header().error() {
+            Some(error) => Err(error.clone()),
+            None => Ok(()),
+        }
     }
 
     /// Like [`wait`](Task::wait), but gives up after `timeout`, returning
@@ -115,7 +126,7 @@ impl<T: Send + Sync + 'static> Task<T> {
         if !wait::until(&|| header.state.is_complete(), Some((header, deadline))) {
             return None;
         }
-        Some(self.completed().map(|_| ()).map_err(Clone::clone))
+        Some(self.outcome())
     }
 
     /// Whether the task has ended (with a result or an error).
@@ -209,11 +220,20 @@ impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
         if let Some(result) = self.task.result() {
             return Poll::Ready(result.cloned().map_err(Clone::clone));
         }
+        if self.task.is_ready() {
+            // Complete, with its value in another process: bring it here.
+            return match crate::cluster::bring_here_async(&self.task.raw, cx.waker()) {
+                Poll::Ready(Ok(())) => Poll::Ready(self.task.completed().cloned().map_err(Clone::clone)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
         if self.registered.as_ref().is_none_or(|w| !w.will_wake(cx.waker())) {
             let header = self.task.raw.header();
             let waker = cx.waker().clone();
             if header.listeners.register(&header.state, Listener::Waker(Box::new(waker.clone()))).is_err() {
-                return Poll::Ready(self.task.completed().cloned().map_err(Clone::clone));
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             self.registered = Some(waker);
         }

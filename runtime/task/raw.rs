@@ -32,6 +32,8 @@ pub(crate) struct VTable {
     pub(crate) run: unsafe fn(TaskRef),
     /// Lists the tasks the body reads.
     pub(crate) for_each_input: unsafe fn(&Header, InputVisitor<'_>),
+    /// How to run the body in another process, if it can be.
+    pub(crate) remote: unsafe fn(&Header) -> Option<&dyn crate::cluster::RemoteCall>,
     /// Drops the cell's contents and frees it.
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
 }
@@ -204,6 +206,14 @@ impl TaskRef {
         let h = self.header();
         // SAFETY: the vtable belongs to this cell, which is alive.
         unsafe { (h.vtable.for_each_input)(h, f) }
+    }
+
+    /// The body's remote form, if it has one; only meaningful before it
+    /// runs, or while the cluster runs it elsewhere.
+    pub(crate) fn remote(&self) -> Option<&dyn crate::cluster::RemoteCall> {
+        let h = self.header();
+        // SAFETY: the vtable belongs to this cell, which is alive.
+        unsafe { (h.vtable.remote)(h) }
     }
 
     /// Whether this is the only reference to the task.

@@ -254,15 +254,38 @@ impl std::fmt::Debug for InputRef<'_> {
 pub trait Slot {
     /// Calls `f` with each task this slot reads.
     fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>));
+    /// The slot for sending it to another process.
+    fn slot_ref(&self) -> SlotRef<'_>;
 }
 
-impl<T> Slot for Value<T> {
+/// A slot's content as the cluster sends it: a value moved into the task,
+/// an input task (with its value when that is complete and here), or a
+/// list of input tasks (which does not cross processes yet).
+#[derive(Clone, Copy)]
+pub enum SlotRef<'a> {
+    /// A plain value.
+    Value(&'a dyn std::any::Any),
+    /// An input task.
+    Task(InputRef<'a>, Option<&'a dyn std::any::Any>),
+    /// Several input tasks given as one argument.
+    Tasks,
+}
+
+impl std::fmt::Debug for SlotRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotRef::Value(_) => f.write_str("SlotRef::Value"),
+            SlotRef::Task(t, _) => f.debug_tuple("SlotRef::Task").field(t).finish(),
+            SlotRef::Tasks => f.write_str("SlotRef::Tasks"),
+        }
+    }
+}
+
+impl<T: 'static> Slot for Value<T> {
     fn inputs(&self, _: &mut dyn FnMut(InputRef<'_>)) {}
-}
 
-impl<T> Slot for Task<T> {
-    fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>)) {
-        f(InputRef(&self.raw));
+    fn slot_ref(&self) -> SlotRef<'_> {
+        SlotRef::Value(self.0.as_ref().expect("a slot is read before it is provided"))
     }
 }
 
@@ -272,22 +295,48 @@ impl<T> Slot for Tasks<T> {
             f(InputRef(&task.raw));
         }
     }
+
+    fn slot_ref(&self) -> SlotRef<'_> {
+        SlotRef::Tasks
+    }
+}
+
+impl<T: 'static> Slot for Task<T> {
+    fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>)) {
+        f(InputRef(&self.raw));
+    }
+
+    fn slot_ref(&self) -> SlotRef<'_> {
+        let value = match self.result() {
+            Some(Ok(value)) => Some(value as &dyn std::any::Any),
+            _ => None,
+        };
+        SlotRef::Task(InputRef(&self.raw), value)
+    }
 }
 
 /// The argument slots of one call, as a nested tuple `(a0, (a1, ()))`.
 pub trait Slots {
     /// Calls `f` with every dependency among the slots, in order.
     fn each_input(&self, f: &mut dyn FnMut(InputRef<'_>));
+    /// Calls `f` with every slot, in order.
+    fn each_slot(&self, f: &mut dyn FnMut(SlotRef<'_>));
 }
 
 impl Slots for () {
     fn each_input(&self, _: &mut dyn FnMut(InputRef<'_>)) {}
+    fn each_slot(&self, _: &mut dyn FnMut(SlotRef<'_>)) {}
 }
 
 impl<A: Slot, Rest: Slots> Slots for (A, Rest) {
     fn each_input(&self, f: &mut dyn FnMut(InputRef<'_>)) {
         self.0.inputs(f);
         self.1.each_input(f);
+    }
+
+    fn each_slot(&self, f: &mut dyn FnMut(SlotRef<'_>)) {
+        f(self.0.slot_ref());
+        self.1.each_slot(f);
     }
 }
 
@@ -317,6 +366,14 @@ where
     }
 
     fn call(self) -> R {
+        let _scratch = crate::cluster::archived::scratch_scope();
         (self.f)(self.slots)
+    }
+}
+
+impl<S: Slots, F, R> Call<S, F, R> {
+    /// The slots, for sending the call to another process.
+    pub(crate) fn slots(&self) -> &S {
+        &self.slots
     }
 }

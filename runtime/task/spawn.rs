@@ -61,7 +61,10 @@ pub(crate) fn spawn_body_on<B: Body>(
         scope = scope.or_else(|| o.scope.clone());
         name = name.or_else(|| o.name.clone());
     }
-    let placement = rt.place(scope.as_ref());
+    let placement = rt.place(scope.as_ref()).and_then(|p| match p {
+        Placement::Workers { mask, .. } if mask & 1 == 0 && body.remote().is_none() => Err(NOT_REMOTE.to_owned()),
+        p => Ok(p),
+    });
     let group = context::join_group();
     let mut inputs = 0u32;
     body.for_each_input(&mut |_| inputs += 1);
@@ -100,6 +103,10 @@ pub(crate) fn spawn_body_on<B: Body>(
     // SAFETY: the cell was built for `B`, whose value type is `B::Output`.
     unsafe { Task::from_raw(handle) }
 }
+
+/// Why a body cannot go to the worker processes its scope names.
+const NOT_REMOTE: &str = "only a #[task] function whose arguments and result archive (rkyv) runs on another worker, \
+                          and this is a closure, a function without #[task], or a #[task] with a value that does not";
 
 /// Registers `task` with each of its inputs (see the module note).
 fn register(task: TaskRef) {

@@ -26,6 +26,11 @@
 //! 7. `LOCKED` guards the listener list (see [`listeners`](super::listeners)).
 //! 8. `TAKEN` marks a value moved out by the last consumer (which held the
 //!    only reference), so freeing the cell does not drop it again.
+//! 9. `ELSEWHERE` is set with `COMPLETE` when a task ran in another process
+//!    and its value stayed there. The value is written here when someone
+//!    needs it (by exactly one party, the cluster's pull), and the bit is
+//!    cleared with release ordering after the write; readers check it with
+//!    acquire ordering (see `cluster/pull.rs`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -38,6 +43,7 @@ pub(crate) const BODY_DONE: u32 = 1 << 5;
 pub(crate) const CANCEL: u32 = 1 << 6;
 pub(crate) const TAKEN: u32 = 1 << 7;
 pub(crate) const LOCKED: u32 = 1 << 8;
+pub(crate) const ELSEWHERE: u32 = 1 << 9;
 
 /// The state word of one task.
 #[derive(Debug, Default)]
@@ -50,6 +56,10 @@ impl State {
 
     pub(crate) fn set(&self, bits: u32) -> u32 {
         self.0.fetch_or(bits, Ordering::AcqRel)
+    }
+
+    pub(crate) fn clear(&self, bits: u32) -> u32 {
+        self.0.fetch_and(!bits, Ordering::AcqRel)
     }
 
     /// Claims `FINISHING` for a party that is not the runner, and sets

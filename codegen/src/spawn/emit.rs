@@ -15,6 +15,12 @@
 //! Each `Provide::provide` is spanned at the user's argument, so a type
 //! mismatch is reported there. Generated names use mixed-site hygiene and
 //! cannot clash with the user's.
+//!
+//! For worker processes the call also carries the callee's path as
+//! `type_name_of_val` spells it (the registry key of a `#[task]`), one
+//! encoder per argument chosen by the slot probes (`None` for a value that
+//! does not archive), and, when the scope literally names another worker, a
+//! compile-time check that the callee is a `#[task]`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -29,7 +35,13 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
 
     // Evaluated before the arguments, as in an ordinary call.
     let (callee_let, callee_use) = match &call.callee {
-        Callee::Path(path) => (quote!(), quote!(#path)),
+        Callee::Path(path) => {
+            // Named after the function, at its span, so that rustc's notes
+            // about the callee read as they would for a direct call.
+            let last = path.path.segments.last().map_or_else(|| "__dirk_f".to_owned(), |s| s.ident.to_string());
+            let var = format_ident!("{}", last, span = Span::mixed_site().located_at(path.span()));
+            (quote_spanned!(path.span()=> let #var = #path;), quote!(#var))
+        }
         Callee::Expr(expr) => (quote!(let #callee_var = #expr;), quote!(#callee_var)),
         Callee::Method { receiver, .. } => {
             (quote!(#[allow(unused_mut)] let mut #callee_var = #receiver;), quote!(#callee_var))
@@ -77,15 +89,41 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         quote!(::core::option::Option::Some(::dirk::Options::new() #(#setters)*))
     };
     let name = &call.name;
+    let path = match &call.callee {
+        Callee::Path(_) => {
+            let callee = &callee_use;
+            quote!(::core::any::type_name_of_val(&#callee))
+        }
+        _ => quote!(""),
+    };
+    let encoders = (0..call.args.len()).map(|i| {
+        let name = slot(i);
+        quote!((&&&::dirk::__private::slot_probe(&#name)).encoder())
+    });
+    let must_be_task = match (&call.callee, spawn.remote_literal) {
+        (Callee::Path(path), true) => {
+            let mut ty = path.path.clone();
+            for segment in &mut ty.segments {
+                segment.arguments = syn::PathArguments::None;
+            }
+            quote_spanned!(path.span()=> ::dirk::__private::must_be_task::<#ty>();)
+        }
+        _ => quote!(),
+    };
 
     quote! {{
         #[allow(unused_imports)]
         use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgTasks as _, ArgValue as _, Provide as _};
+        #[allow(unused_imports)]
+        use ::dirk::__private::probe::{HandleSlot as _, LocalSlot as _, WireSlot as _};
+        #must_be_task
         #callee_let
         #(#wraps)*
-        ::dirk::__private::spawn_call(
+        ::dirk::__private::spawn_task(
             #options,
             #name,
+            #path,
+            &[#(#encoders),*],
             #tuple,
             move |#pattern| #invoke,
         )

@@ -14,12 +14,14 @@ use syn::{Expr, Ident, Token};
 use crate::Diagnostics;
 
 /// The options `spawn!` understands, as written by users.
-pub(crate) const OPTIONS: &[&str] = &["scope", "name"];
+pub(crate) const OPTIONS: &[&str] = &["scope", "name", "retries"];
 
 /// A checked `spawn!` call.
 pub(crate) struct Spawn {
     pub(crate) options: Vec<SpawnOption>,
     pub(crate) call: Call,
+    /// The scope is a literal that names only workers other than 0.
+    pub(crate) remote_literal: bool,
 }
 
 pub(crate) struct SpawnOption {
@@ -115,8 +117,61 @@ pub(crate) fn parse(input: TokenStream, diagnostics: &mut Diagnostics) -> Option
         diagnostics.error(whole, "spawn! needs a call to spawn, such as `spawn!(f(a, b))`");
         return None;
     };
+    let callee_span = match &call {
+        Expr::Call(c) => c.func.span(),
+        Expr::MethodCall(m) => m.method.span(),
+        other => other.span(),
+    };
     let call = check_call(call, diagnostics)?;
-    Some(Spawn { options, call })
+    let remote = options.iter().find(|o| o.name == "scope").and_then(|o| literal_workers(&o.value));
+    let remote_literal = match remote {
+        Some(workers) if !workers.contains(&0) => {
+            if !matches!(call.callee, Callee::Path(_)) {
+                let what = if call.name == "closure" { "a closure" } else { "this call" };
+                let list = workers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                diagnostics.error(
+                    callee_span,
+                    format!(
+                        "{what} cannot run on worker {list}: other worker processes run only #[task] functions \
+                         (registered by name, never sent as code); spawn a #[task] function there, or scope this to worker 0"
+                    ),
+                );
+            }
+            true
+        }
+        _ => false,
+    };
+    Some(Spawn { options, call, remote_literal })
+}
+
+/// The workers a scope names when it is written as a literal:
+/// `Scope::worker(2)`, `Scope::workers([1, 2])`, either followed by
+/// `.thread(t)`.
+fn literal_workers(expr: &Expr) -> Option<Vec<u64>> {
+    match expr {
+        Expr::MethodCall(m) if m.method == "thread" || m.method == "into" => literal_workers(&m.receiver),
+        Expr::Paren(p) => literal_workers(&p.expr),
+        Expr::Call(c) => {
+            let Expr::Path(f) = &*c.func else { return None };
+            let segments: Vec<String> = f.path.segments.iter().map(|s| s.ident.to_string()).collect();
+            let is = |name: &str| {
+                segments.len() >= 2 && segments[segments.len() - 2] == "Scope" && segments[segments.len() - 1] == name
+            };
+            let int = |e: &Expr| match e {
+                Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => i.base10_parse::<u64>().ok(),
+                _ => None,
+            };
+            if is("worker") && c.args.len() == 1 {
+                return int(&c.args[0]).map(|w| vec![w]);
+            }
+            if is("workers") && c.args.len() == 1 {
+                let Expr::Array(a) = &c.args[0] else { return None };
+                return a.elems.iter().map(int).collect();
+            }
+            None
+        }
+        _ => None,
+    }
 }
 
 fn check_call(expr: Expr, diagnostics: &mut Diagnostics) -> Option<Call> {

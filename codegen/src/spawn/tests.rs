@@ -44,7 +44,10 @@ fn options_after_the_call_are_refused() {
 
 #[test]
 fn unknown_and_repeated_options_are_named() {
-    assert_eq!(errors(quote!(colour = 1, f())), ["unknown option `colour`: spawn! takes `scope` and `name`"]);
+    assert_eq!(
+        errors(quote!(colour = 1, f())),
+        ["unknown option `colour`: spawn! takes `scope`, `name` and `retries`"]
+    );
     assert_eq!(
         errors(quote!(name = "a", name = "b", f())),
         ["`name` is given twice: keep one", "`name` is first given here"]
@@ -69,11 +72,28 @@ fn things_that_are_not_calls_are_refused() {
 #[test]
 fn the_expansion_calls_the_runtime_glue() {
     let out = super::expand_spawn(quote!(name = "n", add(a, 10))).to_string();
-    assert!(out.contains(":: dirk :: __private :: spawn_call"), "{out}");
+    assert!(out.contains(":: dirk :: __private :: spawn_task"), "{out}");
+    assert!(out.contains("type_name_of_val"), "{out}");
+    assert!(out.contains("slot_probe"), "{out}");
     assert!(out.contains("\"add\""), "{out}");
     assert!(out.contains(". name (\"n\")"), "{out}");
     assert!(out.contains(". provide ()"), "{out}");
     assert!(out.contains("Provide as _"), "{out}");
+}
+
+#[test]
+fn a_literal_remote_scope_needs_a_task() {
+    assert!(
+        errors(quote!(scope = Scope::worker(2), (|x: i64| x)(1)))[0].starts_with("a closure cannot run on worker 2")
+    );
+    assert!(
+        errors(quote!(scope = Scope::workers([1, 3]).thread(0), v.len()))[0]
+            .starts_with("this call cannot run on worker 1, 3")
+    );
+    assert!(errors(quote!(scope = Scope::workers([0, 3]), (|x: i64| x)(1))).is_empty(), "worker 0 may run it");
+    assert!(errors(quote!(scope = Scope::worker(w), (|x: i64| x)(1))).is_empty(), "not a literal: checked at run time");
+    let out = super::expand_spawn(quote!(scope = Scope::worker(1), m::add::<u8>(1, 2))).to_string();
+    assert!(out.contains("must_be_task :: < m :: add >"), "{out}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the README's test command, and what CI runs.
 //!
-//! 1. Install what a fresh machine lacks: rustfmt, clippy, cargo-nextest.
+//! 1. Install what a fresh machine lacks: rustfmt, clippy, cargo-nextest,
+//!    OpenMPI and libclang (for the `mpi` feature's bindings).
 //! 2. Check formatting, then clippy with warnings denied.
 //! 3. Run every test with nextest (each test in its own process, with the
 //!    time limits of `.config/nextest.toml`), then the doctests.
@@ -14,7 +15,9 @@ use crate::sh::{self, cargo};
 /// The cargo features the tests run with. Each area adds its own feature
 /// here (never `--all-features`: hardware-specific features such as `cuda`
 /// cannot build on every machine).
-const FEATURES: &[&str] = &[];
+const FEATURES: &[&str] = &[
+    "mpi", // worker ranks under mpirun (issue 5); needs OpenMPI, installed by `setup`
+];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.first() {
@@ -62,5 +65,28 @@ fn setup() -> Result<(), String> {
     if !nextest {
         sh::run(cargo_args(&["install", "cargo-nextest", "--locked"]))?;
     }
-    Ok(())
+    install_mpi()
+}
+
+/// OpenMPI (`mpirun` and the library the `mpi` feature links) and libclang
+/// (which generates the bindings), from Debian's packages when missing.
+fn install_mpi() -> Result<(), String> {
+    let mpirun = Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success());
+    let headers = std::path::Path::new("/usr/include/x86_64-linux-gnu/openmpi").exists()
+        || std::path::Path::new("/usr/lib/x86_64-linux-gnu/openmpi/include").exists();
+    let libclang = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("llvm-") && e.path().join("lib/libclang.so").exists());
+    if mpirun && headers && libclang {
+        return Ok(());
+    }
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    sh::run(update)?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "-qq", "openmpi-bin", "libopenmpi-dev", "libclang-dev"]);
+    install.env("DEBIAN_FRONTEND", "noninteractive");
+    sh::run(install)
 }

@@ -1,0 +1,234 @@
+//! Worker processes: moving values between processes, and task overheads
+//! across them, each against a peer measured in the same run.
+//!
+//! - `transfer 64 MiB`: a `Vec<f64>` of 64 MiB from process 0 to a worker
+//!   (read in place there by a task taking `&[f64]`), and from a worker to
+//!   process 0 (`fetch`), as bandwidth; the peer is one core copying the
+//!   same 64 MiB with `copy_from_slice`.
+//! - `spawn+fetch latency`: one task on another process and its result
+//!   back, one at a time; the peer is the same on a thread of this process.
+//! - `stencil_1d METG(50%)`: Task Bench's stencil (each point depends on
+//!   its three neighbours of the step before; each task runs the
+//!   compute-bound kernel, 64 doubles `a = a*a + a`) on 2 worker processes
+//!   of 1 thread each, points in two blocks, one per worker; the peer is
+//!   dirk in one process with 2 threads. METG(50%) is the smallest task
+//!   granularity (wall time x cores / tasks) whose flop rate is still half
+//!   the machine's peak. A minimal driver of its own: the general Task
+//!   Bench driver lives in `benches/taskbench.rs`.
+
+#[path = "harness/mod.rs"]
+mod harness;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use dirk::prelude::*;
+use harness::{pick, report, report_value, sample};
+
+const MIB: usize = 1 << 20;
+
+#[task]
+fn make(n: usize) -> Vec<f64> {
+    (0..n).map(|i| i as f64).collect()
+}
+
+#[task]
+fn noop(i: u64) -> u64 {
+    black_box(i)
+}
+
+#[task]
+fn touch(xs: &[f64]) -> usize {
+    black_box(xs.as_ptr());
+    xs.len()
+}
+
+fn kernel(iterations: u64, seed: f64) -> f64 {
+    let mut a = [0.0f64; 64];
+    for (k, x) in a.iter_mut().enumerate() {
+        *x = -0.5 + seed * 1e-9 + k as f64 * 1e-4;
+    }
+    for _ in 0..iterations {
+        for x in a.iter_mut() {
+            *x = *x * *x + *x;
+        }
+    }
+    black_box(a).iter().sum()
+}
+
+fn flops(iterations: u64) -> f64 {
+    128.0 * iterations as f64 + 64.0
+}
+
+/// A stencil point of step `t`: checks that its inputs are points
+/// `i - 1`, `i` and `i + 1` (clamped) of step `t - 1`, then computes.
+#[task]
+fn point(l: &[f64], c: &[f64], r: &[f64], t: u64, i: u64, width: u64, iterations: u64) -> Vec<f64> {
+    let expect = |x: &[f64], j: u64| assert_eq!((x[0], x[1]), ((t - 1) as f64, j as f64), "bad input");
+    expect(l, i.saturating_sub(1));
+    expect(c, i);
+    expect(r, (i + 1).min(width - 1));
+    vec![t as f64, i as f64, kernel(iterations, l[2] + c[2] + r[2])]
+}
+
+#[task]
+fn first(i: u64, iterations: u64) -> Vec<f64> {
+    vec![0.0, i as f64, kernel(iterations, i as f64)]
+}
+
+/// Runs the stencil once; returns the wall time.
+fn stencil(rt: &Runtime, width: usize, steps: usize, iterations: u64, workers: usize) -> Duration {
+    let scope = move |i: usize| if workers == 0 { Scope::any() } else { Scope::worker(1 + i * workers / width).into() };
+    let start = Instant::now();
+    rt.run(|| {
+        let (w, its) = (width as u64, iterations);
+        let mut row: Vec<Task<Vec<f64>>> = (0..width).map(|i| spawn!(scope = scope(i), first(i as u64, its))).collect();
+        for t in 1..steps as u64 {
+            row = (0..width)
+                .map(|i| {
+                    let (l, r) = (i.saturating_sub(1), (i + 1).min(width - 1));
+                    spawn!(scope = scope(i), point(&row[l], &row[i], &row[r], t, i as u64, w, its))
+                })
+                .collect();
+        }
+        for task in &row {
+            task.wait().expect("the stencil ran");
+        }
+    });
+    start.elapsed()
+}
+
+/// The machine's peak flop rate on `cores` cores: the kernel with large
+/// iterations on every core at once, or one core's rate times the cores,
+/// whichever is higher, best of a few tries (the machine is shared, so it
+/// is measured in the same run as the systems).
+fn peak_flops(cores: usize) -> f64 {
+    let (iterations, reps) = (1u64 << 16, 8);
+    let one_core = (0..5)
+        .map(|r| {
+            let start = Instant::now();
+            kernel(iterations, r as f64);
+            flops(iterations) / start.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max);
+    let all_cores = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            std::thread::scope(|s| {
+                for c in 0..cores {
+                    s.spawn(move || (0..reps).map(|r| kernel(iterations, (c * reps + r) as f64)).sum::<f64>());
+                }
+            });
+            cores as f64 * reps as f64 * flops(iterations) / start.elapsed().as_secs_f64()
+        })
+        .fold(0.0, f64::max);
+    all_cores.max(cores as f64 * one_core)
+}
+
+/// METG(50%) in microseconds: sweeps the kernel's iterations downward and
+/// returns the smallest granularity still at half the peak flop rate. Each
+/// point takes the best of several runs (a shared machine only ever slows
+/// a run down), and the sweep ends after two points in a row below 50%.
+fn metg(name: &str, rt: &Runtime, cores: usize, workers: usize, peak: f64) -> f64 {
+    let (width, steps, runs) = (8, pick(100, 30), pick(5, 2));
+    let mut best = f64::NAN;
+    let mut misses = 0;
+    for k in (0..=16).rev().step_by(if harness::quick() { 2 } else { 1 }) {
+        let iterations = if k == 0 { 0 } else { 1u64 << k };
+        let wall = (0..runs).map(|_| stencil(rt, width, steps, iterations, workers)).min().unwrap().as_secs_f64();
+        let tasks = (width * steps) as f64;
+        let granularity = wall * cores as f64 / tasks * 1e6;
+        let efficiency = tasks * flops(iterations) / wall / peak;
+        eprintln!(
+            "  {name:<28} iterations {iterations:>6}: {granularity:>9.1} us/task, efficiency {:>5.1}%",
+            efficiency * 100.0
+        );
+        if efficiency >= 0.5 {
+            best = granularity;
+            misses = 0;
+        } else {
+            misses += 1;
+            if misses == 2 {
+                break;
+            }
+        }
+    }
+    best
+}
+
+#[dirk::main]
+fn main() {
+    let runs = pick(7, 2);
+    let n = 64 * MIB / 8;
+
+    // Transfer between processes against one core's memcpy.
+    let rt = Runtime::builder().threads(1).workers(1).worker_threads(1).ring_bytes(256 << 20).build().expect("cluster");
+    let src: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let mut dst = vec![0.0f64; n];
+    let gbs = |d: Duration| (64 * MIB) as f64 / d.as_secs_f64() / 1e9;
+    let s = sample(runs, || {
+        let start = Instant::now();
+        dst.copy_from_slice(black_box(&src));
+        black_box(&dst);
+        gbs(start.elapsed())
+    });
+    report("cluster", "transfer 64 MiB to a worker", "memcpy (one core)", s, "GB/s", false);
+    report("cluster", "transfer 64 MiB from a worker", "memcpy (one core)", s, "GB/s", false);
+    let here = rt.run(|| spawn!(scope = Scope::worker(0), make(n)));
+    here.wait().unwrap();
+    for _ in 0..4 {
+        // Warm the ring's pages.
+        rt.run(|| spawn!(scope = Scope::worker(1), touch(&here)).fetch().unwrap());
+    }
+    let s = sample(runs, || {
+        let start = Instant::now();
+        let len = rt.run(|| spawn!(scope = Scope::worker(1), touch(&here)).fetch().unwrap());
+        assert_eq!(len, n);
+        gbs(start.elapsed())
+    });
+    report("cluster", "transfer 64 MiB to a worker", "dirk (read in place there)", s, "GB/s", false);
+    // Into a `Vec` here, read by a task of process 0 (`fetch` would add a clone).
+    let pull = || {
+        let there = rt.run(|| spawn!(scope = Scope::worker(1), make(n)));
+        there.wait().unwrap();
+        let start = Instant::now();
+        let len = rt.run(|| spawn!(scope = Scope::worker(0), touch(&there)).fetch().unwrap());
+        let took = start.elapsed();
+        assert_eq!(len, n);
+        took
+    };
+    for _ in 0..4 {
+        pull();
+    }
+    let s = sample(runs, || gbs(pull()));
+    report("cluster", "transfer 64 MiB from a worker", "dirk (into a Vec here)", s, "GB/s", false);
+
+    // One task at a time, on a worker and here.
+    let calls = pick(2000, 200);
+    for (system, worker) in [("dirk on worker 1", 1), ("same on a thread of process 0", 0)] {
+        let s = sample(runs, || {
+            let start = Instant::now();
+            rt.run(|| {
+                for i in 0..calls as u64 {
+                    assert_eq!(spawn!(scope = Scope::worker(worker), noop(i)).fetch().unwrap(), i);
+                }
+            });
+            start.elapsed().as_secs_f64() * 1e6 / calls as f64
+        });
+        report("cluster", "spawn+fetch latency", system, s, "us", true);
+    }
+    drop(rt);
+
+    // stencil_1d METG(50%): 2 worker processes of 1 thread against 1 process of 2 threads.
+    let single = Runtime::builder().threads(2).build().expect("runtime");
+    let peak = peak_flops(2).max(peak_flops(2));
+    eprintln!("cluster: peak {:.2} Gflop/s on 2 cores", peak / 1e9);
+    let one = metg("dirk 1 process x 2 threads", &single, 2, 0, peak);
+    drop(single);
+    let cluster = Runtime::builder().threads(1).workers(2).worker_threads(1).build().expect("cluster");
+    let peak = peak.max(peak_flops(2));
+    let two = metg("dirk 2 workers x 1 thread", &cluster, 2, 2, peak);
+    drop(cluster);
+    report_value("cluster", "stencil_1d METG(50%)", "dirk on 2 worker processes x 1 thread", two, "us", true);
+    report_value("cluster", "stencil_1d METG(50%)", "same in 1 process of 2 threads", one, "us", true);
+}

@@ -1,0 +1,824 @@
+//! Process 0's side of a cluster: placing tasks on workers, sending calls,
+//! taking results, moving values on demand, and losing workers.
+//!
+//! Protocol for one remote call (call id = the task's id, which is also the
+//! id of its result, the *object*, in the worker that keeps it):
+//!
+//! 1. [`Cluster::route`] (from `Shared::schedule`, once the task's inputs
+//!    are complete) picks a worker with the [cost model](super::cost).
+//! 2. [`Cluster::submit`] claims the task, encodes its arguments: a value
+//!    here is archived (into the shared-memory ring when large), a value
+//!    the chosen worker keeps is named by its object id, a value another
+//!    worker keeps is pulled from it and forwarded. When every argument is
+//!    ready, a `Run` frame goes out.
+//! 3. The worker answers `Done`: a small result comes with it and is
+//!    written into the task; a large one stays in the worker (the task
+//!    completes `ELSEWHERE`) until someone here needs it
+//!    ([`bring_here`](super::bring_here)) or a task on another worker does
+//!    (forwarded as in step 2).
+//! 4. When the task's last handle goes, the worker is told to free the
+//!    object.
+//!
+//! A lost worker (its connection ended) fails the calls it was running with
+//! `Error::WorkerLost`, or runs them again elsewhere when they have retries
+//! left and their inputs are still available; values it kept are lost, and
+//! tasks that need them fail with `Error::WorkerLost`.
+
+use std::collections::HashMap;
+use std::process::Child;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::cost::{Candidate, CostModel};
+use super::registry::ResultGlue;
+use crate::Error;
+use crate::exec::Shared;
+use crate::sched::{Placement, Scope};
+use crate::task::cell;
+use crate::task::raw::TaskRef;
+use crate::task::slots::SlotRef;
+use crate::task::state::ELSEWHERE;
+use crate::transport::frame::{ArchivedBlob, ArchivedMessage, ArchivedOutcome, Arg, Blob, Blobs, Message};
+use crate::transport::shm::{Consumer, Producer};
+use crate::transport::socket::{Incoming, Io, Outbox};
+use crate::transport::wire::BlobWriter;
+
+/// Values up to this size travel inside frames; larger ones through the ring.
+pub(crate) const INLINE_MAX: usize = 64 << 10;
+
+/// Arguments up to this size are archived in a scratch buffer first.
+const SMALL: usize = 4096;
+
+/// Objects to free that wait for a call to travel with; more are sent alone.
+const FREE_BATCH: usize = 256;
+
+/// One worker process, as process 0 sees it.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) threads: usize,
+    pub(crate) pid: u32,
+    pub(crate) outbox: Outbox,
+    /// The shared-memory rings, on one host (not under MPI).
+    pub(crate) ring_out: Option<Mutex<Producer>>,
+    pub(crate) ring_in: Option<Consumer>,
+    pub(crate) alive: AtomicBool,
+    pub(crate) load: AtomicUsize,
+    /// Objects the worker may free, sent with the next call (or in a
+    /// batch of their own when many pile up).
+    pub(crate) frees: Mutex<Vec<u64>>,
+}
+
+/// A call sent (or about to be sent) to a worker.
+struct Pending {
+    task: TaskRef,
+    worker: u32,
+    thread: Option<u32>,
+    args: Vec<Option<Arg>>,
+    blobs: Blobs,
+    missing: usize,
+    sent: Instant,
+}
+
+/// A result a worker keeps.
+#[derive(Clone, Copy)]
+struct Resident {
+    worker: u32,
+    size: u64,
+    fill: Option<ResultGlue>,
+    lost: bool,
+}
+
+/// Why a value is being pulled.
+enum PullFor {
+    /// Into its task here; then tell `then`.
+    Fill { task: TaskRef, then: Then },
+    /// Into argument `arg` of pending call `call`.
+    Forward { call: u64, arg: usize },
+}
+
+/// Who waits for a value to arrive here.
+pub(crate) enum Then {
+    Thread(Thread),
+    Waker(std::task::Waker),
+    Route(TaskRef),
+}
+
+/// The cluster, in process 0.
+pub(crate) struct Cluster {
+    pub(crate) shared: &'static Shared,
+    pub(crate) io: Io,
+    pub(crate) cookie: u64,
+    pub(crate) address: String,
+    pub(crate) links: OnceLock<Box<[Link]>>,
+    pub(crate) children: Mutex<Vec<(u32, Child)>>,
+    pub(crate) cost: CostModel,
+    pub(crate) local_load: AtomicUsize,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) ring_files: Mutex<Vec<std::path::PathBuf>>,
+    calls: Mutex<HashMap<u64, Pending>>,
+    resident: Mutex<HashMap<u64, Resident>>,
+    pulls: Mutex<HashMap<u64, (Vec<PullFor>, Instant)>>,
+    failed_pulls: Mutex<HashMap<u64, Error>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("address", &self.address).finish_non_exhaustive()
+    }
+}
+
+enum Target {
+    Here(Option<usize>),
+    There(u32, Option<u32>),
+    /// Every worker the scope names was lost.
+    Lost(u32),
+    /// The scope and the task's arguments disagree.
+    Refused(String),
+}
+
+impl Cluster {
+    pub(crate) fn new(shared: &'static Shared, io: Io, cookie: u64, address: String) -> Cluster {
+        Cluster {
+            shared,
+            io,
+            cookie,
+            address,
+            links: OnceLock::new(),
+            children: Mutex::new(Vec::new()),
+            cost: CostModel::new(),
+            local_load: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            ring_files: Mutex::new(Vec::new()),
+            calls: Mutex::new(HashMap::new()),
+            resident: Mutex::new(HashMap::new()),
+            pulls: Mutex::new(HashMap::new()),
+            failed_pulls: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn links(&self) -> &[Link] {
+        self.links.get().map_or(&[], |l| l)
+    }
+
+    fn link(&self, worker: u32) -> Option<&Link> {
+        self.links().get(worker.checked_sub(1)? as usize)
+    }
+
+    /// The number of processes: process 0 and its workers.
+    pub(crate) fn size(&self) -> usize {
+        self.links().len() + 1
+    }
+
+    /// Resolves a scope on this cluster (see `Shared::place`).
+    pub(crate) fn place(&self, scope: &Scope, threads: usize) -> Result<Placement, String> {
+        if let Some(gpu) = scope.gpu_id() {
+            return Err(format!("there is no GPU {gpu}: this runtime has no GPU processors"));
+        }
+        let Some(workers) = scope.worker_ids() else { return scope.place(threads) };
+        let size = self.size();
+        if let Some(&w) = workers.iter().find(|&&w| w >= size || w >= 64) {
+            return Err(format!("there is no worker {w}: the cluster has workers 0..={}", size - 1));
+        }
+        if let Some(t) = scope.thread_id() {
+            for &w in workers {
+                let has = if w == 0 { threads } else { self.link(w as u32).map_or(0, |l| l.threads) };
+                if t >= has {
+                    return Err(format!("there is no thread {t} on worker {w}: it has threads 0..={}", has.max(1) - 1));
+                }
+            }
+        }
+        if let (&[0], Some(t)) = (workers, scope.thread_id()) {
+            return Ok(Placement::Thread(t));
+        }
+        let mask = workers.iter().fold(0u64, |m, &w| m | 1 << w);
+        Ok(Placement::Workers { mask, thread: scope.thread_id().map(|t| t as u16) })
+    }
+
+    /// Decides where a task whose inputs are complete runs, and sends it
+    /// there (protocol step 1).
+    pub(crate) fn route(&'static self, task: TaskRef) {
+        let target = {
+            let h = task.header();
+            let remote = task.remote();
+            match (h.placement, remote) {
+                (Placement::Thread(t), _) => Target::Here(Some(t)),
+                (Placement::Any, None) => Target::Here(None),
+                (Placement::Workers { thread, .. }, None) => Target::Here(thread.map(usize::from)),
+                (Placement::Any, Some(r)) => self
+                    .pinned(r, u64::MAX)
+                    .map_or_else(Target::Refused, |mask| self.choose(&task, r.entry().id, mask, None)),
+                (Placement::Workers { mask, thread }, Some(r)) => self
+                    .pinned(r, mask)
+                    .map_or_else(Target::Refused, |mask| self.choose(&task, r.entry().id, mask, thread.map(u32::from))),
+            }
+        };
+        match target {
+            Target::Here(thread) => self.run_here(task, thread),
+            Target::There(worker, thread) => self.submit(task, worker, thread),
+            Target::Lost(worker) => {
+                let h = task.header();
+                if let Some(c) = h.fail(Error::WorkerLost { worker, task: h.id }) {
+                    cell::tell(c);
+                }
+                task.run();
+            }
+            Target::Refused(reason) => {
+                let h = task.header();
+                let scope = match h.placement {
+                    Placement::Workers { mask, .. } => {
+                        format!("workers {:?}", (0..64).filter(|w| mask & (1 << w) != 0).collect::<Vec<_>>())
+                    }
+                    _ => "Scope::any()".to_owned(),
+                };
+                let error = Error::Scope(crate::ScopeError { task: h.id, name: h.name.clone(), scope, reason });
+                if let Some(c) = h.fail(error) {
+                    cell::tell(c);
+                }
+                task.run();
+            }
+        }
+    }
+
+    /// Narrows `mask` to the worker a `Mutable` argument lives on, if any.
+    fn pinned(&self, remote: &dyn super::RemoteCall, mask: u64) -> Result<u64, String> {
+        let mut pins = Vec::new();
+        remote.each_arg(&mut |_, slot, codec| {
+            let value = match slot {
+                SlotRef::Value(v) => Some(v),
+                SlotRef::Task(_, v) => v,
+                SlotRef::Tasks => None,
+            };
+            if let (Some(v), Some(codec)) = (value, codec)
+                && let Some(w) = (codec.pin)(v)
+            {
+                pins.push(w);
+            }
+        });
+        pins.dedup();
+        match pins.as_slice() {
+            [] => Ok(mask),
+            [w] if mask & (1 << w) != 0 => Ok(1 << w),
+            [w] => Err(format!("an argument lives on worker {w}, which the scope does not name")),
+            _ => Err(format!("arguments live on different workers ({pins:?}); a task runs in one")),
+        }
+    }
+
+    fn choose(&self, task: &TaskRef, id: u64, mask: u64, thread: Option<u32>) -> Target {
+        let mut inputs: Vec<(u64, bool)> = Vec::new();
+        task.for_each_input(&mut |input| {
+            let here = input.header().state.load() & ELSEWHERE == 0;
+            inputs.push((input.header().id.get(), here));
+        });
+        let resident = self.resident.lock();
+        let mut candidates = Vec::new();
+        for w in 0..self.size() as u32 {
+            if mask & (1 << w) == 0 {
+                continue;
+            }
+            let (load, threads) = match w {
+                0 => (self.local_load.load(Ordering::Relaxed), self.shared.threads()),
+                w => match self.link(w) {
+                    Some(l) if l.alive.load(Ordering::Acquire) => (l.load.load(Ordering::Relaxed), l.threads),
+                    _ => continue,
+                },
+            };
+            let bytes_to_move = inputs
+                .iter()
+                .map(|(object, here)| match resident.get(object) {
+                    Some(r) if r.worker == w || (w == 0 && *here) => 0,
+                    Some(r) => r.size,
+                    None => 0,
+                })
+                .sum();
+            candidates.push(Candidate { worker: w, bytes_to_move, load, threads });
+        }
+        drop(resident);
+        match self.cost.choose(id, &candidates) {
+            Some(0) => Target::Here(thread.map(|t| t as usize)),
+            Some(w) => Target::There(w, thread),
+            None => Target::Lost(mask.trailing_zeros()),
+        }
+    }
+
+    /// Queues a task here once every input's value is here.
+    fn run_here(&'static self, task: TaskRef, thread: Option<usize>) {
+        let mut elsewhere = None;
+        task.for_each_input(&mut |input| {
+            if elsewhere.is_none() && input.header().state.load() & ELSEWHERE != 0 {
+                elsewhere = Some(input.clone());
+            }
+        });
+        if let Some(input) = elsewhere {
+            return self.pull_here(input, Then::Route(task));
+        }
+        if task.remote().is_some() {
+            self.local_load.fetch_add(1, Ordering::Relaxed);
+        }
+        self.shared.queue(task, thread.map_or(Placement::Any, Placement::Thread));
+    }
+
+    /// A task of function `id` ran here for `took`.
+    pub(crate) fn ran_here(&self, id: u64, took: Duration) {
+        self.local_load.fetch_sub(1, Ordering::Relaxed);
+        self.cost.learn_run(id, took);
+    }
+
+    /// Claims a task and sends it to `worker` (protocol step 2).
+    fn submit(&'static self, task: TaskRef, worker: u32, thread: Option<u32>) {
+        if !cell::start_elsewhere(&task) {
+            return; // failed or cancelled before it started
+        }
+        let Some(link) = self.link(worker) else { return };
+        let call = task.header().id.get();
+        let remote = task.remote().expect("a task routed to a worker can run there");
+        let mut pending = Pending {
+            task: task.clone(),
+            worker,
+            thread,
+            args: Vec::new(),
+            blobs: Blobs::default(),
+            missing: 0,
+            sent: Instant::now(),
+        };
+        let mut forwards = Vec::new();
+        let mut failure = None;
+        {
+            let resident = self.resident.lock();
+            remote.each_arg(&mut |i, slot, encode| {
+                if failure.is_some() {
+                    return;
+                }
+                let (value, kept) = match slot {
+                    SlotRef::Tasks => {
+                        failure = Some(Error::Config(
+                            "a list of task handles given as one argument cannot go to another worker yet: \
+                             pass the handles as separate arguments, or scope the task to worker 0"
+                                .to_owned(),
+                        ));
+                        return;
+                    }
+                    SlotRef::Value(v) => (Some(v), None),
+                    SlotRef::Task(input, v) => {
+                        (v, resident.get(&input.0.header().id.get()).copied().map(|r| (input.0.header().id.get(), r)))
+                    }
+                };
+                let arg = match (kept, value) {
+                    (Some((object, r)), _) if r.worker == worker && !r.lost => Some(Arg::Object(object)),
+                    (_, Some(value)) => match encode.map(|e| self.encode(link, &mut pending.blobs, value, e)) {
+                        Some(Ok(blob)) => Some(Arg::Blob(blob)),
+                        Some(Err(e)) => {
+                            failure = Some(e);
+                            None
+                        }
+                        None => unreachable!("a task routed to a worker has an encoder for every argument"),
+                    },
+                    (Some((object, r)), None) if !r.lost => {
+                        forwards.push((object, i));
+                        None
+                    }
+                    (Some((_, r)), None) => {
+                        failure = Some(Error::WorkerLost { worker: r.worker, task: task.header().id });
+                        None
+                    }
+                    (None, None) => {
+                        failure = Some(Error::Transport("an input's value is nowhere to be found".to_owned()));
+                        None
+                    }
+                };
+                pending.args.push(arg);
+            });
+        }
+        if let Some(error) = failure {
+            // SAFETY: no reference from `each_arg` is alive; we hold the claim.
+            unsafe { remote.release_inputs() };
+            return cell::fail_elsewhere(task, error);
+        }
+        pending.missing = forwards.len();
+        link.load.fetch_add(1, Ordering::Relaxed);
+        let ready = pending.missing == 0;
+        self.calls.lock().insert(call, pending);
+        for (object, arg) in forwards {
+            self.pull(object, PullFor::Forward { call, arg });
+        }
+        if ready {
+            self.send_call(call);
+        }
+    }
+
+    /// Archives one argument for `link`: into the ring when it is large.
+    fn encode(
+        &self,
+        link: &Link,
+        blobs: &mut Blobs,
+        value: &dyn std::any::Any,
+        encode: super::probe::Encode,
+    ) -> Result<Blob, Error> {
+        // Most arguments are small: try a scratch buffer before the ring.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<rkyv::util::AlignedVec<16>> = std::cell::RefCell::new({
+                let mut v = rkyv::util::AlignedVec::with_capacity(SMALL);
+                v.resize(SMALL, 0);
+                v
+            });
+        }
+        let small = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            // SAFETY: the scratch buffer is this thread's, aligned, SMALL
+            // bytes long, and borrowed mutably for the writer's whole life.
+            let writer = unsafe { BlobWriter::fixed(scratch.as_mut_ptr(), SMALL) };
+            (encode.write)(value, writer).ok().map(|w| blobs.push(&scratch[..w.len()]))
+        });
+        if let Some(blob) = small {
+            return Ok(blob);
+        }
+        let mut ring = link.ring_out.as_ref().map(|r| r.lock());
+        if let Some(ring) = ring.as_mut()
+            && let Some(region) = ring.reserve().filter(|r| r.len > INLINE_MAX)
+        {
+            // SAFETY: the reserved region is free, aligned and ours until committed.
+            let writer = unsafe { BlobWriter::fixed(region.ptr, region.len) };
+            if let Ok(written) = (encode.write)(value, writer) {
+                let len = written.len();
+                if len > INLINE_MAX {
+                    ring.commit(&region, len);
+                    return Ok(Blob::Ring { start: region.start, pos: region.pos, len: len as u64 });
+                }
+                // SAFETY: `len` bytes were just written at `region.ptr`, which
+                // nobody else touches (not committed).
+                let bytes = unsafe { std::slice::from_raw_parts(region.ptr, len) };
+                return Ok(blobs.push(bytes));
+            }
+        }
+        drop(ring);
+        let written = (encode.write)(value, BlobWriter::growable())?;
+        let bytes = written.into_vec().expect("a growable writer");
+        Ok(blobs.push(&bytes))
+    }
+
+    fn send_call(&self, call: u64) {
+        let mut calls = self.calls.lock();
+        let Some(p) = calls.get_mut(&call) else { return };
+        let entry = p.task.remote().map(|r| r.entry().id).unwrap_or_default();
+        let blobs = std::mem::take(&mut p.blobs);
+        p.sent = Instant::now();
+        let (worker, thread, args) =
+            (p.worker, p.thread, p.args.iter().map(|a| a.clone().expect("every argument is ready")).collect());
+        drop(calls);
+        if let Some(link) = self.link(worker) {
+            let free = std::mem::take(&mut *link.frees.lock());
+            let _ = link.outbox.send(&Message::Run { call, task: entry, thread, args, free }, blobs);
+        }
+    }
+
+    /// Handles a frame from `worker` (on the I/O thread).
+    pub(crate) fn on_frame(&'static self, worker: u32, frame: Incoming) {
+        let Some(link) = self.link(worker) else { return };
+        match frame.message() {
+            ArchivedMessage::Done { call, micros, outcome } => {
+                let Some(p) = self.calls.lock().remove(&call.to_native()) else { return };
+                link.load.fetch_sub(1, Ordering::Relaxed);
+                let remote = p.task.remote().expect("a claimed remote task keeps its remote form");
+                let entry = remote.entry();
+                self.cost.learn_run(entry.id, Duration::from_micros(micros.to_native()));
+                // SAFETY: the call ended; nothing from `each_arg` is alive.
+                unsafe { remote.release_inputs() };
+                let h = p.task.header();
+                let (id, name) = (h.id, h.name.clone());
+                match outcome {
+                    ArchivedOutcome::Value { blob, size } => {
+                        remote.keep(id.get());
+                        self.resident.lock().insert(
+                            id.get(),
+                            Resident { worker, size: size.to_native(), fill: entry.glue.result, lost: false },
+                        );
+                        let result = self.with_blob(link, &frame, blob, |bytes| match entry.glue.result {
+                            // SAFETY: the task's value type is the function's
+                            // result type, and we hold the claim.
+                            Some(glue) => unsafe { (glue.finish)(p.task.clone(), bytes) },
+                            None => Err(Error::Codec("the result cannot cross processes".to_owned())),
+                        });
+                        if let Err(e) = result {
+                            cell::fail_elsewhere(p.task, e);
+                        }
+                    }
+                    ArchivedOutcome::Kept { size } => {
+                        remote.keep(id.get());
+                        self.resident.lock().insert(
+                            id.get(),
+                            Resident { worker, size: size.to_native(), fill: entry.glue.result, lost: false },
+                        );
+                        cell::complete_elsewhere(p.task);
+                    }
+                    ArchivedOutcome::Panicked { message } => {
+                        cell::fail_elsewhere(p.task, Error::Panicked { task: id, name, message: message.to_string() });
+                    }
+                    ArchivedOutcome::Failed { message } => {
+                        cell::fail_elsewhere(
+                            p.task,
+                            Error::Codec(format!("task {id} `{name}` on worker {worker}: {message}")),
+                        );
+                    }
+                }
+            }
+            ArchivedMessage::Value { object, blob } => {
+                let object = object.to_native();
+                let Some((waiting, asked)) = self.pulls.lock().remove(&object) else { return };
+                let _ = self.with_blob(link, &frame, blob, |bytes| {
+                    self.cost.learn_transfer(bytes.len() as u64, asked.elapsed());
+                    for purpose in waiting {
+                        self.deliver(object, purpose, Ok(bytes));
+                    }
+                    Ok(())
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs `f` on the bytes `blob` names, from the frame or `link`'s ring
+    /// (which is released afterwards).
+    fn with_blob<R>(
+        &self,
+        link: &Link,
+        frame: &Incoming,
+        blob: &ArchivedBlob,
+        f: impl FnOnce(&[u8]) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        match blob {
+            ArchivedBlob::Frame { offset, len } => {
+                let (o, l) = (offset.to_native() as usize, len.to_native() as usize);
+                f(&frame.blobs()[o..o + l])
+            }
+            ArchivedBlob::Ring { start, pos, len } => {
+                let (start, pos, len) = (start.to_native(), pos.to_native(), len.to_native());
+                let ring = link
+                    .ring_in
+                    .as_ref()
+                    .ok_or_else(|| Error::Codec("a value in a ring on a link without one".into()))?;
+                let bytes = ring.read(start, pos, len)?;
+                let out = f(bytes);
+                ring.release(start, pos + len);
+                out
+            }
+        }
+    }
+
+    /// Hands pulled bytes (or the failure to get them) to one purpose.
+    fn deliver(&'static self, object: u64, purpose: PullFor, bytes: Result<&[u8], Error>) {
+        match purpose {
+            PullFor::Fill { task, then } => {
+                let filled = bytes.and_then(|b| match self.resident.lock().get(&object).and_then(|r| r.fill) {
+                    // SAFETY: `task` completed ELSEWHERE with the result type
+                    // the glue was made for, and pulls of one object are
+                    // merged, so this is its only filler.
+                    Some(glue) => unsafe { (glue.fill)(&task, b) },
+                    None => Err(Error::Codec("the result cannot cross processes".to_owned())),
+                });
+                if let Err(e) = filled {
+                    self.failed_pulls.lock().insert(object, e);
+                }
+                match then {
+                    Then::Thread(t) => t.unpark(),
+                    Then::Waker(w) => w.wake(),
+                    Then::Route(t) => self.after_pull(t, object),
+                }
+            }
+            PullFor::Forward { call, arg } => {
+                let ready = {
+                    let mut calls = self.calls.lock();
+                    let Some(p) = calls.get_mut(&call) else { return };
+                    match bytes {
+                        Ok(b) => {
+                            let link = self.link(p.worker);
+                            let mut blobs = std::mem::take(&mut p.blobs);
+                            let blob = match link {
+                                Some(link) => self.copy_out(link, &mut blobs, b),
+                                None => blobs.push(b),
+                            };
+                            p.blobs = blobs;
+                            p.args[arg] = Some(Arg::Blob(blob));
+                            p.missing -= 1;
+                            p.missing == 0
+                        }
+                        Err(e) => {
+                            let p = calls.remove(&call).expect("present");
+                            drop(calls);
+                            if let Some(l) = self.link(p.worker) {
+                                l.load.fetch_sub(1, Ordering::Relaxed);
+                            }
+                            if let Some(r) = p.task.remote() {
+                                // SAFETY: we hold the claim; nothing from `each_arg` is alive.
+                                unsafe { r.release_inputs() };
+                            }
+                            cell::fail_elsewhere(p.task, e);
+                            return;
+                        }
+                    }
+                };
+                if ready {
+                    self.send_call(call);
+                }
+            }
+        }
+    }
+
+    /// A task waiting for an input's value: route it again, or fail it when
+    /// the value could not be brought.
+    fn after_pull(&'static self, task: TaskRef, object: u64) {
+        let failed = self.failed_pulls.lock().get(&object).cloned();
+        match failed {
+            Some(error) => {
+                let h = task.header();
+                if let Some(c) = h.fail(Error::upstream(h.id, h.name.clone(), &error)) {
+                    cell::tell(c);
+                }
+                task.run();
+            }
+            None => self.route(task),
+        }
+    }
+
+    /// Copies bytes into `link`'s ring (or the frame, when small or full).
+    fn copy_out(&self, link: &Link, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
+        if bytes.len() > INLINE_MAX
+            && let Some(ring) = &link.ring_out
+        {
+            let mut ring = ring.lock();
+            if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
+                // SAFETY: the reserved region is free and at least this long.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
+                ring.commit(&region, bytes.len());
+                return Blob::Ring { start: region.start, pos: region.pos, len: bytes.len() as u64 };
+            }
+        }
+        blobs.push(bytes)
+    }
+
+    /// Asks the worker keeping `object` for it, merging requests.
+    fn pull(&'static self, object: u64, purpose: PullFor) {
+        let resident = self.resident.lock().get(&object).copied();
+        let lost = match resident {
+            Some(r) if !r.lost => None,
+            Some(r) => Some(Error::WorkerLost { worker: r.worker, task: crate::TaskId(object) }),
+            None => Some(Error::Transport(format!("no worker keeps the value of task {object}"))),
+        };
+        if let Some(error) = lost {
+            self.failed_pulls.lock().insert(object, error.clone());
+            return self.deliver(object, purpose, Err(error));
+        }
+        let r = resident.expect("checked");
+        let first = {
+            let mut pulls = self.pulls.lock();
+            let entry = pulls.entry(object).or_insert_with(|| (Vec::new(), Instant::now()));
+            entry.0.push(purpose);
+            entry.0.len() == 1
+        };
+        if first && let Some(link) = self.link(r.worker) {
+            let _ = link.outbox.send(&Message::Pull { object }, Blobs::default());
+        }
+    }
+
+    /// Brings the value of `task` (complete `ELSEWHERE`) here; `then` is
+    /// told when it arrived or could not.
+    pub(crate) fn pull_here(&'static self, task: TaskRef, then: Then) {
+        let object = task.header().id.get();
+        if task.header().state.load() & ELSEWHERE == 0 {
+            return self.deliver_now(then, task);
+        }
+        self.pull(object, PullFor::Fill { task, then });
+    }
+
+    fn deliver_now(&'static self, then: Then, task: TaskRef) {
+        match then {
+            Then::Thread(t) => t.unpark(),
+            Then::Waker(w) => w.wake(),
+            Then::Route(t) => {
+                drop(task);
+                self.route(t)
+            }
+        }
+    }
+
+    /// Why the value of `object` could not be brought here, if it could not.
+    pub(crate) fn pull_failure(&self, object: u64) -> Option<Error> {
+        self.failed_pulls.lock().get(&object).cloned()
+    }
+
+    /// The task with result `object` is gone: its worker may free it.
+    pub(crate) fn forget(&self, object: u64) {
+        self.failed_pulls.lock().remove(&object);
+        let Some(r) = self.resident.lock().remove(&object) else { return };
+        if let Some(link) = self.link(r.worker)
+            && link.alive.load(Ordering::Acquire)
+        {
+            let full = {
+                let mut frees = link.frees.lock();
+                frees.push(object);
+                (frees.len() >= FREE_BATCH).then(|| std::mem::take(&mut *frees))
+            };
+            if let Some(objects) = full {
+                let _ = link.outbox.send(&Message::Free { objects }, Blobs::default());
+            }
+        }
+    }
+
+    /// `worker`'s connection ended (on the I/O thread).
+    pub(crate) fn on_lost(&'static self, worker: u32, why: Error) {
+        let Some(link) = self.link(worker) else { return };
+        if !link.alive.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let stopping = self.stopping.load(Ordering::Acquire);
+        if !stopping {
+            eprintln!("dirk: lost worker {worker} (pid {}): {why}", link.pid);
+        }
+        // Values it kept are gone.
+        let lost: Vec<u64> = {
+            let mut resident = self.resident.lock();
+            resident
+                .iter_mut()
+                .filter(|(_, r)| r.worker == worker)
+                .map(|(o, r)| {
+                    r.lost = true;
+                    *o
+                })
+                .collect()
+        };
+        for object in lost {
+            let waiting = self.pulls.lock().remove(&object);
+            let error = Error::WorkerLost { worker, task: crate::TaskId(object) };
+            self.failed_pulls.lock().insert(object, error.clone());
+            for purpose in waiting.map(|w| w.0).unwrap_or_default() {
+                self.deliver(object, purpose, Err(error.clone()));
+            }
+        }
+        // Calls it was running.
+        let calls: Vec<Pending> = {
+            let mut calls = self.calls.lock();
+            let ids: Vec<u64> = calls.iter().filter(|(_, p)| p.worker == worker).map(|(id, _)| *id).collect();
+            ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
+        };
+        for p in calls {
+            link.load.fetch_sub(1, Ordering::Relaxed);
+            let h = p.task.header();
+            let error =
+                if stopping { Error::Cancelled { task: h.id } } else { Error::WorkerLost { worker, task: h.id } };
+            let remote = p.task.remote().expect("a claimed remote task keeps its remote form");
+            if !stopping && remote.take_retry() {
+                cell::restart(&p.task);
+                let task = p.task;
+                // Routed from a compute thread: encoding may be heavy.
+                let cluster: &'static Cluster = self;
+                drop(crate::task::spawn::spawn_body_on(
+                    self.shared,
+                    None,
+                    "dirk::retry",
+                    crate::task::spawn::Closure(move || cluster.route(task)),
+                ));
+                continue;
+            }
+            // SAFETY: we hold the claim; nothing from `each_arg` is alive.
+            unsafe { remote.release_inputs() };
+            cell::fail_elsewhere(p.task, error);
+        }
+    }
+
+    /// Stops the workers: asks them to exit, then kills those that do not.
+    pub(crate) fn shutdown(&'static self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for link in self.links() {
+            let _ = link.outbox.send(&Message::Shutdown, Blobs::default());
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut children = self.children.lock();
+        for (_, child) in children.iter_mut() {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        children.clear();
+        for path in self.ring_files.lock().drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = std::fs::remove_file(&self.address);
+        self.io.stop();
+        // Whatever the workers' ends did not settle ends now.
+        for worker in 1..self.size() as u32 {
+            self.on_lost(worker, Error::Transport("the runtime was dropped".to_owned()));
+        }
+    }
+}

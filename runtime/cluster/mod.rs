@@ -1,0 +1,109 @@
+//! Processes: worker processes running the same binary, the task registry
+//! that lets them run `#[task]` functions, placing tasks where their data
+//! lives, and losing workers.
+//!
+//! - [`launch`]: how process 0 starts its workers and how a process learns
+//!   that it is one (`#[dirk::main]` / `#[dirk::test]`).
+//! - [`leader`]: process 0's side (placement, calls, results, pulls).
+//! - [`serve`]: a worker's side (the worker loop).
+//! - [`registry`], [`probe`], [`archived`]: what runs remotely and how its
+//!   arguments and results cross.
+//! - [`remote`]: the task body that may run elsewhere.
+//! - [`cost`]: the cost model.
+//! - [`data`]: `dirk::mutable` and `dirk::shard`.
+
+pub(crate) mod archived;
+pub(crate) mod cost;
+pub(crate) mod data;
+pub(crate) mod launch;
+pub(crate) mod leader;
+pub mod probe;
+pub(crate) mod registry;
+pub(crate) mod remote;
+pub(crate) mod serve;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Poll, Waker};
+
+pub(crate) use self::leader::Cluster;
+use self::leader::Then;
+pub(crate) use self::remote::RemoteCall;
+use crate::Error;
+use crate::exec::wait;
+use crate::task::raw::TaskRef;
+use crate::task::state::ELSEWHERE;
+
+/// The environment variables a worker process is started with.
+pub(crate) mod env {
+    /// The worker's id (1, 2, ...).
+    pub(crate) const WORKER: &str = "DIRK_WORKER";
+    /// Where process 0 listens (a Unix socket path).
+    pub(crate) const CONNECT: &str = "DIRK_CONNECT";
+    /// The cluster secret, hex.
+    pub(crate) const SECRET: &str = "DIRK_SECRET";
+}
+
+static WORKER_ID: AtomicU32 = AtomicU32::new(0);
+
+/// The worker (process) running the caller: 0 in the process the program
+/// started in, 1..=k in the workers started by `Runtime::builder().workers(k)`
+/// (or the MPI rank under `mpirun`).
+pub(crate) fn current_worker() -> usize {
+    WORKER_ID.load(Ordering::Relaxed) as usize
+}
+
+pub(crate) fn set_current_worker(id: u32) {
+    WORKER_ID.store(id, Ordering::Relaxed);
+}
+
+fn cluster_of(task: &TaskRef) -> Result<&'static Cluster, Error> {
+    task.header()
+        .rt
+        .cluster
+        .get()
+        .copied()
+        .ok_or_else(|| Error::Transport("a value kept elsewhere on a runtime without workers".to_owned()))
+}
+
+/// Brings the value of a task that completed in another process here,
+/// waiting (on a worker thread: running other tasks) until it arrived.
+pub(crate) fn bring_here(task: &TaskRef) -> Result<(), Error> {
+    let cluster = cluster_of(task)?;
+    let object = task.header().id.get();
+    let arrived = || task.header().state.load() & ELSEWHERE == 0 || cluster.pull_failure(object).is_some();
+    if !arrived() {
+        cluster.pull_here(task.clone(), Then::Thread(std::thread::current()));
+        wait::until(&arrived, None);
+    }
+    match cluster.pull_failure(object) {
+        Some(e) if task.header().state.load() & ELSEWHERE != 0 => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// [`bring_here`] for `task.await`.
+pub(crate) fn bring_here_async(task: &TaskRef, waker: &Waker) -> Poll<Result<(), Error>> {
+    let cluster = match cluster_of(task) {
+        Ok(c) => c,
+        Err(e) => return Poll::Ready(Err(e)),
+    };
+    let object = task.header().id.get();
+    if task.header().state.load() & ELSEWHERE == 0 {
+        return Poll::Ready(Ok(()));
+    }
+    if let Some(e) = cluster.pull_failure(object) {
+        return Poll::Ready(Err(e));
+    }
+    cluster.pull_here(task.clone(), Then::Waker(waker.clone()));
+    Poll::Pending
+}
+
+/// In a task run for another process: the address range of the bytes its
+/// argument `i` was read from (in the shared-memory ring, the frame that
+/// carried it, or a value the worker kept). `None` elsewhere.
+///
+/// Lets a program check that an argument was read in place: a `&[f64]`
+/// parameter's pointer lies inside this range.
+pub(crate) fn received_bytes(i: usize) -> Option<std::ops::Range<usize>> {
+    serve::received(i)
+}

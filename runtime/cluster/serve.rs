@@ -1,0 +1,388 @@
+//! The worker loop: what a process started as a worker does instead of the
+//! program's body.
+//!
+//! 1. Connect to process 0 (or exit with a message saying there is none),
+//!    send `Hello`, receive `Welcome`, map the rings, start a runtime with
+//!    the thread count it was given, answer `Ready`.
+//! 2. For each `Run`: find the task id in the registry (never run anything
+//!    else), spawn a local task that reads the arguments in place, runs the
+//!    function, archives the result and keeps it as object `call`; answer
+//!    `Done` with the result when it is small, without it otherwise.
+//! 3. `Pull` sends a kept object back; `Free` drops one.
+//! 4. `Shutdown`, or the connection ending (process 0 exited), exits.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rkyv::util::AlignedVec;
+use tokio::net::UnixStream;
+
+use super::archived::RemoteArgs;
+use super::launch::{self, cookie, unhex};
+use super::leader::INLINE_MAX;
+use super::{env, registry};
+use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blob, Blobs, Message, Outcome};
+use crate::transport::shm::{Consumer, Producer};
+use crate::transport::socket::{self, Incoming, Io, Outbox, read_frame, write_frame};
+use crate::{Error, Runtime, Scope};
+
+/// What a worker holds while it serves.
+struct Worker {
+    rt: Runtime,
+    outbox: Outbox,
+    ring_in: Option<Consumer>,
+    ring_out: Option<Mutex<Producer>>,
+    objects: Mutex<HashMap<u64, Arc<AlignedVec<16>>>>,
+    /// What `Shutdown` does: exit, or (under MPI) finalize first.
+    stop: Box<dyn Fn() + Send + Sync>,
+}
+
+thread_local! {
+    static RECEIVED: RefCell<Vec<Range<usize>>> = const { RefCell::new(Vec::new()) };
+}
+
+pub(crate) fn received(i: usize) -> Option<Range<usize>> {
+    RECEIVED.with(|r| r.borrow().get(i).cloned())
+}
+
+fn die(code: i32, message: String) -> ! {
+    eprintln!("{message}");
+    std::process::exit(code)
+}
+
+/// Runs the worker loop; never returns.
+pub(crate) fn serve() -> ! {
+    let id = launch::worker_id().unwrap_or_else(|| {
+        die(2, format!("dirk worker: {} is not a worker id", std::env::var(env::WORKER).unwrap_or_default()))
+    });
+    super::set_current_worker(id);
+    let path = launch::connect_path()
+        .unwrap_or_else(|| die(2, format!("dirk worker {id}: {} does not say where process 0 listens", env::CONNECT)));
+    let secret = std::env::var(env::SECRET)
+        .ok()
+        .and_then(|s| unhex(&s))
+        .unwrap_or_else(|| die(2, format!("dirk worker {id}: {} is not a 64-digit hex secret", env::SECRET)));
+    let io = Io::start().unwrap_or_else(|e| die(2, format!("dirk worker {id}: {e}")));
+    let cookie = cookie(&secret);
+    let connected = io.block_on(handshake(path.clone(), id, secret, cookie));
+    let (stream, threads, to_worker, to_main) = match connected {
+        Ok(c) => c,
+        Err(Refusal::NoProcess0(e)) => die(
+            2,
+            format!(
+                "dirk worker {id}: could not reach process 0 at {}: {e}. Workers are started by \
+                 `Runtime::builder().workers(k)` in process 0 (or by mpirun); with nobody to serve, this one exits.",
+                path.display()
+            ),
+        ),
+        Err(Refusal::Refused(e)) => die(
+            3,
+            format!(
+                "dirk worker {id}: process 0 at {} refused this worker ({e}); is its cluster secret right?",
+                path.display()
+            ),
+        ),
+    };
+    let setup = (|| -> Result<(Runtime, Consumer, Producer), Error> {
+        let ring_in = Consumer::open(std::path::Path::new(&to_worker))?;
+        let ring_out = Producer::open(std::path::Path::new(&to_main))?;
+        let rt = Runtime::builder().threads(threads).thread_name(format!("dirk-w{id}")).build()?;
+        Ok((rt, ring_in, ring_out))
+    })();
+    let (rt, ring_in, ring_out) = setup.unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
+    let (std_stream, ready) = (stream, Message::Ready { threads: rt.threads() as u32 });
+    let stream = io.block_on(async move {
+        let mut s = std_stream;
+        let frame = frame::encode(&ready, Blobs::default(), cookie)?;
+        write_frame(&mut s, &frame).await?;
+        Ok::<_, Error>(s)
+    });
+    let stream = stream.unwrap_or_else(|e| die(4, format!("dirk worker {id}: {e}")));
+    let worker: Arc<Mutex<Option<Arc<Worker>>>> = Arc::new(Mutex::new(None));
+    let w2 = worker.clone();
+    let handler = Arc::new(move |frame: Incoming| {
+        if let Some(w) = w2.lock().clone() {
+            w.on_frame(frame);
+        }
+    });
+    let closed = Box::new(move |_why: Error| std::process::exit(0));
+    let outbox = socket::start_link(io.handle(), stream, cookie, handler, closed);
+    let me = Arc::new(Worker {
+        rt,
+        outbox,
+        ring_in: Some(ring_in),
+        ring_out: Some(Mutex::new(ring_out)),
+        objects: Mutex::new(HashMap::new()),
+        stop: Box::new(|| std::process::exit(0)),
+    });
+    *worker.lock() = Some(me);
+    let _io = io;
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The worker loop of an MPI rank other than 0; never returns.
+#[cfg(feature = "mpi")]
+pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
+    use std::sync::mpsc::channel;
+
+    let id = mpi.rank;
+    super::set_current_worker(id);
+    let cookie = cookie(&mpi.secret);
+    let finish = move |code: i32| -> ! {
+        mpi.finish();
+        std::process::exit(code)
+    };
+    let (tx, rx) = channel();
+    let tx = std::sync::Mutex::new(tx);
+    mpi.set_handler(Arc::new(move |rank, frame| {
+        let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send((rank, frame));
+    }));
+    let outbox = mpi.outbox(0, cookie);
+    let _ = outbox.send(&Message::Hello { worker: id, pid: std::process::id(), secret: mpi.secret }, Blobs::default());
+    let threads = loop {
+        match rx.recv_timeout(Duration::from_secs(600)) {
+            Ok((0, Ok(frame))) => match frame.owned() {
+                Ok(Message::Welcome { threads, .. }) => break threads as usize,
+                Ok(Message::Shutdown) => finish(0),
+                _ => {}
+            },
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("dirk worker {id} (MPI rank {id}): rank 0 never asked for workers; exiting");
+                finish(0)
+            }
+        }
+    };
+    let rt = Runtime::builder()
+        .threads(threads)
+        .thread_name(format!("dirk-w{id}"))
+        .build()
+        .unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
+    let (stop_tx, stop_rx) = channel::<()>();
+    let stop_tx = std::sync::Mutex::new(stop_tx);
+    let me = Arc::new(Worker {
+        rt,
+        outbox: outbox.clone(),
+        ring_in: None,
+        ring_out: None,
+        objects: Mutex::new(HashMap::new()),
+        stop: Box::new(move || {
+            let _ = stop_tx.lock().unwrap_or_else(|e| e.into_inner()).send(());
+        }),
+    });
+    let _ = outbox.send(&Message::Ready { threads: me.rt.threads() as u32 }, Blobs::default());
+    let handler = me.clone();
+    mpi.set_handler(Arc::new(move |_, frame| match frame {
+        Ok(frame) => handler.on_frame(frame),
+        Err(e) => {
+            eprintln!("dirk worker {id}: a frame from rank 0 was refused ({e}); stopping");
+            (handler.stop)();
+        }
+    }));
+    let _ = stop_rx.recv();
+    finish(0)
+}
+
+enum Refusal {
+    NoProcess0(String),
+    Refused(String),
+}
+
+async fn handshake(
+    path: std::path::PathBuf,
+    id: u32,
+    secret: [u8; 32],
+    cookie: u64,
+) -> Result<(UnixStream, usize, String, String), Refusal> {
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(&path))
+        .await
+        .map_err(|_| Refusal::NoProcess0("timed out".to_owned()))?
+        .map_err(|e| Refusal::NoProcess0(e.to_string()))?;
+    let hello = Message::Hello { worker: id, pid: std::process::id(), secret };
+    let frame = frame::encode(&hello, Blobs::default(), cookie).map_err(|e| Refusal::Refused(e.to_string()))?;
+    write_frame(&mut stream, &frame).await.map_err(|e| Refusal::Refused(e.to_string()))?;
+    let welcome = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream, cookie))
+        .await
+        .map_err(|_| Refusal::Refused("no answer".to_owned()))?
+        .map_err(|e| Refusal::Refused(e.to_string()))?;
+    match welcome.owned() {
+        Ok(Message::Welcome { threads, to_worker_ring, to_main_ring, .. }) => {
+            Ok((stream, threads as usize, to_worker_ring, to_main_ring))
+        }
+        Ok(other) => Err(Refusal::Refused(format!("unexpected answer {other:?}"))),
+        Err(e) => Err(Refusal::Refused(e.to_string())),
+    }
+}
+
+/// Where one argument's bytes are.
+enum Source {
+    Frame(Range<usize>),
+    Ring { start: u64, pos: u64, len: u64 },
+    Object(Arc<AlignedVec<16>>),
+}
+
+impl Worker {
+    fn on_frame(self: &Arc<Self>, frame: Incoming) {
+        match frame.message() {
+            ArchivedMessage::Run { call, task, thread, args, free } => {
+                let (call, task) = (call.to_native(), task.to_native());
+                if !free.is_empty() {
+                    let mut objects = self.objects.lock();
+                    for o in free.iter() {
+                        objects.remove(&o.to_native());
+                    }
+                }
+                let thread = thread.as_ref().map(|t| t.to_native() as usize);
+                let mut sources = Vec::new();
+                for arg in args.iter() {
+                    let source = match arg {
+                        ArchivedArg::Blob(ArchivedBlob::Frame { offset, len }) => {
+                            let o = offset.to_native() as usize;
+                            Source::Frame(o..o + len.to_native() as usize)
+                        }
+                        ArchivedArg::Blob(ArchivedBlob::Ring { start, pos, len }) => {
+                            Source::Ring { start: start.to_native(), pos: pos.to_native(), len: len.to_native() }
+                        }
+                        ArchivedArg::Object(o) => match self.objects.lock().get(&o.to_native()) {
+                            Some(bytes) => Source::Object(bytes.clone()),
+                            None => return self.done(call, 0, Err(format!("this worker keeps no object {o}"))),
+                        },
+                    };
+                    sources.push(source);
+                }
+                let me = self.clone();
+                let frame = Arc::new(frame);
+                let run = move || me.run(call, task, &frame, sources);
+                let options = crate::Options::new().scope(thread.map_or_else(Scope::any, Scope::thread));
+                self.rt.enter(|| crate::with_options(options, || drop(crate::spawn(run))));
+            }
+            ArchivedMessage::Pull { object } => {
+                let object = object.to_native();
+                let bytes = self.objects.lock().get(&object).cloned();
+                if let Some(bytes) = bytes {
+                    let mut blobs = Blobs::default();
+                    let blob = self.copy_out(&mut blobs, &bytes);
+                    let _ = self.outbox.send(&Message::Value { object, blob }, blobs);
+                }
+            }
+            ArchivedMessage::Free { objects } => {
+                let mut kept = self.objects.lock();
+                for o in objects.iter() {
+                    kept.remove(&o.to_native());
+                }
+            }
+            ArchivedMessage::Shutdown => (self.stop)(),
+            _ => {}
+        }
+    }
+
+    /// Runs one call on a compute thread (protocol step 2).
+    fn run(&self, call: u64, task: u64, frame: &Incoming, sources: Vec<Source>) {
+        let start = Instant::now();
+        let mut slices = Vec::with_capacity(sources.len());
+        let mut failure = None;
+        for s in &sources {
+            let bytes = match s {
+                Source::Frame(r) => Ok(&frame.blobs()[r.clone()]),
+                Source::Ring { start, pos, len } => match &self.ring_in {
+                    Some(ring) => ring.read(*start, *pos, *len),
+                    None => Err(Error::Codec("a value in a ring on a link without one".into())),
+                },
+                Source::Object(o) => Ok(o.as_slice()),
+            };
+            match bytes {
+                Ok(b) => slices.push(b),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let outcome = match (failure, registry::by_id(task)) {
+            (Some(f), _) => Err(f),
+            (None, None) => Err(format!("task id {task:#x} is not registered in this binary")),
+            (None, Some(entry)) => {
+                RECEIVED.with(|r| {
+                    *r.borrow_mut() =
+                        slices.iter().map(|s| s.as_ptr() as usize..s.as_ptr() as usize + s.len()).collect()
+                });
+                let args = RemoteArgs::new(slices);
+                let ran = catch_unwind(AssertUnwindSafe(|| (entry.glue.run)(&args)));
+                drop(args);
+                RECEIVED.with(|r| r.borrow_mut().clear());
+                match ran {
+                    Ok(Ok(bytes)) => Ok(Ok(bytes)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(payload) => Ok(Err(panic_message(&*payload))),
+                }
+            }
+        };
+        for s in &sources {
+            if let (Source::Ring { start, pos, len }, Some(ring)) = (s, &self.ring_in) {
+                ring.release(*start, pos + len);
+            }
+        }
+        let micros = start.elapsed().as_micros() as u64;
+        match outcome {
+            Ok(Ok(bytes)) => {
+                let bytes = Arc::new(bytes);
+                self.objects.lock().insert(call, bytes.clone());
+                let size = bytes.len() as u64;
+                let mut blobs = Blobs::default();
+                let outcome = if bytes.len() <= INLINE_MAX {
+                    Outcome::Value { blob: blobs.push(&bytes), size }
+                } else {
+                    Outcome::Kept { size }
+                };
+                let _ = self.outbox.send(&Message::Done { call, micros, outcome }, blobs);
+            }
+            Ok(Err(message)) => {
+                let _ = self
+                    .outbox
+                    .send(&Message::Done { call, micros, outcome: Outcome::Panicked { message } }, Blobs::default());
+            }
+            Err(message) => self.done(call, micros, Err(message)),
+        }
+    }
+
+    fn done(&self, call: u64, micros: u64, outcome: Result<(), String>) {
+        if let Err(message) = outcome {
+            let _ = self
+                .outbox
+                .send(&Message::Done { call, micros, outcome: Outcome::Failed { message } }, Blobs::default());
+        }
+    }
+
+    /// Copies a kept value into the ring to process 0 (or the frame).
+    fn copy_out(&self, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
+        if bytes.len() > INLINE_MAX
+            && let Some(ring) = &self.ring_out
+        {
+            let mut ring = ring.lock();
+            if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
+                // SAFETY: the reserved region is free and at least this long.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
+                ring.commit(&region, bytes.len());
+                return Blob::Ring { start: region.start, pos: region.pos, len: bytes.len() as u64 };
+            }
+        }
+        blobs.push(bytes)
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}

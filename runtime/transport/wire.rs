@@ -1,0 +1,208 @@
+//! Values on the wire: the [`Wire`] bound for types that may cross a process
+//! boundary, and the writer that serializes them as rkyv archives straight
+//! into their destination (a frame being built, or a shared-memory ring).
+//!
+//! Protocol: a value is archived with rkyv's high-level serializer; the
+//! receiver validates the bytes with bytecheck ([`access`]) before it reads
+//! them, and then reads them in place (zero-copy) or deserializes them.
+//! Archives start at 16-byte aligned addresses on both sides.
+
+use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use rkyv::rancor;
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::ser::{Positional, Writer};
+use rkyv::util::AlignedVec;
+use rkyv::{Archive, Deserialize, Portable, Serialize};
+
+use crate::Error;
+
+/// The alignment every archive starts at.
+pub(crate) const ALIGN: usize = 16;
+
+/// Types whose values can move between processes: they archive with rkyv,
+/// their archives validate with bytecheck, and they deserialize back.
+///
+/// Implemented for every such type (derive `rkyv::Archive`, `Serialize` and
+/// `Deserialize` on your own types); nothing to implement by hand.
+pub trait Wire:
+    Archive<Archived: Deserialize<Self, HighDeserializer<rancor::Error>> + for<'a> Check<'a>>
+    + for<'a> Serialize<HighSerializer<BlobWriter, ArenaHandle<'a>, rancor::Error>>
+    + Sized
+{
+}
+
+impl<T> Wire for T
+where
+    T: Archive + for<'a> Serialize<HighSerializer<BlobWriter, ArenaHandle<'a>, rancor::Error>>,
+    T::Archived: Deserialize<T, HighDeserializer<rancor::Error>> + for<'a> Check<'a>,
+{
+}
+
+/// An archived type that validates: `bytecheck` for rkyv's high-level validator.
+pub trait Check<'a>: Portable + rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>> {}
+
+impl<'a, T> Check<'a> for T where T: Portable + rkyv::bytecheck::CheckBytes<HighValidator<'a, rancor::Error>> {}
+
+/// Where a serializer writes: a growable aligned buffer, or a fixed region
+/// of memory (a reserved stretch of a shared-memory ring). A fixed region
+/// that is too small fails the serialization; the caller then falls back
+/// to a growable buffer.
+#[derive(Debug)]
+pub struct BlobWriter {
+    target: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Grow(AlignedVec<ALIGN>),
+    Fixed { start: *mut u8, cap: usize, len: usize },
+}
+
+// SAFETY: a fixed target is a region reserved for this writer alone (see
+// `BlobWriter::fixed`); a growable one is an owned buffer.
+unsafe impl Send for BlobWriter {}
+
+impl BlobWriter {
+    /// A writer into a new growable buffer.
+    pub(crate) fn growable() -> BlobWriter {
+        BlobWriter { target: Target::Grow(AlignedVec::new()) }
+    }
+
+    /// A writer into `cap` bytes at `start`.
+    ///
+    /// # Safety
+    ///
+    /// `start..start + cap` is writable memory that nobody else reads or
+    /// writes while this writer is alive, and `start` is `ALIGN`-aligned.
+    pub(crate) unsafe fn fixed(start: *mut u8, cap: usize) -> BlobWriter {
+        debug_assert_eq!(start as usize % ALIGN, 0);
+        BlobWriter { target: Target::Fixed { start, cap, len: 0 } }
+    }
+
+    /// The bytes written so far.
+    pub(crate) fn len(&self) -> usize {
+        match &self.target {
+            Target::Grow(v) => v.len(),
+            Target::Fixed { len, .. } => *len,
+        }
+    }
+
+    /// The growable buffer, if this writer has one.
+    pub(crate) fn into_vec(self) -> Option<AlignedVec<ALIGN>> {
+        match self.target {
+            Target::Grow(v) => Some(v),
+            Target::Fixed { .. } => None,
+        }
+    }
+}
+
+impl Positional for BlobWriter {
+    fn pos(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Writer<rancor::Error> for BlobWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), rancor::Error> {
+        match &mut self.target {
+            Target::Grow(v) => {
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+            Target::Fixed { start, cap, len } => {
+                if bytes.len() > *cap - *len {
+                    return Err(<rancor::Error as rancor::Source>::new(RegionFull));
+                }
+                // SAFETY: `len + bytes.len() <= cap`, and the region is ours
+                // alone (see `BlobWriter::fixed`); `bytes` cannot overlap it
+                // since nobody else holds a reference into the region.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), start.add(*len), bytes.len()) };
+                *len += bytes.len();
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RegionFull;
+
+impl std::fmt::Display for RegionFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the reserved region is full")
+    }
+}
+
+impl std::error::Error for RegionFull {}
+
+/// Archives `value` into `writer`.
+pub(crate) fn serialize_into<T: Wire>(value: &T, writer: BlobWriter) -> Result<BlobWriter, Error> {
+    rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, writer)
+        .map_err(|e| Error::Codec(format!("could not archive a `{}`: {e}", std::any::type_name::<T>())))
+}
+
+/// Archives `value` into a new aligned buffer.
+pub(crate) fn to_vec<T: Wire>(value: &T) -> Result<AlignedVec<ALIGN>, Error> {
+    Ok(serialize_into(value, BlobWriter::growable())?.into_vec().expect("a growable writer"))
+}
+
+/// Validates `bytes` as an archived `A` and returns a reference into them.
+pub(crate) fn access<A>(bytes: &[u8]) -> Result<&A, Error>
+where
+    A: for<'a> Check<'a>,
+{
+    if !(bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
+        return Err(Error::Codec("an archive does not start at a 16-byte boundary".to_owned()));
+    }
+    rkyv::access::<A, rancor::Error>(bytes)
+        .map_err(|e| Error::Codec(format!("bytes from another process are not a valid `{}`: {e}", short::<A>())))
+}
+
+/// Validates and deserializes an archived `T`.
+pub(crate) fn decode<T: Wire>(bytes: &[u8]) -> Result<T, Error> {
+    let archived = access::<T::Archived>(bytes)?;
+    rkyv::deserialize::<T, rancor::Error>(archived)
+        .map_err(|e| Error::Codec(format!("could not rebuild a `{}`: {e}", std::any::type_name::<T>())))
+}
+
+fn short<A>() -> &'static str {
+    let full = std::any::type_name::<A>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_through_both_writers() {
+        let v: Vec<f64> = (0..1000).map(f64::from).collect();
+        let bytes = to_vec(&v).unwrap();
+        assert_eq!(decode::<Vec<f64>>(&bytes).unwrap(), v);
+
+        let mut region = AlignedVec::<ALIGN>::with_capacity(16 << 10);
+        region.resize(16 << 10, 0);
+        // SAFETY: `region` is ours, aligned, and outlives the writer.
+        let w = unsafe { BlobWriter::fixed(region.as_mut_ptr(), region.len()) };
+        let n = serialize_into(&v, w).unwrap().len();
+        assert_eq!(decode::<Vec<f64>>(&region[..n]).unwrap(), v);
+    }
+
+    #[test]
+    fn a_full_region_fails_instead_of_overflowing() {
+        let mut region = AlignedVec::<ALIGN>::with_capacity(64);
+        region.resize(64, 0);
+        // SAFETY: as above.
+        let w = unsafe { BlobWriter::fixed(region.as_mut_ptr(), region.len()) };
+        assert!(serialize_into(&vec![1u64; 100], w).is_err());
+    }
+
+    #[test]
+    fn garbage_is_a_codec_error() {
+        let mut bytes = to_vec(&vec![String::from("a"), String::from("b")]).unwrap();
+        let n = bytes.len();
+        bytes[n - 4..].copy_from_slice(&[0xff; 4]);
+        assert!(matches!(decode::<Vec<String>>(&bytes), Err(Error::Codec(_))));
+        assert!(matches!(decode::<Vec<String>>(&bytes[..3]), Err(Error::Codec(_))));
+    }
+}
