@@ -3,6 +3,8 @@
 
 pub use crate::task::slots::{Arg, ArgTask, ArgTaskRef, ArgValue, InputRef, Provide, Slot, Slots, Value};
 
+pub use crate::datadeps::private as datadeps;
+
 use crate::sched::Options;
 use crate::task::Task;
 use crate::task::slots::Call;

@@ -36,6 +36,7 @@
 
 #![deny(missing_docs)]
 
+pub mod datadeps;
 mod error;
 mod exec;
 mod sched;
@@ -45,6 +46,7 @@ mod task;
 pub mod __private;
 
 pub use dirk_macros::{main, spawn, task, test};
+pub use dirk_macros::datadeps;
 
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::{Builder, Runtime};
@@ -81,4 +83,5 @@ pub struct ReadmeDoctests;
 /// Everything a dirk program needs: `use dirk::prelude::*;`.
 pub mod prelude {
     pub use crate::{Error, Options, Runtime, Scope, Task, TaskId, spawn, task};
+    pub use crate::datadeps;
 }

@@ -1,0 +1,388 @@
+//! Evaluating the places of one call, and handing them to its task.
+//!
+//! `datadeps!` turns `InOut(x.a[i][j..k])` into a chain on the root's
+//! [`Root`](super::root::Root):
+//!
+//! ```text
+//! root.write("InOut(x.a[i][j..k])")    // a Cursor
+//!     .through(probe(&raw mut (*x)))    // one per field step: a pointer read on the way?
+//!     .head(&raw mut (*x).a)            // the fields, evaluated by Rust as a raw place
+//!     .index(i).index(j..k)             // each index through `Project`
+//! ```
+//!
+//! Every step reads only what it announces to [`Reads`], after the tasks
+//! writing it have ended, and makes no reference to memory tasks may hold.
+//! The result is a [`Tracked`] place: its [`Access`](super::tracker::Access)
+//! goes to the tracker, its [`PlaceSlot`] into the task. Only the task turns
+//! the slot into a reference (`Provide`), when every earlier task touching
+//! that memory has ended and while no later one can start.
+//!
+//! Autoderef in the field part (`x.b.f` with `b: Box<S>`) reads the box's
+//! pointer. A probe made by autoref specialisation tells, per field step,
+//! whether the value before it is a `&`, `&mut` or `Box` (its address is
+//! then a header), a plain value (nothing is read), or a type with a `Deref`
+//! of its own, which is refused at compile time: user `Deref` code would
+//! run on the caller's thread with a reference to data tasks hold.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::ops::Deref;
+
+use super::matrix::{MatMut, MatRef, Matrix, TilePlace};
+use super::project::{Place, Project, ProjectMut, Reads};
+use super::span::Span;
+use super::tracker::{Access, Path, Tracker};
+use crate::task::slots::{InputRef, Provide, Slot};
+
+/// The mode of a place read by its task (`In`).
+#[derive(Debug)]
+pub struct Read;
+
+/// The mode of a place written by its task (`Out`, `InOut`).
+#[derive(Debug)]
+pub struct Write;
+
+/// `Read` or `Write`.
+pub trait Mode {
+    /// Whether the task writes the place.
+    const WRITE: bool;
+}
+
+impl Mode for Read {
+    const WRITE: bool = false;
+}
+
+impl Mode for Write {
+    const WRITE: bool = true;
+}
+
+/// A place being evaluated: the root and the headers read so far.
+pub struct Cursor<'g, M> {
+    tracker: &'g RefCell<Tracker>,
+    path: Path,
+    what: &'static str,
+    mode: PhantomData<M>,
+}
+
+impl<M> std::fmt::Debug for Cursor<'_, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cursor").field("what", &self.what).field("path", &self.path).finish()
+    }
+}
+
+impl<'g, M: Mode> Cursor<'g, M> {
+    pub(crate) fn new(tracker: &'g RefCell<Tracker>, what: &'static str) -> Self {
+        Cursor { tracker, path: Path::new(), what, mode: PhantomData }
+    }
+
+    /// A field step follows; `pointer` is the address of the value before
+    /// it when that value is a pointer Rust will follow (see the module note).
+    pub fn through(mut self, pointer: Option<Span>) -> Self {
+        if let Some(header) = pointer {
+            Reads { tracker: Some(self.tracker), path: &mut self.path, writing: false }.read(header);
+        }
+        self
+    }
+
+    /// The place reached by the root and its fields.
+    pub fn head<T: ?Sized>(self, place: *mut T) -> Tracked<'g, *mut T, M> {
+        Tracked { tracker: self.tracker, place: Ok(place), path: self.path, what: self.what, mode: PhantomData }
+    }
+}
+
+/// An evaluated place of one call (or the reason it could not be evaluated).
+pub struct Tracked<'g, P, M> {
+    tracker: &'g RefCell<Tracker>,
+    place: Result<P, String>,
+    path: Path,
+    what: &'static str,
+    mode: PhantomData<M>,
+}
+
+impl<P, M> std::fmt::Debug for Tracked<'_, P, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracked").field("what", &self.what).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl<'g, B: ?Sized> Tracked<'g, *mut B, Read> {
+    /// `place[index]`, read by the task.
+    pub fn index<I>(self, index: I) -> Tracked<'g, B::Output, Read>
+    where
+        B: Project<I>,
+    {
+        self.step(index, false)
+    }
+}
+
+impl<'g, B: ?Sized> Tracked<'g, *mut B, Write> {
+    /// `place[index]`, written by the task.
+    pub fn index<I>(self, index: I) -> Tracked<'g, B::Output, Write>
+    where
+        B: ProjectMut<I>,
+    {
+        self.step(index, true)
+    }
+}
+
+impl<'g, B: ?Sized, M> Tracked<'g, *mut B, M> {
+    fn step<I, N>(self, index: I, writing: bool) -> Tracked<'g, B::Output, N>
+    where
+        B: Project<I>,
+    {
+        let Tracked { tracker, place, mut path, what, .. } = self;
+        let place = place.and_then(|base| {
+            let mut reads = Reads { tracker: Some(tracker), path: &mut path, writing };
+            // SAFETY: `base` was derived from the root, which the region
+            // borrows for its whole life, by steps that each read only
+            // announced headers; `Reads` waits for their writers. For a
+            // `Write` cursor `B: ProjectMut`, so `*base` may be written.
+            unsafe { B::project(base, index, &mut reads) }
+        });
+        Tracked { tracker, place, path, what, mode: PhantomData }
+    }
+}
+
+/// What the region needs to know about one evaluated place.
+#[derive(Debug)]
+pub struct AccessInfo<'g> {
+    pub(crate) tracker: &'g RefCell<Tracker>,
+    pub(crate) path: Path,
+    pub(crate) span: Span,
+    pub(crate) write: bool,
+    pub(crate) what: &'static str,
+    pub(crate) error: Option<String>,
+}
+
+impl AccessInfo<'_> {
+    pub(crate) fn access(&self) -> Access<'_> {
+        Access { path: &self.path, span: self.span, write: self.write }
+    }
+
+    /// Whether this place and `other` may not be borrowed by one call.
+    pub(crate) fn aliases(&self, other: &AccessInfo<'_>) -> bool {
+        std::ptr::eq(self.tracker, other.tracker)
+            && (self.write || other.write)
+            && (self.span.overlaps(&other.span)
+                || other.path.iter().any(|h| self.span.overlaps(h))
+                || self.path.iter().any(|h| other.span.overlaps(h)))
+    }
+}
+
+impl<'g, P: Place, M: Mode> Tracked<'g, P, M> {
+    /// The access to track.
+    pub fn access(&self) -> AccessInfo<'g> {
+        let (span, error) = match &self.place {
+            Ok(p) => (p.span(), None),
+            Err(e) => (Span::EMPTY, Some(e.clone())),
+        };
+        AccessInfo { tracker: self.tracker, path: self.path.clone(), span, write: M::WRITE, what: self.what, error }
+    }
+
+    /// The slot that carries the place into the task.
+    pub fn into_slot(self) -> PlaceSlot<P, M> {
+        PlaceSlot { place: self.place.ok(), mode: PhantomData }
+    }
+}
+
+/// A place inside a task's argument slots; the task turns it into the
+/// reference or view its function takes.
+pub struct PlaceSlot<P, M> {
+    place: Option<P>,
+    mode: PhantomData<M>,
+}
+
+impl<P, M> std::fmt::Debug for PlaceSlot<P, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlaceSlot")
+    }
+}
+
+// SAFETY: the task only reads through a `Read` slot, so the place's type
+// must be `Sync` to be read from another thread.
+unsafe impl<T: ?Sized + Sync> Send for PlaceSlot<*mut T, Read> {}
+// SAFETY: a `Write` slot becomes a `&mut T` on another thread: `T: Send`.
+unsafe impl<T: ?Sized + Send> Send for PlaceSlot<*mut T, Write> {}
+// SAFETY: as for `*mut T`.
+unsafe impl<T: Sync> Send for PlaceSlot<TilePlace<T>, Read> {}
+// SAFETY: as for `*mut T`.
+unsafe impl<T: Send> Send for PlaceSlot<TilePlace<T>, Write> {}
+
+impl<P, M> Slot for PlaceSlot<P, M> {
+    fn input(&self) -> Option<InputRef<'_>> {
+        None
+    }
+}
+
+impl<P: Copy, M> PlaceSlot<P, M> {
+    fn get(&self) -> P {
+        self.place.expect("a place that failed to evaluate never reaches its task")
+    }
+}
+
+// SAFETY (for every `provide` below): slots are made only by the code
+// `datadeps!` emits, moved into the task of the call whose place it is, and
+// provided inside that task's body. The body runs after every earlier task
+// whose access conflicts with this place has ended successfully, and every
+// later conflicting task runs after it (see the tracker). The root outlives
+// the body: the region borrows it and does not return before every body is
+// dropped. The reference lives for the `&'a mut self` borrow of the slot,
+// which ends when the call of the task's function returns.
+
+impl<'a, T: ?Sized> Provide<'a, &'a T> for PlaceSlot<*mut T, Read> {
+    fn provide(&'a mut self) -> &'a T {
+        // SAFETY: see above; no task writes the place while this one runs.
+        unsafe { &*self.get() }
+    }
+}
+
+impl<'a, T: ?Sized> Provide<'a, &'a mut T> for PlaceSlot<*mut T, Write> {
+    fn provide(&'a mut self) -> &'a mut T {
+        // SAFETY: see above; no other task touches the place while this one runs.
+        unsafe { &mut *self.get() }
+    }
+}
+
+impl<'a, T: ?Sized> Provide<'a, &'a T> for PlaceSlot<*mut T, Write> {
+    fn provide(&'a mut self) -> &'a T {
+        // SAFETY: see above.
+        unsafe { &*self.get() }
+    }
+}
+
+impl<'a, T> Provide<'a, &'a [T]> for PlaceSlot<*mut Vec<T>, Read> {
+    fn provide(&'a mut self) -> &'a [T] {
+        // SAFETY: see above.
+        unsafe { &*self.get() }
+    }
+}
+
+impl<'a, T> Provide<'a, &'a mut [T]> for PlaceSlot<*mut Vec<T>, Write> {
+    fn provide(&'a mut self) -> &'a mut [T] {
+        // SAFETY: see above.
+        unsafe { &mut *self.get() }
+    }
+}
+
+impl<'a> Provide<'a, &'a str> for PlaceSlot<*mut String, Read> {
+    fn provide(&'a mut self) -> &'a str {
+        // SAFETY: see above.
+        unsafe { &*self.get() }
+    }
+}
+
+impl<'a> Provide<'a, &'a mut str> for PlaceSlot<*mut String, Write> {
+    fn provide(&'a mut self) -> &'a mut str {
+        // SAFETY: see above.
+        unsafe { &mut *self.get() }
+    }
+}
+
+impl<'a, T> Provide<'a, MatRef<'a, T>> for PlaceSlot<TilePlace<T>, Read> {
+    fn provide(&'a mut self) -> MatRef<'a, T> {
+        // SAFETY: see above.
+        unsafe { self.get().view() }
+    }
+}
+
+impl<'a, T> Provide<'a, MatRef<'a, T>> for PlaceSlot<TilePlace<T>, Write> {
+    fn provide(&'a mut self) -> MatRef<'a, T> {
+        // SAFETY: see above.
+        unsafe { self.get().view() }
+    }
+}
+
+impl<'a, T> Provide<'a, MatMut<'a, T>> for PlaceSlot<TilePlace<T>, Write> {
+    fn provide(&'a mut self) -> MatMut<'a, T> {
+        // SAFETY: see above.
+        unsafe { self.get().view_mut() }
+    }
+}
+
+impl<'a, T> Provide<'a, MatRef<'a, T>> for PlaceSlot<*mut Matrix<T>, Read> {
+    fn provide(&'a mut self) -> MatRef<'a, T> {
+        // SAFETY: see above.
+        unsafe { (*self.get()).view() }
+    }
+}
+
+impl<'a, T> Provide<'a, MatMut<'a, T>> for PlaceSlot<*mut Matrix<T>, Write> {
+    fn provide(&'a mut self) -> MatMut<'a, T> {
+        // SAFETY: see above.
+        unsafe { (*self.get()).view_mut() }
+    }
+}
+
+/// The value before a field step, as a raw place, for [`ProbePointer`] and
+/// its fallbacks (autoref specialisation: call `(&&Probe::new(p)).dirk_probe()`).
+#[derive(Debug)]
+pub struct Probe<T: ?Sized>(*mut T);
+
+impl<T: ?Sized> Probe<T> {
+    /// Wraps the raw place.
+    pub fn new(place: *mut T) -> Self {
+        Probe(place)
+    }
+}
+
+/// `&T`, `&mut T` and `Box<T>`: pointers whose target Rust reaches without
+/// running user code.
+pub trait BuiltinPointer: Deref {}
+
+impl<T: ?Sized> BuiltinPointer for &T {}
+impl<T: ?Sized> BuiltinPointer for &mut T {}
+impl<T: ?Sized> BuiltinPointer for Box<T> {}
+
+/// Chosen first: the value is a builtin pointer, whose address is a header.
+pub trait ProbePointer {
+    /// The header Rust reads to follow the pointer.
+    fn dirk_probe(&self) -> Option<Span>;
+}
+
+impl<T: BuiltinPointer> ProbePointer for &Probe<T> {
+    fn dirk_probe(&self) -> Option<Span> {
+        Some(Span::of(self.0.cast_const()))
+    }
+}
+
+/// Never implemented: names the error for a field reached through a
+/// `Deref` of a user's type.
+#[diagnostic::on_unimplemented(
+    message = "datadeps! cannot reach a field through `{Self}`, whose `Deref` runs code while tasks may hold the data",
+    label = "this place goes through `{Self}`",
+    note = "borrow the data into a variable before the block (`let data = &mut *guard;`) and use that in the place"
+)]
+pub trait FollowDeref {}
+
+/// Chosen second: any other `Deref` type, refused at compile time.
+pub trait ProbeDeref {
+    /// The type with a `Deref` of its own.
+    type Target: ?Sized;
+    /// Never compiles: see [`FollowDeref`].
+    fn dirk_probe(&self) -> Option<Span>
+    where
+        Self::Target: FollowDeref;
+}
+
+impl<T: ?Sized + Deref> ProbeDeref for &&Probe<T> {
+    type Target = T;
+
+    fn dirk_probe(&self) -> Option<Span>
+    where
+        T: FollowDeref,
+    {
+        None
+    }
+}
+
+/// Chosen last: a plain value; a field step reads nothing.
+pub trait ProbePlain {
+    /// Nothing to read.
+    fn dirk_probe(&self) -> Option<Span>;
+}
+
+impl<T: ?Sized> ProbePlain for Probe<T> {
+    fn dirk_probe(&self) -> Option<Span> {
+        None
+    }
+}
