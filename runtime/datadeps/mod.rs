@@ -86,6 +86,7 @@
 mod body;
 mod matrix;
 mod place;
+mod probe;
 mod project;
 mod region;
 mod root;
@@ -99,9 +100,10 @@ pub use self::span::Span;
 /// What the code `datadeps!` emits calls. Not a public API.
 #[doc(hidden)]
 pub mod private {
-    pub use super::place::{
-        AccessInfo, BuiltinPointer, Cursor, FollowDeref, Mode, PlaceSlot, Probe, ProbeDeref, ProbePlain, ProbePointer,
-        Read, Tracked, Write,
+    pub use super::place::{AccessInfo, Cursor, Mode, PlaceSlot, Read, Tracked, Write};
+    pub use super::probe::{
+        BuiltinPointer, FollowDeref, NoWait, NoWaitAny, NoWaitTask, Probe, ProbeDeref, ProbePlain, ProbePointer,
+        WaitAfterTheBlock,
     };
     pub use super::region::{Kept, Region, run};
     pub use super::root::{DirkRootMut, DirkRootRef, Root};

@@ -26,7 +26,6 @@
 
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::ops::Deref;
 
 use super::matrix::{MatMut, MatRef, Matrix, TilePlace};
 use super::project::{Place, Project, ProjectMut, Reads};
@@ -84,9 +83,10 @@ impl<'g, M: Mode> Cursor<'g, M> {
         self
     }
 
-    /// The place reached by the root and its fields.
-    pub fn head<T: ?Sized>(self, place: *mut T) -> Tracked<'g, *mut T, M> {
-        Tracked { tracker: self.tracker, place: Ok(place), path: self.path, what: self.what, mode: PhantomData }
+    /// The place reached by the root and its fields (a `*mut` for a place
+    /// the task writes: the cast back keeps its provenance).
+    pub fn head<T: ?Sized>(self, place: *const T) -> Tracked<'g, *mut T, M> {
+        Tracked { tracker: self.tracker, place: Ok(place.cast_mut()), path: self.path, what: self.what, mode: PhantomData }
     }
 }
 
@@ -310,79 +310,5 @@ impl<'a, T> Provide<'a, MatMut<'a, T>> for PlaceSlot<*mut Matrix<T>, Write> {
     fn provide(&'a mut self) -> MatMut<'a, T> {
         // SAFETY: see above.
         unsafe { (*self.get()).view_mut() }
-    }
-}
-
-/// The value before a field step, as a raw place, for [`ProbePointer`] and
-/// its fallbacks (autoref specialisation: call `(&&Probe::new(p)).dirk_probe()`).
-#[derive(Debug)]
-pub struct Probe<T: ?Sized>(*mut T);
-
-impl<T: ?Sized> Probe<T> {
-    /// Wraps the raw place.
-    pub fn new(place: *mut T) -> Self {
-        Probe(place)
-    }
-}
-
-/// `&T`, `&mut T` and `Box<T>`: pointers whose target Rust reaches without
-/// running user code.
-pub trait BuiltinPointer: Deref {}
-
-impl<T: ?Sized> BuiltinPointer for &T {}
-impl<T: ?Sized> BuiltinPointer for &mut T {}
-impl<T: ?Sized> BuiltinPointer for Box<T> {}
-
-/// Chosen first: the value is a builtin pointer, whose address is a header.
-pub trait ProbePointer {
-    /// The header Rust reads to follow the pointer.
-    fn dirk_probe(&self) -> Option<Span>;
-}
-
-impl<T: BuiltinPointer> ProbePointer for &Probe<T> {
-    fn dirk_probe(&self) -> Option<Span> {
-        Some(Span::of(self.0.cast_const()))
-    }
-}
-
-/// Never implemented: names the error for a field reached through a
-/// `Deref` of a user's type.
-#[diagnostic::on_unimplemented(
-    message = "datadeps! cannot reach a field through `{Self}`, whose `Deref` runs code while tasks may hold the data",
-    label = "this place goes through `{Self}`",
-    note = "borrow the data into a variable before the block (`let data = &mut *guard;`) and use that in the place"
-)]
-pub trait FollowDeref {}
-
-/// Chosen second: any other `Deref` type, refused at compile time.
-pub trait ProbeDeref {
-    /// The type with a `Deref` of its own.
-    type Target: ?Sized;
-    /// Never compiles: see [`FollowDeref`].
-    fn dirk_probe(&self) -> Option<Span>
-    where
-        Self::Target: FollowDeref;
-}
-
-impl<T: ?Sized + Deref> ProbeDeref for &&Probe<T> {
-    type Target = T;
-
-    fn dirk_probe(&self) -> Option<Span>
-    where
-        T: FollowDeref,
-    {
-        None
-    }
-}
-
-/// Chosen last: a plain value; a field step reads nothing.
-pub trait ProbePlain {
-    /// Nothing to read.
-    fn dirk_probe(&self) -> Option<Span>;
-}
-
-impl<T: ?Sized> ProbePlain for Probe<T> {
-    fn dirk_probe(&self) -> Option<Span> {
-        None
     }
 }
