@@ -241,3 +241,98 @@ impl Tracker {
         self.records.values().map(Record::held).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::{Runtime, Task};
+
+    /// Tasks that run until released, so the tracker sees them pending.
+    struct Pending {
+        release: Arc<AtomicBool>,
+        tasks: Vec<Task<()>>,
+    }
+
+    impl Pending {
+        fn new() -> Self {
+            Pending { release: Arc::new(AtomicBool::new(false)), tasks: Vec::new() }
+        }
+
+        fn task(&mut self) -> TaskRef {
+            let release = Arc::clone(&self.release);
+            let t = crate::spawn(move || {
+                while !release.load(Ordering::Acquire) {
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+            });
+            let raw = t.raw.clone();
+            self.tasks.push(t);
+            raw
+        }
+
+        fn finish(self) {
+            self.release.store(true, Ordering::Release);
+            for t in &self.tasks {
+                t.wait().unwrap();
+            }
+        }
+    }
+
+    fn access(tracker: &mut Tracker, pending: &mut Pending, path: &[Span], span: Span, write: bool) -> Vec<TaskRef> {
+        let a = Access { path, span, write };
+        let mut deps = Tasks::new();
+        let plan = tracker.query(&a, &mut deps);
+        let task = pending.task();
+        tracker.register(&a, plan, &task);
+        deps.into_vec()
+    }
+
+    fn same(a: &[TaskRef], b: &[&TaskRef]) -> bool {
+        a.len() == b.len() && b.iter().all(|t| a.iter().any(|x| x.as_ptr() == t.as_ptr()))
+    }
+
+    #[test]
+    fn reads_wait_for_writes_and_writes_for_everything_before() {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        rt.enter(|| {
+            let mut p = Pending::new();
+            let mut t = Tracker::default();
+            let x = Span::bytes(0x1000, 8);
+            assert!(access(&mut t, &mut p, &[], x, true).is_empty());
+            let w = p.tasks[0].raw.clone();
+            let d = access(&mut t, &mut p, &[], x, false);
+            assert!(same(&d, &[&w]));
+            let d = access(&mut t, &mut p, &[], x, false);
+            assert!(same(&d, &[&w]), "readers do not wait for readers");
+            let (r1, r2) = (p.tasks[1].raw.clone(), p.tasks[2].raw.clone());
+            let d = access(&mut t, &mut p, &[], x, true);
+            assert!(same(&d, &[&w, &r1, &r2]));
+            assert_eq!(t.held(), 1, "the covering write replaced the earlier record");
+            p.finish();
+        });
+    }
+
+    #[test]
+    fn disjoint_parts_are_independent_and_the_whole_orders_them() {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        rt.enter(|| {
+            let mut p = Pending::new();
+            let mut t = Tracker::default();
+            let header = Span::bytes(0x100, 24);
+            let (lo, hi) = (Span::bytes(0x9000, 40), Span::bytes(0x9028, 40));
+            assert!(access(&mut t, &mut p, &[header], lo, true).is_empty());
+            assert!(access(&mut t, &mut p, &[header], hi, true).is_empty(), "two halves of one Vec");
+            let (a, b) = (p.tasks[0].raw.clone(), p.tasks[1].raw.clone());
+            let d = access(&mut t, &mut p, &[], header, true);
+            assert!(same(&d, &[&a, &b]), "the whole Vec waits for its parts");
+            let whole = p.tasks[2].raw.clone();
+            let d = access(&mut t, &mut p, &[header], Span::bytes(0x9000, 8), false);
+            assert!(same(&d, &[&whole]), "an element waits for the whole Vec");
+            assert_eq!(t.users_of(&header, false).len(), 1);
+            p.finish();
+        });
+    }
+}
