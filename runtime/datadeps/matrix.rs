@@ -353,6 +353,27 @@ tile_projections! {
     usize, RangeFull; usize, RangeInclusive<usize>; usize, RangeToInclusive<usize>;
 }
 
+/// The first element and shape of the part `rows × cols` of a view.
+fn sub<T>(
+    ptr: *mut T,
+    nrows: usize,
+    ncols: usize,
+    stride: usize,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) -> (*mut T, usize, usize) {
+    assert!(
+        rows.start <= rows.end && rows.end <= nrows && cols.start <= cols.end && cols.end <= ncols,
+        "tile {rows:?} × {cols:?} out of range for a {nrows}×{ncols} view"
+    );
+    let (r, c) = (rows.end - rows.start, cols.end - cols.start);
+    if r == 0 || c == 0 {
+        return (ptr, r, c);
+    }
+    // SAFETY: (rows.start, cols.start) is an element of the view.
+    (unsafe { ptr.add(rows.start * stride + cols.start) }, r, c)
+}
+
 /// A shared view of a tile of a [`Matrix`]: what `In(m[(rows, cols)])` passes.
 pub struct MatRef<'a, T> {
     ptr: *const T,
@@ -396,6 +417,12 @@ impl<'a, T> MatRef<'a, T> {
     /// Element `(i, j)`, if inside the tile.
     pub fn get(&self, i: usize, j: usize) -> Option<&'a T> {
         (i < self.rows && j < self.cols).then(|| &self.row(i)[j])
+    }
+
+    /// The part `rows × cols` of this view.
+    pub fn tile(&self, rows: Range<usize>, cols: Range<usize>) -> MatRef<'a, T> {
+        let (ptr, r, c) = sub(self.ptr.cast_mut(), self.rows, self.cols, self.stride, rows, cols);
+        MatRef { ptr, rows: r, cols: c, stride: self.stride, life: PhantomData }
     }
 
     /// A copy of the tile as a matrix of its own.
@@ -467,6 +494,30 @@ impl<'a, T> MatMut<'a, T> {
     /// A shorter-lived mutable view of the same tile.
     pub fn reborrow(&mut self) -> MatMut<'_, T> {
         MatMut { ptr: self.ptr, rows: self.rows, cols: self.cols, stride: self.stride, life: PhantomData }
+    }
+
+    /// The part `rows × cols` of this view, borrowed from it.
+    pub fn tile(&mut self, rows: Range<usize>, cols: Range<usize>) -> MatMut<'_, T> {
+        self.reborrow().into_tile(rows, cols)
+    }
+
+    /// The part `rows × cols` of this view.
+    pub fn into_tile(self, rows: Range<usize>, cols: Range<usize>) -> MatMut<'a, T> {
+        let (ptr, r, c) = sub(self.ptr, self.rows, self.cols, self.stride, rows, cols);
+        MatMut { ptr, rows: r, cols: c, stride: self.stride, life: PhantomData }
+    }
+
+    /// The columns before `j` and the columns from `j` on, as two views.
+    pub fn split_at_col(self, j: usize) -> (MatMut<'a, T>, MatMut<'a, T>) {
+        assert!(j <= self.cols, "split at column {j} of a tile of {} columns", self.cols);
+        let left = MatMut { ptr: self.ptr, rows: self.rows, cols: j, stride: self.stride, life: PhantomData };
+        let first = if j < self.cols && self.rows > 0 {
+            // SAFETY: column j of row 0 lies inside the tile.
+            unsafe { self.ptr.add(j) }
+        } else {
+            self.ptr
+        };
+        (left, MatMut { ptr: first, rows: self.rows, cols: self.cols - j, stride: self.stride, life: PhantomData })
     }
 
     /// The rows before `i` and the rows from `i` on, as two views.
