@@ -113,6 +113,11 @@ impl Reads<'_> {
 ///   `datadeps!` may order literal indices at compile time.
 /// - Without [`ProjectMut`], the output is only read; with it, writing through
 ///   the output is allowed whenever `*base` may be written.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be indexed by `{I}` in a datadeps! place",
+    label = "this index is not supported here",
+    note = "places index slices, arrays, `Vec`s and `dirk::datadeps::Matrix`, also through `&`, `&mut` and `Box`; implement `dirk::datadeps::Project` for another container"
+)]
 pub unsafe trait Project<I> {
     /// The place `base[index]`.
     type Output: Place;
@@ -132,6 +137,11 @@ pub unsafe trait Project<I> {
 /// # Safety
 ///
 /// The output of `project` is memory that a writer of `*base` may write.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be written through in a datadeps! place",
+    label = "`Out` and `InOut` need a place the block may write",
+    note = "a shared reference (`&T`) only allows `In`: borrow the data with `&mut` to write it"
+)]
 pub unsafe trait ProjectMut<I>: Project<I> {}
 
 /// An index into a run of elements: `usize` picks one element, a range

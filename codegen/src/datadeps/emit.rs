@@ -220,9 +220,15 @@ fn place_chain(place: &Place, root: usize, write: bool, text: &str, fill: &mut F
     let (start, raw) = if write { (quote!(write), quote!(&raw mut)) } else { (quote!(read), quote!(&raw const)) };
     let mut chain = quote!(#tracker.#start(#text));
     let mut prefix = quote!((*#reference));
+    // A refused `Deref` is reported at the part of the place before the field.
+    let mut before = place.root.span();
     for field in &place.fields {
-        chain = quote!(#chain.through((&&::dirk::__private::datadeps::Probe::new(#raw #prefix)).dirk_probe()));
+        let probe = quote_spanned!(before.resolved_at(Span::mixed_site())=>
+            (&&::dirk::__private::datadeps::Probe::new(#raw #prefix)).dirk_probe()
+        );
+        chain = quote!(#chain.through(#probe));
         prefix = quote!(#prefix.#field);
+        before = syn::spanned::Spanned::span(field);
     }
     // Refuses union and packed fields, whose places a task could not borrow:
     // rustc rejects a reference to them outside `unsafe`.
@@ -239,5 +245,5 @@ fn place_chain(place: &Place, root: usize, write: bool, text: &str, fill: &mut F
 /// The block for a macro call that failed its checks: the errors, and a
 /// value of any type so the user's surrounding code type-checks.
 pub(crate) fn failed(errors: TokenStream) -> TokenStream {
-    quote!({ #errors ::core::result::Result::<_, ::dirk::Error>::Ok(::core::unreachable!()) })
+    quote!({ #errors (|| -> ::core::result::Result<_, ::dirk::Error> { ::core::unreachable!() })() })
 }
