@@ -46,6 +46,7 @@ mod task;
 pub mod __private;
 
 pub use dirk_macros::{main, spawn, task, test};
+
 pub use dirk_macros::datadeps;
 
 pub use crate::error::{Error, Name, ScopeError};
@@ -83,5 +84,6 @@ pub struct ReadmeDoctests;
 /// Everything a dirk program needs: `use dirk::prelude::*;`.
 pub mod prelude {
     pub use crate::{Error, Options, Runtime, Scope, Task, TaskId, spawn, task};
+
     pub use crate::datadeps;
 }

@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{SHORT, within};
@@ -106,7 +106,9 @@ fn a_panic_in_a_task_is_returned_as_an_error() {
             add_one(InOut(b));   // independent: runs
         };
         let err = result.unwrap_err();
-        assert!(matches!(&err, Error::Panicked { name, message, .. } if name == "boom" && message == "the tile was singular"));
+        assert!(
+            matches!(&err, Error::Panicked { name, message, .. } if name == "boom" && message == "the tile was singular")
+        );
         assert_eq!((a, b), (0, 1));
     });
 }
@@ -214,10 +216,9 @@ fn an_index_out_of_range_fails_its_task() {
         }
         .unwrap_err();
         match err {
-            Error::Panicked { message, .. } => assert_eq!(
-                message,
-                "`Out(v[i])` of `set`: index out of bounds: the len is 3 but the index is 5"
-            ),
+            Error::Panicked { message, .. } => {
+                assert_eq!(message, "`Out(v[i])` of `set`: index out of bounds: the len is 3 but the index is 5")
+            }
             other => panic!("expected Panicked, got {other:?}"),
         }
     });

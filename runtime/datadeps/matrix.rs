@@ -116,14 +116,24 @@ impl<T> Index<(usize, usize)> for Matrix<T> {
     type Output = T;
 
     fn index(&self, (i, j): (usize, usize)) -> &T {
-        assert!(i < self.rows && j < self.cols, "index ({i}, {j}) out of range for a {}×{} matrix", self.rows, self.cols);
+        assert!(
+            i < self.rows && j < self.cols,
+            "index ({i}, {j}) out of range for a {}×{} matrix",
+            self.rows,
+            self.cols
+        );
         &self.data[i * self.cols + j]
     }
 }
 
 impl<T> IndexMut<(usize, usize)> for Matrix<T> {
     fn index_mut(&mut self, (i, j): (usize, usize)) -> &mut T {
-        assert!(i < self.rows && j < self.cols, "index ({i}, {j}) out of range for a {}×{} matrix", self.rows, self.cols);
+        assert!(
+            i < self.rows && j < self.cols,
+            "index ({i}, {j}) out of range for a {}×{} matrix",
+            self.rows,
+            self.cols
+        );
         &mut self.data[i * self.cols + j]
     }
 }
@@ -211,7 +221,11 @@ impl Axis for Range<usize> {
 
 impl Axis for RangeFrom<usize> {
     fn bounds(self, len: usize) -> Result<(usize, usize), String> {
-        if self.start > len { Err(format!("range {}.. out of range for length {len}", self.start)) } else { Ok((self.start, len)) }
+        if self.start > len {
+            Err(format!("range {}.. out of range for length {len}", self.start))
+        } else {
+            Ok((self.start, len))
+        }
     }
 }
 
@@ -307,7 +321,12 @@ unsafe impl<T> ProjectMut<usize> for Matrix<T> {}
 /// # Safety
 ///
 /// `base` points to a live matrix, writable when `reads.writing()`.
-unsafe fn tile<T>(base: *mut Matrix<T>, r: impl Axis, c: impl Axis, reads: &mut Reads<'_>) -> Result<TilePlace<T>, String> {
+unsafe fn tile<T>(
+    base: *mut Matrix<T>,
+    r: impl Axis,
+    c: impl Axis,
+    reads: &mut Reads<'_>,
+) -> Result<TilePlace<T>, String> {
     // SAFETY: `base` is a live matrix (caller).
     let (first, rows, cols) = unsafe { header(base, reads) };
     let shape = |e: String| format!("{e} (a {rows}×{cols} matrix)");
@@ -347,7 +366,14 @@ macro_rules! tiles_with_rows {
     };
 }
 
-tiles_with_rows!(Range<usize>, RangeFrom<usize>, RangeTo<usize>, RangeFull, RangeInclusive<usize>, RangeToInclusive<usize>);
+tiles_with_rows!(
+    Range<usize>,
+    RangeFrom<usize>,
+    RangeTo<usize>,
+    RangeFull,
+    RangeInclusive<usize>,
+    RangeToInclusive<usize>
+);
 tile_projections! {
     usize, Range<usize>; usize, RangeFrom<usize>; usize, RangeTo<usize>;
     usize, RangeFull; usize, RangeInclusive<usize>; usize, RangeToInclusive<usize>;

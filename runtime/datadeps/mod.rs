@@ -84,6 +84,7 @@
 //!   has been dropped.
 
 mod body;
+mod index;
 mod matrix;
 mod place;
 mod probe;

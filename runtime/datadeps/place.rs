@@ -86,7 +86,13 @@ impl<'g, M: Mode> Cursor<'g, M> {
     /// The place reached by the root and its fields (a `*mut` for a place
     /// the task writes: the cast back keeps its provenance).
     pub fn head<T: ?Sized>(self, place: *const T) -> Tracked<'g, *mut T, M> {
-        Tracked { tracker: self.tracker, place: Ok(place.cast_mut()), path: self.path, what: self.what, mode: PhantomData }
+        Tracked {
+            tracker: self.tracker,
+            place: Ok(place.cast_mut()),
+            path: self.path,
+            what: self.what,
+            mode: PhantomData,
+        }
     }
 }
 
@@ -170,18 +176,15 @@ impl AccessInfo<'_> {
 }
 
 impl<'g, P: Place, M: Mode> Tracked<'g, P, M> {
-    /// The access to track.
-    pub fn access(&self) -> AccessInfo<'g> {
-        let (span, error) = match &self.place {
-            Ok(p) => (p.span(), None),
-            Err(e) => (Span::EMPTY, Some(e.clone())),
+    /// The slot that carries the place into the task, and the access to track.
+    pub fn split(self) -> (PlaceSlot<P, M>, AccessInfo<'g>) {
+        let Tracked { tracker, place, path, what, .. } = self;
+        let (place, span, error) = match place {
+            Ok(p) => (Some(p), p.span(), None),
+            Err(e) => (None, Span::EMPTY, Some(e)),
         };
-        AccessInfo { tracker: self.tracker, path: self.path.clone(), span, write: M::WRITE, what: self.what, error }
-    }
-
-    /// The slot that carries the place into the task.
-    pub fn into_slot(self) -> PlaceSlot<P, M> {
-        PlaceSlot { place: self.place.ok(), mode: PhantomData }
+        let access = AccessInfo { tracker, path, span, write: M::WRITE, what, error };
+        (PlaceSlot { place, mode: PhantomData }, access)
     }
 }
 

@@ -86,11 +86,19 @@ impl Reads<'_> {
     fn settle(&mut self, header: Span, exclusive: bool) {
         if let Some(tracker) = self.tracker {
             let pending = tracker.borrow().users_of(&header, exclusive);
-            for task in pending {
-                super::region::settle_body(&task);
+            if !pending.is_empty() {
+                settle_all(pending);
             }
         }
         self.path.push(header);
+    }
+}
+
+/// Waits for the bodies of tasks that use a header about to be read.
+#[cold]
+fn settle_all(tasks: super::tracker::Tasks) {
+    for task in tasks {
+        super::region::settle_body(&task);
     }
 }
 

@@ -15,11 +15,10 @@
 //! 4. `sync` then waits for its group and returns the value, the first
 //!    error, or resumes the closure's panic.
 
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::panic::resume_unwind;
 use std::time::{Duration, Instant};
-
-use smallvec::SmallVec;
 
 use super::body::{DepsBody, Job, Latch};
 use super::place::AccessInfo;
@@ -35,6 +34,8 @@ use crate::task::spawn::spawn_body;
 /// The tasks of one `datadeps!` block. Only the macro's code uses it.
 pub struct Region<'scope, 'env: 'scope> {
     latch: Latch,
+    /// Latch holds reserved by this thread (see `Latch::hold`).
+    credits: Cell<usize>,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
     /// Trackers are not thread-safe: the region stays on its thread.
@@ -50,20 +51,25 @@ impl std::fmt::Debug for Region<'_, '_> {
 /// Runs a `datadeps!` block: `f` makes the tasks; returns once all of them
 /// (and everything they spawned) have ended. See the module note.
 pub fn run<'env, R>(f: impl for<'scope> FnOnce(&'scope Region<'scope, 'env>) -> R) -> Result<R, Error> {
-    let region =
-        Region { latch: Latch::new(), scope: PhantomData, env: PhantomData, single_thread: PhantomData };
+    let region = Region {
+        latch: Latch::new(),
+        credits: Cell::new(0),
+        scope: PhantomData,
+        env: PhantomData,
+        single_thread: PhantomData,
+    };
     crate::sync(|| {
-        let _finish = Finish(&region.latch);
+        let _finish = Finish(&region.latch, &region.credits);
         f(&region)
     })
 }
 
 /// Waits for the latch when dropped, also while unwinding.
-struct Finish<'a>(&'a Latch);
+struct Finish<'a>(&'a Latch, &'a Cell<usize>);
 
 impl Drop for Finish<'_> {
     fn drop(&mut self) {
-        self.0.finish();
+        self.0.finish(self.1);
     }
 }
 
@@ -95,7 +101,7 @@ impl<'scope, 'env> Region<'scope, 'env> {
         F: FnOnce(S) -> R + Send + 'scope,
         R: Send + Sync + 'static,
     {
-        self.make(name, &accesses, None, slots, f)
+        self.make(name, accesses, None, slots, f)
     }
 
     /// Makes the task of one call that the macro ordered at compile time: it
@@ -113,7 +119,7 @@ impl<'scope, 'env> Region<'scope, 'env> {
         F: FnOnce(S) -> R + Send + 'scope,
         R: Send + Sync + 'static,
     {
-        self.make(name, &accesses, Some(&after), slots, f)
+        self.make(name, accesses, Some(&after), slots, f)
     }
 
     /// Keeps a reference to a planned task for later calls.
@@ -127,10 +133,10 @@ impl<'scope, 'env> Region<'scope, 'env> {
         settle_body(&task.0);
     }
 
-    fn make<S, F, R>(
+    fn make<const N: usize, S, F, R>(
         &'scope self,
         name: &'static str,
-        accesses: &[AccessInfo<'_>],
+        accesses: [AccessInfo<'_>; N],
         planned: Option<&[&Kept]>,
         slots: S,
         f: F,
@@ -140,7 +146,7 @@ impl<'scope, 'env> Region<'scope, 'env> {
         F: FnOnce(S) -> R + Send + 'scope,
         R: Send + Sync + 'static,
     {
-        if let Some(message) = refusal(name, accesses) {
+        if let Some(message) = refusal(name, &accesses) {
             let fail = move || -> R {
                 drop((slots, f));
                 resume_unwind(Box::new(message))
@@ -148,23 +154,25 @@ impl<'scope, 'env> Region<'scope, 'env> {
             // SAFETY: the job is dropped inside a body holding this region's
             // latch; the region outlives 'scope (body.rs).
             let job = unsafe { Job::new(fail) };
-            return spawn_body(None, name, DepsBody::new(job, SmallVec::new(), self.latch.hold()));
+            return spawn_body(None, name, DepsBody::new(job, Tasks::new(), self.latch.hold(&self.credits)));
         }
         let mut after = Tasks::new();
         slots.each_input(&mut |input| after.push(input.0.clone()));
-        let plans: SmallVec<[_; 4]> = match planned {
+        let plans = match planned {
             Some(kept) => {
                 after.extend(kept.iter().map(|k| k.0.clone()));
-                SmallVec::new()
+                None
             }
-            None => accesses.iter().map(|a| a.tracker.borrow().query(&a.access(), &mut after)).collect(),
+            None => Some(accesses.each_ref().map(|a| a.tracker.borrow().query(&a.access(), &mut after))),
         };
         dedup(&mut after);
         // SAFETY: as above.
         let job = unsafe { Job::new(move || f(slots)) };
-        let task = spawn_body(None, name, DepsBody::new(job, after, self.latch.hold()));
-        for (access, plan) in accesses.iter().zip(plans) {
-            access.tracker.borrow_mut().register(&access.access(), plan, &task.raw);
+        let task = spawn_body(None, name, DepsBody::new(job, after, self.latch.hold(&self.credits)));
+        if let Some(plans) = plans {
+            for (access, plan) in accesses.iter().zip(plans) {
+                access.tracker.borrow_mut().register(&access.access(), plan, &task.raw);
+            }
         }
         task
     }

@@ -19,16 +19,17 @@
 //! succeeded are swept out as the tracker grows; those of failed tasks stay,
 //! so later tasks on the same memory fail as their dependents, every time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use smallvec::SmallVec;
 
+use super::index::{Key, Keys, Slab};
 use super::span::Span;
 use crate::task::raw::TaskRef;
 use crate::task::state::{BODY_DONE, COMPLETE, FAILED};
 
 /// Tasks found by a query; usually a few.
-pub(crate) type Tasks = SmallVec<[TaskRef; 4]>;
+pub(crate) type Tasks = SmallVec<[TaskRef; 2]>;
 
 /// The path of headers read to reach a place.
 pub(crate) type Path = SmallVec<[Span; 2]>;
@@ -52,13 +53,12 @@ pub(crate) fn body_done(task: &TaskRef) -> bool {
     task.header().state.load() & BODY_DONE != 0
 }
 
-type Key = (usize, u64);
-
 /// The last writer of one span reached by one path, and the readers since.
 #[derive(Debug)]
 struct Record {
     span: Span,
-    path: Path,
+    /// The path, as an index into the tracker's interned paths.
+    path: u32,
     writer: Option<TaskRef>,
     readers: SmallVec<[TaskRef; 2]>,
 }
@@ -79,7 +79,9 @@ impl Record {
     /// Drops succeeded tasks; returns whether any task is left.
     fn sweep(&mut self) -> bool {
         self.writer.take_if(|w| succeeded(w));
-        self.readers.retain(|r| !succeeded(r));
+        if !self.readers.is_empty() {
+            self.readers.retain(|r| !succeeded(r));
+        }
         self.writer.is_some() || !self.readers.is_empty()
     }
 
@@ -93,49 +95,119 @@ impl Record {
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     /// Records the new write replaces.
-    replaced: SmallVec<[Key; 4]>,
+    replaced: SmallVec<[Key; 2]>,
     /// A record of the same span and path, which a read joins.
     same: Option<Key>,
 }
 
+/// The smallest interval holding every span added since the last reset; a
+/// query outside it finds nothing without searching.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    lo: usize,
+    hi: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds { lo: usize::MAX, hi: 0 }
+    }
+}
+
+impl Bounds {
+    fn add(&mut self, span: &Span) {
+        self.lo = self.lo.min(span.start());
+        self.hi = self.hi.max(span.end());
+    }
+
+    fn may_meet(&self, span: &Span) -> bool {
+        !span.is_empty() && span.start() < self.hi && self.lo < span.end()
+    }
+}
+
+/// One distinct path, and the records reached by it.
+#[derive(Debug, Default)]
+struct PathEntry {
+    headers: Path,
+    records: Keys,
+}
+
 /// The records of one root.
+///
+/// Records live in a [`Slab`]; `by_start` holds their keys sorted by the
+/// address of their span. Paths are interned (a loop over one `Vec` reaches
+/// every element by the same path), each with the keys of its records, and
+/// `headers` lists, for each header, the paths that read it.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
-    records: BTreeMap<Key, Record>,
+    slab: Slab<Record>,
+    by_start: Keys,
     /// The longest bounding interval of a record's span.
     max_len: usize,
-    /// For each header read on the way to some record: those records.
-    headers: BTreeMap<(usize, usize), BTreeSet<Key>>,
+    spans: Bounds,
+    paths: Vec<PathEntry>,
+    headers: BTreeMap<(usize, usize), SmallVec<[u32; 2]>>,
     max_header_len: usize,
-    next_id: u64,
+    header_bounds: Bounds,
     /// Task references held, and how many were held after the last sweep.
     held: usize,
     swept: usize,
+    /// Reused by `sweep`.
+    scratch: Vec<Key>,
 }
 
 impl Tracker {
-    fn overlapping<'a>(&'a self, span: &'a Span) -> impl Iterator<Item = (&'a Key, &'a Record)> + 'a {
+    fn overlapping<'a>(&'a self, span: &'a Span) -> impl Iterator<Item = (Key, &'a Record)> + 'a {
         let lo = span.start().saturating_sub(self.max_len);
-        self.records.range((lo, 0)..(span.end(), 0)).filter(move |(_, r)| r.span.overlaps(span))
+        let keys = self.spans.may_meet(span).then(|| self.by_start.starting_in(lo, span.end()));
+        keys.into_iter()
+            .flatten()
+            .filter_map(|k| self.slab.get(k).map(|r| (*k, r)))
+            .filter(move |(_, r)| r.span.overlaps(span))
     }
 
-    /// Records reached through a header that overlaps `span`, with the index
-    /// of that header in their path.
-    fn through<'a>(&'a self, span: &'a Span) -> impl Iterator<Item = (&'a Key, &'a Record, Span)> + 'a {
+    /// Records reached through a header that overlaps `span`, with that header.
+    fn through<'a>(&'a self, span: &'a Span) -> impl Iterator<Item = (Key, &'a Record, Span)> + 'a {
         let lo = span.start().saturating_sub(self.max_header_len);
-        self.headers
-            .range((lo, 0)..(span.end(), 0))
-            .map(|(&(start, end), keys)| (Span::bytes(start, end - start), keys))
+        let entries = self.header_bounds.may_meet(span).then(|| self.headers.range((lo, 0)..(span.end(), 0)));
+        entries
+            .into_iter()
+            .flatten()
+            .map(|(&(start, end), paths)| (Span::bytes(start, end - start), paths))
             .filter(move |(header, _)| header.overlaps(span))
-            .flat_map(move |(header, keys)| {
-                keys.iter().filter_map(move |k| self.records.get_key_value(k).map(|(k, r)| (k, r, header)))
+            .flat_map(move |(header, paths)| paths.iter().map(move |&p| (header, p)))
+            .flat_map(move |(header, p)| {
+                self.paths[p as usize].records.iter().filter_map(move |k| self.slab.get(k).map(|r| (*k, r, header)))
             })
+    }
+
+    /// The interned path equal to `headers`, if any.
+    fn path_id(&self, headers: &[Span]) -> Option<u32> {
+        // Paths are few and a block mostly reuses its latest: search backwards.
+        self.paths.iter().rposition(|p| p.headers.as_slice() == headers).map(|i| i as u32)
+    }
+
+    fn intern(&mut self, headers: &[Span]) -> u32 {
+        if let Some(id) = self.path_id(headers) {
+            return id;
+        }
+        let id = u32::try_from(self.paths.len()).expect("fewer than 2³² paths");
+        for h in headers {
+            self.max_header_len = self.max_header_len.max(h.end() - h.start());
+            self.header_bounds.add(h);
+            self.headers.entry((h.start(), h.end())).or_default().push(id);
+        }
+        self.paths.push(PathEntry { headers: headers.into(), records: Keys::default() });
+        id
     }
 
     /// The tasks still running whose place overlaps `header`, about to be
     /// read: writers, and readers too when it is to be borrowed mutably.
     pub(crate) fn users_of(&self, header: &Span, exclusive: bool) -> Tasks {
         let mut found = Tasks::new();
+        if !self.spans.may_meet(header) {
+            return found;
+        }
         for (_, r) in self.overlapping(header) {
             found.extend(r.writer.iter().filter(|t| !body_done(t)).cloned());
             if exclusive {
@@ -150,27 +222,32 @@ impl Tracker {
     pub(crate) fn query(&self, access: &Access<'_>, deps: &mut Tasks) -> Plan {
         let mut plan = Plan::default();
         // Places that cover a header on the way to this one.
-        for header in access.path {
+        for header in access.path.iter().filter(|h| self.spans.may_meet(h)) {
             for (_, r) in self.overlapping(header) {
                 r.conflicts(access.write, deps);
             }
         }
         // Overlapping places.
+        let path = self.path_id(access.path);
         for (key, r) in self.overlapping(&access.span) {
             r.conflicts(access.write, deps);
-            let same_path = r.path.as_slice() == access.path;
+            let same_path = path == Some(r.path);
             if access.write && same_path && access.span.contains(&r.span) {
-                plan.replaced.push(*key);
+                plan.replaced.push(key);
             } else if same_path && r.span == access.span {
-                plan.same = Some(*key);
+                plan.same = Some(key);
             }
         }
         // Places reached through a header inside this one.
+        if !self.header_bounds.may_meet(&access.span) {
+            return plan;
+        }
         for (key, r, header) in self.through(&access.span) {
             r.conflicts(access.write, deps);
-            let reached_here = r.path.starts_with(access.path) && r.path.get(access.path.len()) == Some(&header);
-            if access.write && reached_here && access.span.contains(&header) && !plan.replaced.contains(key) {
-                plan.replaced.push(*key);
+            let theirs = &self.paths[r.path as usize].headers;
+            let reached_here = theirs.starts_with(access.path) && theirs.get(access.path.len()) == Some(&header);
+            if access.write && reached_here && access.span.contains(&header) && !plan.replaced.contains(&key) {
+                plan.replaced.push(key);
             }
         }
         plan
@@ -178,67 +255,83 @@ impl Tracker {
 
     /// Records that `task` makes `access`, as planned by [`Tracker::query`].
     pub(crate) fn register(&mut self, access: &Access<'_>, plan: Plan, task: &TaskRef) {
-        for key in &plan.replaced {
-            self.remove(key);
-        }
-        match plan.same.and_then(|key| self.records.get_mut(&key)) {
-            Some(record) if !access.write => record.readers.push(task.clone()),
-            _ => {
-                let (writer, readers) = if access.write {
-                    (Some(task.clone()), SmallVec::new())
-                } else {
-                    (None, smallvec::smallvec![task.clone()])
-                };
-                self.insert(Record { span: access.span, path: access.path.into(), writer, readers });
-            }
+        let mut replaced = plan.replaced.as_slice();
+        // A write replacing the record of its own span reuses it in place
+        // (`replaced` holds only records reached by the same path).
+        if let [key] = replaced
+            && let Some(record) = self.slab.get_mut(key)
+            && record.span == access.span
+        {
+            self.held -= record.held().min(self.held);
+            record.writer = Some(task.clone());
+            record.readers.clear();
+            replaced = &[];
+        } else if let Some(key) = plan.same.filter(|_| !access.write)
+            && let Some(record) = self.slab.get_mut(&key)
+        {
+            record.readers.push(task.clone());
+        } else {
+            let (writer, readers) = if access.write {
+                (Some(task.clone()), SmallVec::new())
+            } else {
+                (None, smallvec::smallvec![task.clone()])
+            };
+            let path = self.intern(access.path);
+            self.insert(Record { span: access.span, path, writer, readers });
         }
         self.held += 1;
-        if self.held > 2 * self.swept + 64 {
+        for key in replaced {
+            self.remove(key);
+        }
+        if self.held > 2 * self.swept + 256 {
             self.sweep();
         }
     }
 
     fn insert(&mut self, record: Record) {
-        self.next_id += 1;
-        let key = (record.span.start(), self.next_id);
         self.max_len = self.max_len.max(record.span.end() - record.span.start());
-        for header in &record.path {
-            self.max_header_len = self.max_header_len.max(header.end() - header.start());
-            self.headers.entry((header.start(), header.end())).or_default().insert(key);
-        }
-        self.records.insert(key, record);
+        self.spans.add(&record.span);
+        let path = record.path as usize;
+        let key = self.slab.insert(record.span.start(), record);
+        self.paths[path].records.insert(key);
+        self.by_start.insert(key);
     }
 
     fn remove(&mut self, key: &Key) {
-        let Some(record) = self.records.remove(key) else { return };
+        let Some(record) = self.slab.remove(key) else { return };
         self.held -= record.held().min(self.held);
-        for header in &record.path {
-            let slot = (header.start(), header.end());
-            if let Some(keys) = self.headers.get_mut(&slot) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    self.headers.remove(&slot);
-                }
-            }
-        }
+        let slab = &self.slab;
+        self.by_start.went_stale(|k| slab.get(k).is_some());
+        self.paths[record.path as usize].records.went_stale(|k| slab.get(k).is_some());
     }
 
+    /// Drops the tasks that succeeded; costs the number of live records.
     fn sweep(&mut self) {
-        let done: Vec<Key> =
-            self.records.iter_mut().filter_map(|(k, r)| (!r.sweep()).then_some(*k)).collect();
-        for key in &done {
-            self.remove(key);
+        let mut dead = std::mem::take(&mut self.scratch);
+        for key in self.by_start.iter() {
+            if let Some(record) = self.slab.get_mut(key)
+                && !record.sweep()
+            {
+                dead.push(*key);
+            }
         }
-        self.held = self.records.values().map(Record::held).sum();
-        self.swept = self.held;
-        self.max_len = self.records.values().map(|r| r.span.end() - r.span.start()).max().unwrap_or(0);
-        self.max_header_len = self.headers.keys().map(|(s, e)| e - s).max().unwrap_or(0);
+        for key in dead.drain(..) {
+            self.remove(&key);
+        }
+        self.scratch = dead;
+        let (mut held, mut max_len, mut spans) = (0, 0, Bounds::default());
+        for r in self.by_start.iter().filter_map(|k| self.slab.get(k)) {
+            held += r.held();
+            max_len = max_len.max(r.span.end() - r.span.start());
+            spans.add(&r.span);
+        }
+        (self.held, self.swept, self.max_len, self.spans) = (held, held, max_len, spans);
     }
 
     /// How many task references the tracker holds.
     #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
-        self.records.values().map(Record::held).sum()
+        self.slab.values().map(Record::held).sum()
     }
 }
 

@@ -11,14 +11,14 @@
 //!     let (__dd_r0, __dd_g0) = __dd.root_mut(x.dirk_root_mut());   // before the statement
 //!     let (__dd_r1, __dd_g1) = __dd.root_ref(y.dirk_root_ref());
 //!     let t = {
-//!         let __dd_p0 = __dd_g0.write("InOut(x.a[i])")
+//!         let (__dd_p0, __dd_i0) = __dd_g0.write("InOut(x.a[i])")
 //!             .through((&&Probe::new(&raw mut *__dd_r0)).dirk_probe())   // is `x` a pointer?
 //!             .head(&raw mut (*__dd_r0).a)
-//!             .index(i);
-//!         let __dd_p1 = __dd_g1.read("In(y)").head_const(&raw const *__dd_r1);
+//!             .index(i)
+//!             .split();
+//!         let (__dd_p1, __dd_i1) = __dd_g1.read("In(y)").head(&raw const *__dd_r1).split();
 //!         let __dd_p2 = (&Arg::new(3)).dirk_slot();
-//!         __dd.call("f", [__dd_p0.access(), __dd_p1.access()],
-//!             (__dd_p0.into_slot(), (__dd_p1.into_slot(), (__dd_p2, ()))),
+//!         __dd.call("f", [__dd_i0, __dd_i1], (__dd_p0, (__dd_p1, (__dd_p2, ()))),
 //!             move |(mut __dd_p0, (mut __dd_p1, (mut __dd_p2, ())))|
 //!                 f(__dd_p0.provide(), __dd_p1.provide(), __dd_p2.provide()))
 //!     };
@@ -153,8 +153,9 @@ fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> T
             Arg::Place(p) => {
                 let access = graph.of_task(call.id).find(|a| a.arg == i).expect("every place has an access");
                 let chain = place_chain(&p.place, access.root, p.mode.writes(), &p.text, &mut fill);
-                lets.push(quote!(let #name = #chain;));
-                accesses.push(quote!(#name.access()));
+                let info = hygienic(&format!("__dd_i{i}"));
+                lets.push(quote!(let (#name, #info) = #chain.split();));
+                accesses.push(quote!(#info));
             }
             Arg::Value(v) => {
                 let mut v = v.clone();
@@ -166,13 +167,9 @@ fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> T
         let at = Ident::new(&format!("__dd_p{i}"), Span::mixed_site().located_at(arg_span));
         provided.push(quote_spanned!(arg_span.resolved_at(Span::mixed_site())=> #at.provide()));
     }
-    for (i, arg) in call.args.iter().enumerate().rev() {
+    for i in (0..call.args.len()).rev() {
         let name = slot(i);
-        let value = match arg {
-            Arg::Place(_) => quote!(#name.into_slot()),
-            Arg::Value(_) => quote!(#name),
-        };
-        slots_tuple = quote!((#value, #slots_tuple));
+        slots_tuple = quote!((#name, #slots_tuple));
         pattern = quote!((mut #name, #pattern));
     }
     let invoke = quote!(#callee_use(#(#provided),*));

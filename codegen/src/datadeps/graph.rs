@@ -94,8 +94,10 @@ pub(crate) fn relation(p: &[Step], q: &[Step]) -> Relation {
                     return Relation::Overlap;
                 }
             }
-            (Step::Index(Index::Dynamic { text: x, pure: true }), Step::Index(Index::Dynamic { text: y, pure: true }))
-                if x == y => {}
+            (
+                Step::Index(Index::Dynamic { text: x, pure: true }),
+                Step::Index(Index::Dynamic { text: y, pure: true }),
+            ) if x == y => {}
             _ => return Relation::Unknown,
         }
     }
@@ -164,7 +166,11 @@ fn steps(place: &Place) -> Vec<Step> {
             && let ([p], [n]) = (prev.as_slice(), next.as_slice())
             && !p.point
         {
-            let folded = Dim { lo: p.lo + n.lo, hi: if n.point { Some(p.lo + n.lo + 1) } else { n.hi.map(|h| p.lo + h).or(p.hi) }, point: n.point };
+            let folded = Dim {
+                lo: p.lo + n.lo,
+                hi: if n.point { Some(p.lo + n.lo + 1) } else { n.hi.map(|h| p.lo + h).or(p.hi) },
+                point: n.point,
+            };
             *steps.last_mut().expect("checked") = Step::Index(Index::Static(vec![folded]));
             continue;
         }

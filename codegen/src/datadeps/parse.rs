@@ -115,7 +115,8 @@ pub(crate) fn parse(input: TokenStream, diagnostics: &mut Diagnostics) -> Option
             return None;
         }
     };
-    let mut walker = Walker { diagnostics, calls: Vec::new(), uses: Vec::new(), scopes: vec![Vec::new()], top: 0, direct: None };
+    let mut walker =
+        Walker { diagnostics, calls: Vec::new(), uses: Vec::new(), scopes: vec![Vec::new()], top: 0, direct: None };
     for (top, stmt) in stmts.iter_mut().enumerate() {
         walker.top = top;
         walker.direct = direct_call(stmt).map(|e| e as *const Expr);
@@ -200,7 +201,8 @@ impl Walker<'_> {
             match tree {
                 TokenTree::Group(g) => self.scan_tokens(g.stream()),
                 TokenTree::Ident(ident) => {
-                    let after_dot = i > 0 && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '.' || p.as_char() == ':');
+                    let after_dot = i > 0
+                        && matches!(&trees[i - 1], TokenTree::Punct(p) if p.as_char() == '.' || p.as_char() == ':');
                     let next = trees.get(i + 1);
                     let is_path_or_macro =
                         matches!(next, Some(TokenTree::Punct(p)) if p.as_char() == '!' || p.as_char() == ':');
@@ -266,10 +268,8 @@ impl Walker<'_> {
     fn place_arg(&mut self, mode: Mode, call: &syn::ExprCall) -> Option<Place> {
         let name = mode.name();
         if call.args.len() != 1 {
-            self.diagnostics.error(
-                call.span(),
-                format!("`{name}` marks one argument: write `{name}(x)`, once per place"),
-            );
+            self.diagnostics
+                .error(call.span(), format!("`{name}` marks one argument: write `{name}(x)`, once per place"));
             return None;
         }
         let expr = &call.args[0];
@@ -400,7 +400,9 @@ impl VisitMut for Walker<'_> {
             let name = mode.name();
             self.diagnostics.error(
                 call.span(),
-                format!("`{name}(..)` marks an argument of a task call: write it inside a call, such as `f({name}(x))`"),
+                format!(
+                    "`{name}(..)` marks an argument of a task call: write it inside a call, such as `f({name}(x))`"
+                ),
             );
             return;
         }

@@ -83,9 +83,21 @@ fn evaluating_through_a_written_container_waits_for_its_writer() {
 
 #[test]
 fn loops_and_run_time_indexes_are_ordered_at_run_time() {
-    assert_eq!(planned(quote!(for i in 0..n { f(InOut(v[i])); })).order, Order::Dynamic);
+    assert_eq!(
+        planned(quote!(for i in 0..n {
+            f(InOut(v[i]));
+        }))
+        .order,
+        Order::Dynamic
+    );
     assert_eq!(planned(quote!(f(InOut(v[i])); g(In(v[0])))).order, Order::Dynamic);
-    assert_eq!(planned(quote!(if ok { f(InOut(x)); })).order, Order::Dynamic);
+    assert_eq!(
+        planned(quote!(if ok {
+            f(InOut(x));
+        }))
+        .order,
+        Order::Dynamic
+    );
 }
 
 #[test]
@@ -137,8 +149,10 @@ fn roots_declared_in_the_block_are_refused() {
     });
     assert_eq!(
         e,
-        ["`tmp` is declared inside the datadeps! block, so it could be dropped while a task still uses it: declare it \
-          before the block"]
+        [
+            "`tmp` is declared inside the datadeps! block, so it could be dropped while a task still uses it: declare it \
+          before the block"
+        ]
     );
 }
 
@@ -165,7 +179,10 @@ fn the_expansion_drives_the_region() {
     assert!(out.contains("root_mut (x . dirk_root_mut ())"), "{out}");
     assert!(out.contains("call_planned"), "{out}");
     assert!(!out.contains("unsafe"), "{out}");
-    let out = expand_datadeps(quote!(for i in 0..2 { f(InOut(v[i])); })).to_string();
+    let out = expand_datadeps(quote!(for i in 0..2 {
+        f(InOut(v[i]));
+    }))
+    .to_string();
     assert!(out.contains(". call (\"f\""), "{out}");
     assert!(out.contains(". index (i)"), "{out}");
 }
