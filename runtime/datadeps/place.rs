@@ -176,8 +176,7 @@ impl AccessInfo<'_> {
 }
 
 impl<'g, P: Place, M: Mode> Tracked<'g, P, M> {
-    /// The slot that carries the place into the task, and the access to track.
-    pub fn split(self) -> (PlaceSlot<P, M>, AccessInfo<'g>) {
+    fn split_checked(self) -> (PlaceSlot<P, M>, AccessInfo<'g>) {
         let Tracked { tracker, place, path, what, .. } = self;
         let (place, span, error) = match place {
             Ok(p) => (Some(p), p.span(), None),
@@ -185,6 +184,56 @@ impl<'g, P: Place, M: Mode> Tracked<'g, P, M> {
         };
         let access = AccessInfo { tracker, path, span, write: M::WRITE, what, error };
         (PlaceSlot { place, mode: PhantomData }, access)
+    }
+}
+
+// `split` is where a place's type is checked for crossing threads (the
+// task reads `&T` on another thread, or holds `&mut T` there), so a type
+// that cannot is reported once, at the user's argument.
+
+impl<'g, T: ?Sized> Tracked<'g, *mut T, Read>
+where
+    *mut T: Place,
+{
+    /// The slot that carries the place into the task, and the access to track.
+    pub fn split(self) -> (PlaceSlot<*mut T, Read>, AccessInfo<'g>)
+    where
+        T: Sync,
+    {
+        self.split_checked()
+    }
+}
+
+impl<'g, T: ?Sized> Tracked<'g, *mut T, Write>
+where
+    *mut T: Place,
+{
+    /// The slot that carries the place into the task, and the access to track.
+    pub fn split(self) -> (PlaceSlot<*mut T, Write>, AccessInfo<'g>)
+    where
+        T: Send,
+    {
+        self.split_checked()
+    }
+}
+
+impl<'g, T> Tracked<'g, TilePlace<T>, Read> {
+    /// The slot that carries the place into the task, and the access to track.
+    pub fn split(self) -> (PlaceSlot<TilePlace<T>, Read>, AccessInfo<'g>)
+    where
+        T: Sync,
+    {
+        self.split_checked()
+    }
+}
+
+impl<'g, T> Tracked<'g, TilePlace<T>, Write> {
+    /// The slot that carries the place into the task, and the access to track.
+    pub fn split(self) -> (PlaceSlot<TilePlace<T>, Write>, AccessInfo<'g>)
+    where
+        T: Send,
+    {
+        self.split_checked()
     }
 }
 
@@ -201,15 +250,10 @@ impl<P, M> std::fmt::Debug for PlaceSlot<P, M> {
     }
 }
 
-// SAFETY: the task only reads through a `Read` slot, so the place's type
-// must be `Sync` to be read from another thread.
-unsafe impl<T: ?Sized + Sync> Send for PlaceSlot<*mut T, Read> {}
-// SAFETY: a `Write` slot becomes a `&mut T` on another thread: `T: Send`.
-unsafe impl<T: ?Sized + Send> Send for PlaceSlot<*mut T, Write> {}
-// SAFETY: as for `*mut T`.
-unsafe impl<T: Sync> Send for PlaceSlot<TilePlace<T>, Read> {}
-// SAFETY: as for `*mut T`.
-unsafe impl<T: Send> Send for PlaceSlot<TilePlace<T>, Write> {}
+// SAFETY: slots are only made by `Tracked::split`, whose bounds make the
+// place's type `Sync` for a `Read` slot (the task reads `&T` on another
+// thread) and `Send` for a `Write` slot (it holds `&mut T` there).
+unsafe impl<P, M> Send for PlaceSlot<P, M> {}
 
 impl<P, M> Slot for PlaceSlot<P, M> {
     fn input(&self) -> Option<InputRef<'_>> {

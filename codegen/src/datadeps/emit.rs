@@ -154,7 +154,8 @@ fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> T
                 let access = graph.of_task(call.id).find(|a| a.arg == i).expect("every place has an access");
                 let chain = place_chain(&p.place, access.root, p.mode.writes(), &p.text, &mut fill);
                 let info = hygienic(&format!("__dd_i{i}"));
-                lets.push(quote!(let (#name, #info) = #chain.split();));
+                let split = quote_spanned!(p.span.resolved_at(Span::mixed_site())=> .split());
+                lets.push(quote!(let (#name, #info) = #chain #split;));
                 accesses.push(quote!(#info));
             }
             Arg::Value(v) => {
