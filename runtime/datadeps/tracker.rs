@@ -125,19 +125,22 @@ impl Bounds {
     }
 }
 
-/// One distinct path, and the records reached by it.
+/// One distinct path, and where the records reached by it lie.
 #[derive(Debug, Default)]
 struct PathEntry {
     headers: Path,
-    records: Keys,
+    /// Every record reached by this path has its span inside these bounds.
+    spans: Bounds,
 }
 
 /// The records of one root.
 ///
 /// Records live in a [`Slab`]; `by_start` holds their keys sorted by the
 /// address of their span. Paths are interned (a loop over one `Vec` reaches
-/// every element by the same path), each with the keys of its records, and
-/// `headers` lists, for each header, the paths that read it.
+/// every element by the same path), each with the bounds of its records'
+/// spans, and `headers` lists, for each header, the paths that read it: the
+/// records reached through a header are found by address, inside the
+/// bounds of those paths.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     slab: Slab<Record>,
@@ -177,7 +180,13 @@ impl Tracker {
             .filter(move |(header, _)| header.overlaps(span))
             .flat_map(move |(header, paths)| paths.iter().map(move |&p| (header, p)))
             .flat_map(move |(header, p)| {
-                self.paths[p as usize].records.iter().filter_map(move |k| self.slab.get(k).map(|r| (*k, r, header)))
+                let b = self.paths[p as usize].spans;
+                let lo = b.lo.saturating_sub(self.max_len);
+                self.by_start
+                    .starting_in(lo, b.hi)
+                    .filter_map(move |k| self.slab.get(k).map(|r| (*k, r)))
+                    .filter(move |(_, r)| r.path == p)
+                    .map(move |(k, r)| (k, r, header))
             })
     }
 
@@ -197,7 +206,7 @@ impl Tracker {
             self.header_bounds.add(h);
             self.headers.entry((h.start(), h.end())).or_default().push(id);
         }
-        self.paths.push(PathEntry { headers: headers.into(), records: Keys::default() });
+        self.paths.push(PathEntry { headers: headers.into(), spans: Bounds::default() });
         id
     }
 
@@ -292,8 +301,8 @@ impl Tracker {
         self.max_len = self.max_len.max(record.span.end() - record.span.start());
         self.spans.add(&record.span);
         let path = record.path as usize;
+        self.paths[path].spans.add(&record.span);
         let key = self.slab.insert(record.span.start(), record);
-        self.paths[path].records.insert(key);
         self.by_start.insert(key);
     }
 
@@ -302,16 +311,23 @@ impl Tracker {
         self.held -= record.held().min(self.held);
         let slab = &self.slab;
         self.by_start.went_stale(|k| slab.get(k).is_some());
-        self.paths[record.path as usize].records.went_stale(|k| slab.get(k).is_some());
     }
 
     /// Drops the tasks that succeeded; costs the number of live records.
     fn sweep(&mut self) {
         let mut dead = std::mem::take(&mut self.scratch);
+        let (mut held, mut max_len, mut spans) = (0, 0, Bounds::default());
+        for path in &mut self.paths {
+            path.spans = Bounds::default();
+        }
         for key in self.by_start.iter() {
-            if let Some(record) = self.slab.get_mut(key)
-                && !record.sweep()
-            {
+            let Some(record) = self.slab.get_mut(key) else { continue };
+            if record.sweep() {
+                held += record.held();
+                max_len = max_len.max(record.span.end() - record.span.start());
+                spans.add(&record.span);
+                self.paths[record.path as usize].spans.add(&record.span);
+            } else {
                 dead.push(*key);
             }
         }
@@ -319,12 +335,6 @@ impl Tracker {
             self.remove(&key);
         }
         self.scratch = dead;
-        let (mut held, mut max_len, mut spans) = (0, 0, Bounds::default());
-        for r in self.by_start.iter().filter_map(|k| self.slab.get(k)) {
-            held += r.held();
-            max_len = max_len.max(r.span.end() - r.span.start());
-            spans.add(&r.span);
-        }
         (self.held, self.swept, self.max_len, self.spans) = (held, held, max_len, spans);
     }
 
