@@ -85,6 +85,13 @@ impl<T> Slab<T> {
         Key { start, slot, generation: entry.0 }
     }
 
+    /// Removes every value. Only for a caller that holds no key any more:
+    /// slots are numbered afresh.
+    pub(crate) fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+    }
+
     pub(crate) fn get(&self, key: &Key) -> Option<&T> {
         match self.slots.get(key.slot as usize) {
             Some((generation, Some(value))) if *generation == key.generation => Some(value),

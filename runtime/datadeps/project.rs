@@ -85,8 +85,10 @@ impl Reads<'_> {
 
     fn settle(&mut self, header: Span, exclusive: bool) {
         if let Some(tracker) = self.tracker {
-            let pending = tracker.borrow().users_of(&header, exclusive);
-            if !pending.is_empty() {
+            let tracker = tracker.borrow();
+            if tracker.may_be_used(&header) {
+                let pending = tracker.users_of(&header, exclusive);
+                drop(tracker);
                 settle_all(pending);
             }
         }

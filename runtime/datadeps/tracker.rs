@@ -79,7 +79,7 @@ impl Record {
     /// Drops succeeded tasks; returns whether any task is left.
     fn sweep(&mut self) -> bool {
         self.writer.take_if(|w| succeeded(w));
-        if !self.readers.is_empty() {
+        if self.readers.iter().any(succeeded) {
             self.readers.retain(|r| !succeeded(r));
         }
         self.writer.is_some() || !self.readers.is_empty()
@@ -87,6 +87,11 @@ impl Record {
 
     fn held(&self) -> usize {
         usize::from(self.writer.is_some()) + self.readers.len()
+    }
+
+    /// Whether every task of the record succeeded.
+    fn done(&self) -> bool {
+        self.writer.as_ref().is_none_or(succeeded) && self.readers.iter().all(succeeded)
     }
 }
 
@@ -210,6 +215,11 @@ impl Tracker {
         id
     }
 
+    /// Whether some record's place may overlap `span` (a quick test on bounds).
+    pub(crate) fn may_be_used(&self, span: &Span) -> bool {
+        self.spans.may_meet(span)
+    }
+
     /// The tasks still running whose place overlaps `header`, about to be
     /// read: writers, and readers too when it is to be borrowed mutably.
     pub(crate) fn users_of(&self, header: &Span, exclusive: bool) -> Tasks {
@@ -315,6 +325,16 @@ impl Tracker {
 
     /// Drops the tasks that succeeded; costs the number of live records.
     fn sweep(&mut self) {
+        // Most often every task has succeeded: forget everything at once (no
+        // key outlives this: `by_start` goes too).
+        if self.by_start.iter().all(|k| self.slab.get(k).is_none_or(Record::done)) {
+            let paths = self.paths.iter_mut();
+            paths.for_each(|p| p.spans = Bounds::default());
+            self.slab.clear();
+            self.by_start = Keys::default();
+            (self.held, self.swept, self.max_len, self.spans) = (0, 0, 0, Bounds::default());
+            return;
+        }
         let mut dead = std::mem::take(&mut self.scratch);
         let (mut held, mut max_len, mut spans) = (0, 0, Bounds::default());
         for path in &mut self.paths {
