@@ -458,4 +458,29 @@ mod tests {
             p.finish();
         });
     }
+
+    #[test]
+    fn records_of_tasks_that_succeeded_are_swept_and_failed_ones_kept() {
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        rt.enter(|| {
+            let mut t = Tracker::default();
+            let failed = crate::spawn(|| -> () { panic!("kept") });
+            let _ = failed.wait();
+            let a = Access { path: &[], span: Span::bytes(0x10, 8), write: true };
+            let mut deps = Tasks::new();
+            let plan = t.query(&a, &mut deps);
+            t.register(&a, plan, &failed.raw);
+            for i in 0..1000 {
+                let done = crate::spawn(|| ());
+                done.wait().unwrap();
+                let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: true };
+                let plan = t.query(&a, &mut deps);
+                t.register(&a, plan, &done.raw);
+            }
+            assert!(t.held() < 300, "succeeded tasks were swept ({} held)", t.held());
+            let mut deps = Tasks::new();
+            t.query(&Access { path: &[], span: Span::bytes(0x10, 8), write: false }, &mut deps);
+            assert_eq!(deps.len(), 1, "the failed writer is still there to fail its readers");
+        });
+    }
 }
