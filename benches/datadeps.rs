@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use dirk::datadeps::{MatMut, MatRef};
 use dirk::prelude::*;
-use harness::{ns_per, pick, report, report_value, sample, time};
+use harness::{Sample, ns_per, pick, report, sample, time};
 use rayon::prelude::*;
 
 const THREADS: usize = 2;
@@ -75,6 +75,12 @@ fn rayon_cholesky(a: &mut dirk::datadeps::Matrix<f64>, b: usize) {
     }
 }
 
+/// Median, min and max of measurements.
+fn summary(mut values: Vec<f64>) -> Sample {
+    values.sort_by(f64::total_cmp);
+    Sample { median: values[values.len() / 2], min: values[0], max: values[values.len() - 1] }
+}
+
 fn bench_cholesky(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
     let (n, b) = (pick(2048, 512), pick(128, 64));
     let case = format!("cholesky {n}/{b}");
@@ -82,26 +88,31 @@ fn bench_cholesky(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
     let mut reference = a.clone();
     cholesky::tiled_serial(&mut reference, b);
 
-    let dirk = sample(runs, || {
+    // The three systems take turns within each run, so a load that comes
+    // and goes on a shared machine weighs on all of them alike; the
+    // speed-up is the median of the per-run ratios.
+    let (mut dirk, mut serial, mut rayon, mut speedup) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for run in 0..=runs {
         let mut m = a.clone();
-        let d = time(|| rt.enter(|| cholesky::tiled(&mut m, b)).expect("the factorisation succeeds"));
+        let d = ms(time(|| rt.enter(|| cholesky::tiled(&mut m, b)).expect("the factorisation succeeds")));
         assert!(cholesky::relative_error(&m, &reference) < 1e-10);
-        ms(d)
-    });
-    report("datadeps", &case, "dirk datadeps! (2 threads)", dirk, "ms", true);
-    let serial = sample(runs, || {
         let mut m = a.clone();
-        ms(time(|| cholesky::tiled_serial(&mut m, b)))
-    });
-    report("datadeps", &case, "same kernels, serial", serial, "ms", true);
-    let rayon = sample(runs, || {
+        let s = ms(time(|| cholesky::tiled_serial(&mut m, b)));
         let mut m = a.clone();
-        let d = time(|| pool.install(|| rayon_cholesky(&mut m, b)));
+        let r = ms(time(|| pool.install(|| rayon_cholesky(&mut m, b))));
         assert!(cholesky::relative_error(&m, &reference) < 1e-10);
-        ms(d)
-    });
-    report("datadeps", &case, "rayon (join per step, 2 threads)", rayon, "ms", true);
-    report_value("datadeps", &format!("{case} speed-up over serial"), "dirk", serial.median / dirk.median, "×", false);
+        if run > 0 {
+            // run 0 warms up
+            dirk.push(d);
+            serial.push(s);
+            rayon.push(r);
+            speedup.push(s / d);
+        }
+    }
+    report("datadeps", &case, "dirk datadeps! (2 threads)", summary(dirk), "ms", true);
+    report("datadeps", &case, "same kernels, serial", summary(serial), "ms", true);
+    report("datadeps", &case, "rayon (join per step, 2 threads)", summary(rayon), "ms", true);
+    report("datadeps", &format!("{case} speed-up over serial"), "dirk", summary(speedup), "×", false);
 }
 
 fn touch(a: &u64, b: &mut u64) {
