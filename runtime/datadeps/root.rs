@@ -19,8 +19,8 @@ use std::cell::RefCell;
 use super::place::{Cursor, Read, Write};
 use super::tracker::Tracker;
 
-/// The tracker of one root. Made by [`Region::root_mut`](super::Region::root_mut)
-/// and [`Region::root_ref`](super::Region::root_ref).
+/// The tracker of one root. Made by [`Region::root_mut`](super::region::Region::root_mut)
+/// and [`Region::root_ref`](super::region::Region::root_ref).
 #[derive(Debug, Default)]
 pub struct Root {
     tracker: RefCell<Tracker>,
