@@ -311,3 +311,21 @@ fn a_panic_in_the_block_itself_is_resumed_after_its_tasks() {
         assert_eq!(x, 1);
     });
 }
+
+#[test]
+fn task_calls_may_sit_in_closures_and_branches() {
+    on_each_runtime(|| {
+        let mut v = vec![0i64; 8];
+        let n = v.len();
+        let total = datadeps! {
+            (0..4).for_each(|k| {
+                fill(Out(v[2 * k..2 * k + 2]), k as i64);
+            });
+            if n > 100 {
+                fill(Out(v), -1);
+            }
+            sum(In(v))
+        };
+        assert_eq!(total.unwrap().fetch().unwrap(), 2 * (1 + 2 + 3));
+    });
+}
