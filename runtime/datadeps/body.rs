@@ -29,7 +29,8 @@ use crate::exec::wait;
 use crate::task::cell::Body;
 use crate::task::raw::TaskRef;
 
-/// Counts the bodies of a region still alive, plus one for the region.
+/// Counts the bodies of a region still alive, plus one for the region and
+/// the holds its thread reserved in advance.
 pub(crate) struct Latch {
     live: AtomicUsize,
     done: AtomicBool,
