@@ -2,8 +2,10 @@
 //! signatures change without notice.
 
 pub use crate::task::slots::{
-    Arg, ArgTask, ArgTaskRef, ArgTasks, ArgValue, InputRef, Provide, Slot, Slots, Tasks, Value,
+    Arg, ArgTask, ArgTaskRef, ArgTasks, ArgValue, InputRef, Provide, RemoteSlot, RemoteSlots, Slot, Slots, Tasks, Value,
 };
+
+pub use crate::datadeps::private as datadeps;
 
 use crate::sched::Options;
 use crate::task::Task;
@@ -65,7 +67,7 @@ pub fn spawn_task<S, F, R>(
     f: F,
 ) -> Task<R>
 where
-    S: Slots + Send + 'static,
+    S: RemoteSlots + Send + 'static,
     F: FnOnce(S) -> R + Send + 'static,
     R: Send + Sync + 'static,
 {

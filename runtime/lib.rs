@@ -43,6 +43,7 @@
 extern crate self as dirk;
 
 mod cluster;
+pub mod datadeps;
 mod error;
 mod exec;
 mod plan;
@@ -57,6 +58,8 @@ pub mod __private;
 pub use dirk_macros::{main, spawn, task, test};
 
 pub use crate::cluster::data::{Mutable, Shard, mutable, mutable_on, shard};
+pub use dirk_macros::datadeps;
+
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::blocking::block_in_place;
 pub use crate::exec::{Builder, Runtime};
@@ -106,4 +109,6 @@ pub struct ReadmeDoctests;
 /// Everything a dirk program needs: `use dirk::prelude::*;`.
 pub mod prelude {
     pub use crate::{Error, Options, Runtime, Scope, Task, TaskId, spawn, task};
+
+    pub use crate::datadeps;
 }

@@ -1,4 +1,4 @@
-//! dirk's macro compiler: turns the tokens of `spawn!`, `#[task]` and the
+//! dirk's macro compiler: turns the tokens of `spawn!`, `datadeps!`, `#[task]` and the
 //! entry-point attributes into the code that drives dirk's runtime.
 //!
 //! Each macro has one `expand_*` function here; `dirk-macros` only converts
@@ -9,11 +9,13 @@
 
 #![forbid(unsafe_code)]
 
+mod datadeps;
 mod diagnostics;
 mod entry;
 mod spawn;
 mod task;
 
+pub use datadeps::expand_datadeps;
 pub use diagnostics::Diagnostics;
 pub use entry::{expand_main, expand_test};
 pub use spawn::expand_spawn;

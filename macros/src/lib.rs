@@ -13,6 +13,13 @@ pub fn spawn(input: TokenStream) -> TokenStream {
     dirk_codegen::expand_spawn(input.into()).into()
 }
 
+/// Runs the calls of a block as tasks ordered by the data they read and
+/// write (`In`, `Out`, `InOut`). See `dirk::datadeps`.
+#[proc_macro]
+pub fn datadeps(input: TokenStream) -> TokenStream {
+    dirk_codegen::expand_datadeps(input.into()).into()
+}
+
 /// Marks a function as a dirk task. See the `dirk` crate's documentation.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -250,7 +250,7 @@ impl Cluster {
             let value = match slot {
                 SlotRef::Value(v) => Some(v),
                 SlotRef::Task(_, v) => v,
-                SlotRef::Tasks => None,
+                SlotRef::Local => None,
             };
             if let (Some(v), Some(codec)) = (value, codec)
                 && let Some(w) = (codec.pin)(v)
@@ -353,10 +353,11 @@ impl Cluster {
                     return;
                 }
                 let (value, kept) = match slot {
-                    SlotRef::Tasks => {
+                    SlotRef::Local => {
                         failure = Some(Error::Config(
-                            "a list of task handles given as one argument cannot go to another worker yet: \
-                             pass the handles as separate arguments, or scope the task to worker 0"
+                            "an argument cannot go to another worker (a list of task handles given as one \
+                             argument, or a place borrowed by datadeps!): pass handles as separate arguments, \
+                             or scope the task to worker 0"
                                 .to_owned(),
                         ));
                         return;

@@ -24,7 +24,7 @@ use crate::sched::Options;
 use crate::task::Task;
 use crate::task::cell::Body;
 use crate::task::raw::TaskRef;
-use crate::task::slots::{Call, SlotRef, Slots};
+use crate::task::slots::{Call, RemoteSlots, SlotRef};
 use crate::task::spawn::spawn_body_on;
 
 /// A body the cluster may run in another process.
@@ -77,7 +77,7 @@ unsafe impl<S: Send, F: Send, R> Send for Dual<S, F, R> {}
 
 impl<S, F, R> Body for Dual<S, F, R>
 where
-    S: Slots + Send + 'static,
+    S: RemoteSlots + Send + 'static,
     F: FnOnce(S) -> R + Send + 'static,
     R: Send + Sync + 'static,
 {
@@ -106,7 +106,7 @@ where
 
 impl<S, F, R> RemoteCall for Dual<S, F, R>
 where
-    S: Slots + Send + 'static,
+    S: RemoteSlots + Send + 'static,
     F: FnOnce(S) -> R + Send + 'static,
     R: Send + Sync + 'static,
 {
@@ -149,7 +149,7 @@ pub(crate) fn spawn_task<S, F, R>(
     f: F,
 ) -> Task<R>
 where
-    S: Slots + Send + 'static,
+    S: RemoteSlots + Send + 'static,
     F: FnOnce(S) -> R + Send + 'static,
     R: Send + Sync + 'static,
 {

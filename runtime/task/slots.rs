@@ -254,21 +254,26 @@ impl std::fmt::Debug for InputRef<'_> {
 pub trait Slot {
     /// Calls `f` with each task this slot reads.
     fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>));
+}
+
+/// A slot of a call that may run in another process (a `spawn!`).
+pub trait RemoteSlot: Slot {
     /// The slot for sending it to another process.
     fn slot_ref(&self) -> SlotRef<'_>;
 }
 
 /// A slot's content as the cluster sends it: a value moved into the task,
 /// an input task (with its value when that is complete and here), or a
-/// list of input tasks (which does not cross processes yet).
+/// slot that stays in its process (a list of input tasks, a place borrowed
+/// by `datadeps!`).
 #[derive(Clone, Copy)]
 pub enum SlotRef<'a> {
     /// A plain value.
     Value(&'a dyn std::any::Any),
     /// An input task.
     Task(InputRef<'a>, Option<&'a dyn std::any::Any>),
-    /// Several input tasks given as one argument.
-    Tasks,
+    /// A slot that cannot cross processes.
+    Local,
 }
 
 impl std::fmt::Debug for SlotRef<'_> {
@@ -276,14 +281,16 @@ impl std::fmt::Debug for SlotRef<'_> {
         match self {
             SlotRef::Value(_) => f.write_str("SlotRef::Value"),
             SlotRef::Task(t, _) => f.debug_tuple("SlotRef::Task").field(t).finish(),
-            SlotRef::Tasks => f.write_str("SlotRef::Tasks"),
+            SlotRef::Local => f.write_str("SlotRef::Local"),
         }
     }
 }
 
-impl<T: 'static> Slot for Value<T> {
+impl<T> Slot for Value<T> {
     fn inputs(&self, _: &mut dyn FnMut(InputRef<'_>)) {}
+}
 
+impl<T: 'static> RemoteSlot for Value<T> {
     fn slot_ref(&self) -> SlotRef<'_> {
         SlotRef::Value(self.0.as_ref().expect("a slot is read before it is provided"))
     }
@@ -295,17 +302,21 @@ impl<T> Slot for Tasks<T> {
             f(InputRef(&task.raw));
         }
     }
+}
 
+impl<T> RemoteSlot for Tasks<T> {
     fn slot_ref(&self) -> SlotRef<'_> {
-        SlotRef::Tasks
+        SlotRef::Local
     }
 }
 
-impl<T: 'static> Slot for Task<T> {
+impl<T> Slot for Task<T> {
     fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>)) {
         f(InputRef(&self.raw));
     }
+}
 
+impl<T: 'static> RemoteSlot for Task<T> {
     fn slot_ref(&self) -> SlotRef<'_> {
         let value = match self.result() {
             Some(Ok(value)) => Some(value as &dyn std::any::Any),
@@ -319,12 +330,19 @@ impl<T: 'static> Slot for Task<T> {
 pub trait Slots {
     /// Calls `f` with every dependency among the slots, in order.
     fn each_input(&self, f: &mut dyn FnMut(InputRef<'_>));
+}
+
+/// The slots of a call that may run in another process.
+pub trait RemoteSlots: Slots {
     /// Calls `f` with every slot, in order.
     fn each_slot(&self, f: &mut dyn FnMut(SlotRef<'_>));
 }
 
 impl Slots for () {
     fn each_input(&self, _: &mut dyn FnMut(InputRef<'_>)) {}
+}
+
+impl RemoteSlots for () {
     fn each_slot(&self, _: &mut dyn FnMut(SlotRef<'_>)) {}
 }
 
@@ -333,7 +351,9 @@ impl<A: Slot, Rest: Slots> Slots for (A, Rest) {
         self.0.inputs(f);
         self.1.each_input(f);
     }
+}
 
+impl<A: RemoteSlot, Rest: RemoteSlots> RemoteSlots for (A, Rest) {
     fn each_slot(&self, f: &mut dyn FnMut(SlotRef<'_>)) {
         f(self.0.slot_ref());
         self.1.each_slot(f);

@@ -17,7 +17,7 @@ use crate::plot;
 use crate::sh::{cargo, root};
 
 /// The benchmark binaries in `benches/`, run in this order.
-const BENCHES: &[&str] = &["tasks", "taskbench", "cluster"];
+const BENCHES: &[&str] = &["tasks", "taskbench", "cluster", "datadeps"];
 
 /// One point of a curve: `plot` names the chart, `system` the line.
 #[derive(Debug, Deserialize)]
