@@ -3,6 +3,9 @@
 
 pub use crate::task::slots::{Arg, ArgTask, ArgTaskRef, ArgValue, InputRef, Provide, Slot, Slots, Value};
 
+#[cfg(feature = "gpu")]
+pub use crate::gpu::task::gpu_task;
+
 use crate::sched::Options;
 use crate::task::Task;
 use crate::task::slots::Call;

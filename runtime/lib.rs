@@ -38,6 +38,8 @@
 
 mod error;
 mod exec;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 mod sched;
 mod task;
 

@@ -11,6 +11,7 @@
 
 mod diagnostics;
 mod entry;
+mod gpu_task;
 mod spawn;
 mod task;
 

@@ -48,6 +48,9 @@ pub(crate) struct Shared {
     /// Set when the runtime was configured from bad settings (the global
     /// runtime's environment): every task spawned on it fails with it.
     pub(crate) config_error: Option<Error>,
+    /// The GPU processors, discovered on first use.
+    #[cfg(feature = "gpu")]
+    pub(crate) gpus: crate::gpu::Processors,
 }
 
 impl fmt::Debug for Shared {
@@ -69,6 +72,8 @@ impl Shared {
     pub(crate) fn place(&self, scope: Option<&Scope>) -> Result<Placement, String> {
         match scope {
             None => Ok(Placement::Any),
+            #[cfg(feature = "gpu")]
+            Some(scope) if scope.gpu_id().is_some() => self.gpus.place(scope),
             Some(scope) => scope.place(self.threads()),
         }
     }
@@ -92,6 +97,8 @@ impl Shared {
                     self.inject(task);
                 }
             }
+            #[cfg(feature = "gpu")]
+            Placement::Gpu(index) => self.gpus.schedule(index, task),
         }
         if self.is_shutdown() {
             self.drain();
@@ -328,6 +335,11 @@ impl Drop for Runtime {
             }
         }
         self.shared.drain();
+        // After the drain: a GPU task waiting for a queued CPU task sees it fail.
+        #[cfg(feature = "gpu")]
+        self.shared.gpus.shutdown();
+        #[cfg(feature = "gpu")]
+        self.shared.drain();
     }
 }
 
@@ -338,11 +350,21 @@ pub struct Builder {
     pin: bool,
     stack_size: usize,
     thread_name: String,
+    /// The GPU devices to use instead of the discovered ones (`Builder::gpus`).
+    #[cfg(feature = "gpu")]
+    pub(crate) gpus: Option<Vec<crate::gpu::Device>>,
 }
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { threads: None, pin: false, stack_size: 8 << 20, thread_name: "dirk-worker".to_owned() }
+        Builder {
+            threads: None,
+            pin: false,
+            stack_size: 8 << 20,
+            thread_name: "dirk-worker".to_owned(),
+            #[cfg(feature = "gpu")]
+            gpus: None,
+        }
     }
 }
 
@@ -406,6 +428,8 @@ impl Builder {
             idle: Idle::new(threads),
             shutdown: AtomicBool::new(false),
             config_error,
+            #[cfg(feature = "gpu")]
+            gpus: crate::gpu::Processors::new(self.gpus.clone()),
         }));
         let cores = affinity::allowed_cores();
         let pin = self.pin && threads <= cores.len();

@@ -14,4 +14,7 @@ pub(crate) enum Placement {
     Any,
     /// Only the worker thread with this index.
     Thread(usize),
+    /// The GPU processor with this index (its runner thread runs the task).
+    #[cfg(feature = "gpu")]
+    Gpu(usize),
 }
