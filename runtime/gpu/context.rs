@@ -151,16 +151,20 @@ pub(crate) fn byte_len<T>(len: usize) -> usize {
 
 /// A CubeCL error message (several lines: causes, a backtrace) as one line.
 pub(crate) fn one_line(message: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
+    let mut out = String::new();
     for line in message.lines().map(str::trim) {
         if line.starts_with("Backtrace") || line.starts_with("Asked at") {
             break;
         }
-        if !line.is_empty() && line != "Caused by:" {
-            parts.push(line.trim_end_matches(':'));
+        if line.is_empty() || line == "Caused by:" {
+            continue;
         }
+        if !out.is_empty() {
+            out.push_str(if out.ends_with('.') { " " } else { ": " });
+        }
+        out.push_str(line.trim_end_matches(':'));
     }
-    parts.join(": ")
+    out
 }
 
 /// Runs `f` with the device context of GPU `index` of the current runtime,

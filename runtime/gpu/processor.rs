@@ -286,8 +286,10 @@ impl Runner {
         self.client.get().is_some_and(Result::is_err)
     }
 
-    /// The device's name: its own once opened, else how CubeCL names it.
+    /// The device's own name (opening it if needed), or how CubeCL names
+    /// it when it cannot be opened.
     pub(crate) fn name(&self) -> String {
+        let _ = self.client();
         match self.name.get() {
             Some(name) => name.clone(),
             None => describe_device(&self.device),
@@ -489,7 +491,8 @@ impl Processor {
     }
 
     /// The device's name (`llvmpipe (LLVM 15.0.6, 256 bits)` for Mesa's
-    /// software driver), or how CubeCL names the device before it is opened.
+    /// software driver), opening the device if needed; how CubeCL names the
+    /// device (`wgpu DiscreteGpu(1)`) when it cannot be opened.
     pub fn name(&self) -> String {
         self.0.name()
     }
