@@ -31,6 +31,9 @@
 //!   with [`Error::Upstream`] and nothing else.
 //! - A global [`Runtime`] with one thread per core starts on first use;
 //!   [`Runtime::builder`] makes others.
+//! - With the `gpu` feature, `#[task(gpu)]` functions launch CubeCL kernels
+//!   on GPU processors (`Scope::gpu(i)`), and their data moves between host
+//!   and device only when needed: see the `dirk::gpu` module.
 //!
 //! Everything a program needs is in [`prelude`].
 

@@ -21,7 +21,7 @@ const GPU_LIMIT: Duration = Duration::from_secs(120);
 fn saxpy_kernel(a: f32, x: &[f32], y: &mut [f32]) {
     let i = ABSOLUTE_POS;
     if i < y.len() {
-        y[i] = a * x[i] + y[i];
+        y[i] += a * x[i];
     }
 }
 
@@ -55,7 +55,7 @@ fn saxpy_matches_the_cpu() {
 fn block_sums(input: &[i32], output: &mut [i32], #[comptime] block: usize) {
     let mut partial = Shared::new_slice(block);
     let unit = UNIT_POS as usize;
-    let total = CUBE_COUNT as usize * block;
+    let total = CUBE_COUNT * block;
     let mut sum = 0i32;
     for i in range_stepped(ABSOLUTE_POS, input.len(), total) {
         sum += input[i];
@@ -74,7 +74,7 @@ fn block_sums(input: &[i32], output: &mut [i32], #[comptime] block: usize) {
         step /= 2;
     }
     if unit == 0 {
-        output[CUBE_POS as usize] = partial[0];
+        output[CUBE_POS] = partial[0];
     }
 }
 
@@ -106,7 +106,7 @@ fn gpu_sum(gpu: &Gpu, xs: GpuVec<i32>) -> GpuVec<i32> {
 fn a_reduction_matches_the_cpu() {
     within(GPU_LIMIT, || {
         for n in [1, 255, 256, 1000, 65_536 + 17, 1_000_000] {
-            let xs: Vec<i32> = (0..n).map(|i| (i % 1000) as i32 - 500).collect();
+            let xs: Vec<i32> = (0..n).map(|i| i % 1000 - 500).collect();
             let expected: i32 = xs.iter().sum();
             let total = spawn!(gpu_sum(xs));
             assert_eq!(total.fetch_vec().unwrap(), [expected], "sum of {n} elements");

@@ -25,21 +25,27 @@ use syn::{FnArg, ItemFn, ReturnType, Type};
 
 use crate::Diagnostics;
 
-/// What `#[task(gpu)]` says when the context parameter is missing.
-const NEEDS_CONTEXT: &str = "a #[task(gpu)] function takes its device context first: write \
-     `fn name(gpu: &Gpu, ...)` with `use dirk::gpu::Gpu;`";
-
 /// Checks that `function` can be a GPU task; reports what is wrong.
 pub(crate) fn check(function: &ItemFn, diagnostics: &mut Diagnostics) {
     let sig = &function.sig;
+    let needs_context = || {
+        format!(
+            "a #[task(gpu)] function takes its device context first: write `fn {}(gpu: &Gpu, ...)` with \
+             `use dirk::gpu::Gpu;`",
+            sig.ident
+        )
+    };
     match sig.inputs.first() {
-        Some(FnArg::Typed(first)) if matches!(*first.ty, Type::Reference(_)) => {}
-        Some(FnArg::Typed(first)) => diagnostics.error(
-            first.ty.span(),
-            "the device context of a #[task(gpu)] is borrowed: write `gpu: &Gpu` (a reference)",
-        ),
+        Some(FnArg::Typed(first)) => match &*first.ty {
+            Type::Reference(_) => {}
+            Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident == "Gpu") => diagnostics.error(
+                first.ty.span(),
+                "the device context of a #[task(gpu)] is borrowed: write `gpu: &Gpu` (a reference)",
+            ),
+            _ => diagnostics.error(first.span(), needs_context()),
+        },
         Some(FnArg::Receiver(_)) => {} // refused as a method by the caller
-        None => diagnostics.error(sig.paren_token.span.join(), NEEDS_CONTEXT),
+        None => diagnostics.error(sig.paren_token.span.join(), needs_context()),
     }
 }
 

@@ -24,7 +24,7 @@ use cubecl::prelude::{CubeCount, CubeDim};
 use cubecl::server::Handle;
 use parking_lot::Mutex;
 
-use super::processor::{Job, NO_DEVICE, Processor, Runner, Transfers, current_runner};
+use super::processor::{CallJob, Job, NO_DEVICE, Processor, Runner, Transfers, current_runner};
 use super::{Element, GpuVec};
 use crate::error::Error;
 use crate::exec::{self, wait};
@@ -242,13 +242,13 @@ where
 {
     let latch = Latch { out: Mutex::new(None), done: AtomicBool::new(false), caller: thread::current() };
     let call = Call { f: Some(f), latch: &latch };
-    let job: Box<dyn FnOnce(&Arc<Runner>) + Send + '_> = Box::new(move |runner: &Arc<Runner>| call.run(runner));
+    let job: CallJob<'_> = Box::new(move |runner: &Arc<Runner>| call.run(runner));
     // SAFETY: the job borrows `latch` and whatever `f` borrows. It is either
     // called or dropped uncalled (a stopped runner refuses it), and in both
     // cases `Call::drop` drops `f` and then sets `latch.done`, its last touch
     // of borrowed data. This function does not return before it sees `done`,
     // so every borrow outlives its use.
-    let job: Box<dyn FnOnce(&Arc<Runner>) + Send + 'static> = unsafe { std::mem::transmute(job) };
+    let job: CallJob<'static> = unsafe { std::mem::transmute(job) };
     runner.push(Job::Call(job));
     wait::until(&|| latch.done.load(Ordering::Acquire), None);
     match latch.out.into_inner() {
@@ -287,5 +287,23 @@ impl<F, R> Drop for Call<'_, F, R> {
         self.latch.done.store(true, Ordering::Release);
         // `self.latch` may be gone from here on.
         caller.unpark();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn cubecl_errors_become_one_line_without_their_backtrace() {
+        let message = "Several failures at once\nCaused by:\n  A launch error happened\nCaused by:\n  Too many \
+                       resources were requested during launch\nCube dim exceeds maximum bounds.\nRequested (2048, 1, \
+                       1), max is (1024, 1024, 1024).\nBacktrace\nNo backtrace available\nAsked at:\nsomewhere";
+        assert_eq!(
+            one_line(message),
+            "Several failures at once: A launch error happened: Too many resources were requested during launch: \
+             Cube dim exceeds maximum bounds. Requested (2048, 1, 1), max is (1024, 1024, 1024)."
+        );
+        assert_eq!(one_line("plain"), "plain");
     }
 }

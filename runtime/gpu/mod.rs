@@ -24,7 +24,7 @@
 //! fn saxpy_kernel(a: f32, x: &[f32], y: &mut [f32]) {
 //!     let i = ABSOLUTE_POS;
 //!     if i < y.len() {
-//!         y[i] = a * x[i] + y[i];
+//!         y[i] += a * x[i];
 //!     }
 //! }
 //!
@@ -45,7 +45,9 @@
 //! The kernels are ordinary CubeCL `#[cube]` functions: a crate that writes
 //! them depends on `cubecl` (the same version as dirk, `=0.11.3`), or brings
 //! dirk's into scope with `use dirk::gpu::cubecl;` where its kernels are
-//! defined.
+//! defined. CubeCL's prelude has a `Scope` of its own (the kernel compiler's):
+//! where both preludes are glob-imported, import dirk's by name
+//! (`use dirk::Scope;`).
 //!
 //! # Where GPU tasks run
 //!
@@ -73,7 +75,7 @@
 //! - a GPU task's `GpuVec` result stays on its GPU; a GPU task that
 //!   consumes it on the same GPU uses it in place;
 //! - it is downloaded once, when the host first needs it: a CPU task that
-//!   takes `&[T]`, `&Vec<T>` or `Vec<T>` from it, [`GpuVec::host`],
+//!   takes `&[T]` or `Vec<T>` from it, [`GpuVec::host`],
 //!   [`GpuVec::to_vec`] or [`Task::fetch_vec`](crate::Task::fetch_vec).
 //!   The host copy is kept for later readers.
 //!

@@ -138,8 +138,11 @@ pub(crate) enum Job {
     Task(TaskRef),
     /// A call forwarded by `with_gpu`; dropping it uncalled tells its
     /// caller that the runner stopped.
-    Call(Box<dyn FnOnce(&Arc<Runner>) + Send>),
+    Call(CallJob<'static>),
 }
+
+/// A forwarded call: runs on the runner with the runner at hand.
+pub(crate) type CallJob<'a> = Box<dyn FnOnce(&Arc<Runner>) + Send + 'a>;
 
 /// One GPU processor: the device, its client once opened, its queue and
 /// its runner thread.

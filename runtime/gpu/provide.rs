@@ -5,9 +5,9 @@
 //! - host to GPU task: a `Vec<T>` value or `Task<Vec<T>>` given where a
 //!   `GpuVec<T>` is expected becomes a host-resident `GpuVec` (no copy yet:
 //!   the kernel that takes it uploads it);
-//! - GPU result to CPU task: a `Task<GpuVec<T>>` given where `&[T]`,
-//!   `&Vec<T>` or `Vec<T>` is expected is downloaded (once: later readers
-//!   share the host copy);
+//! - GPU result to CPU task: a `Task<GpuVec<T>>` given where `&[T]` or
+//!   `Vec<T>` is expected is downloaded (once: later readers share the host
+//!   copy);
 //! - GPU result to GPU task: `GpuVec<T>` or `&GpuVec<T>` from a
 //!   `Task<GpuVec<T>>` is the handle itself, by the generic conversions.
 //!
@@ -35,12 +35,6 @@ impl<'a, T: Element> Provide<'a, GpuVec<T>> for Task<Vec<T>> {
 impl<'a, T: Element> Provide<'a, &'a [T]> for Task<GpuVec<T>> {
     fn provide(&'a mut self) -> &'a [T] {
         succeeded(self).host().unwrap_or_else(|e| fail(e))
-    }
-}
-
-impl<'a, T: Element> Provide<'a, &'a Vec<T>> for Task<GpuVec<T>> {
-    fn provide(&'a mut self) -> &'a Vec<T> {
-        succeeded(self).host_vec().unwrap_or_else(|e| fail(e))
     }
 }
 

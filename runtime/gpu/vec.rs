@@ -3,8 +3,9 @@
 //!
 //! A `GpuVec` is a cheap handle (`Clone` shares the data) to an immutable
 //! value: the host copy, once made, is kept in a `OnceLock` so readers can
-//! borrow it; device copies are kept per processor. Invariant: there is
-//! always a host copy or at least one device copy.
+//! borrow it (a downloaded copy is CubeCL's read buffer itself, not copied
+//! again); device copies are kept per processor. Invariant: there is always
+//! a host copy or at least one device copy.
 //!
 //! Protocol: copies are made under the `copies` lock, so two readers that
 //! race to download or upload the same data move it once. A kernel writes
@@ -15,6 +16,7 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use cubecl::bytes::Bytes;
 use cubecl::prelude::BufferArg;
 use cubecl::server::Handle;
 use parking_lot::Mutex;
@@ -44,8 +46,24 @@ pub struct GpuVec<T: Element> {
 
 struct Storage<T> {
     len: usize,
-    host: OnceLock<Vec<T>>,
+    host: OnceLock<Host<T>>,
     copies: Mutex<Vec<Resident>>,
+}
+
+/// The host copy: the vector it was made from, or the bytes a download
+/// produced (aligned for `T`, holding at least `len` elements).
+enum Host<T> {
+    Vec(Vec<T>),
+    Read(Bytes),
+}
+
+impl<T: Element> Host<T> {
+    fn elements(&self, len: usize) -> &[T] {
+        match self {
+            Host::Vec(data) => data,
+            Host::Read(bytes) => &T::from_bytes(bytes)[..len],
+        }
+    }
 }
 
 /// A copy of the data on one processor.
@@ -84,7 +102,11 @@ impl<T: Element> GpuVec<T> {
     /// The data on the host, downloaded (once, and kept) if only a GPU has
     /// it. Fails with [`Error::Gpu`] when the download fails.
     pub fn host(&self) -> Result<&[T], Error> {
-        self.host_vec().map(Vec::as_slice)
+        if let Some(host) = self.inner.host.get() {
+            return Ok(host.elements(self.inner.len));
+        }
+        let copies = self.inner.copies.lock();
+        self.download(&copies)
     }
 
     /// A copy of the data on the host; see [`host`](GpuVec::host).
@@ -92,24 +114,16 @@ impl<T: Element> GpuVec<T> {
         self.host().map(<[T]>::to_vec)
     }
 
-    /// The data on the host as the kept `Vec`.
-    pub(crate) fn host_vec(&self) -> Result<&Vec<T>, Error> {
-        if let Some(host) = self.inner.host.get() {
-            return Ok(host);
-        }
-        let copies = self.inner.copies.lock();
-        self.download(&copies)
-    }
-
     /// Downloads from the first device copy unless a host copy appeared
     /// meanwhile. The caller holds the `copies` lock.
-    fn download(&self, copies: &[Resident]) -> Result<&Vec<T>, Error> {
+    fn download(&self, copies: &[Resident]) -> Result<&[T], Error> {
+        let len = self.inner.len;
         if let Some(host) = self.inner.host.get() {
-            return Ok(host);
+            return Ok(host.elements(len));
         }
         let from = copies.first().expect("a GpuVec without a host copy has a device copy");
-        let data = if self.inner.len == 0 { Vec::new() } else { read(&from.runner, &from.handle, self.inner.len)? };
-        Ok(self.inner.host.get_or_init(|| data))
+        let data = if len == 0 { Host::Vec(Vec::new()) } else { read(&from.runner, &from.handle, len)? };
+        Ok(self.inner.host.get_or_init(|| data).elements(len))
     }
 
     /// The buffer holding the data on `gpu`'s device, uploading it there
@@ -175,20 +189,50 @@ impl<T: Element> GpuVec<T> {
 /// Downloads `len` elements of `T` from `handle` on `runner`'s device,
 /// counted. Runs on the calling thread: CubeCL orders the read after the
 /// kernels queued on the buffer by the runner.
-fn read<T: Element>(runner: &Runner, handle: &Handle, len: usize) -> Result<Vec<T>, Error> {
+fn read<T: Element>(runner: &Runner, handle: &Handle, len: usize) -> Result<Host<T>, Error> {
     let client = runner.client().map_err(|reason| runner.unavailable(reason))?;
     let bytes = client.read_one(handle.clone()).map_err(|e| {
         Error::Gpu(format!("a download from {runner} failed: {}", super::context::one_line(&e.to_string())))
     })?;
     runner.counters.downloaded(bytes.len());
-    let data = T::from_bytes(&bytes);
-    Ok(data[..len.min(data.len())].to_vec())
+    if bytes.len() < len * size_of::<T>() {
+        return Err(Error::Gpu(format!(
+            "a download from {runner} returned {} bytes, not {}",
+            bytes.len(),
+            len * size_of::<T>()
+        )));
+    }
+    if bytes.as_ptr().align_offset(align_of::<T>()) == 0 {
+        Ok(Host::Read(bytes)) // kept as it is: no copy
+    } else {
+        let mut data = copy_elements(&bytes);
+        data.truncate(len);
+        Ok(Host::Vec(data))
+    }
+}
+
+/// The whole elements of `T` in `bytes`, copied into a vector of `T`'s
+/// alignment (`bytes` may be aligned for bytes only).
+fn copy_elements<T: Element>(bytes: &[u8]) -> Vec<T> {
+    let len = bytes.len() / size_of::<T>();
+    let mut out = Vec::<T>::with_capacity(len);
+    // SAFETY: `out` has room for `len` elements, which is `len *
+    // size_of::<T>()` bytes, no more than `bytes` holds; the regions are
+    // distinct allocations. `T` is plain old data (`CubeElement: Pod`), so
+    // any bytes are a valid `T`, and all `len` elements are written before
+    // `set_len`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), len * size_of::<T>());
+        out.set_len(len);
+    }
+    out
 }
 
 impl<T: Element> From<Vec<T>> for GpuVec<T> {
     /// A vector on the host; uploaded when a kernel first needs it.
     fn from(data: Vec<T>) -> Self {
-        let storage = Storage { len: data.len(), host: OnceLock::from(data), copies: Mutex::new(Vec::new()) };
+        let storage =
+            Storage { len: data.len(), host: OnceLock::from(Host::Vec(data)), copies: Mutex::new(Vec::new()) };
         GpuVec { inner: Arc::new(storage) }
     }
 }

@@ -17,7 +17,7 @@ pub(crate) const GPU_LIMIT: Duration = Duration::from_secs(120);
 pub(crate) fn saxpy_kernel(a: f32, x: &[f32], y: &mut [f32]) {
     let i = ABSOLUTE_POS;
     if i < y.len() {
-        y[i] = a * x[i] + y[i];
+        y[i] += a * x[i];
     }
 }
 

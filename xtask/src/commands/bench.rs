@@ -14,7 +14,10 @@ use serde::Deserialize;
 use crate::sh::{cargo, root};
 
 /// The benchmark binaries in `benches/`, run in this order.
-const BENCHES: &[&str] = &["tasks"];
+const BENCHES: &[&str] = &["tasks", "gpu"];
+
+/// The cargo features a benchmark binary needs (its `required-features`).
+const BENCH_FEATURES: &[(&str, &str)] = &[("gpu", "gpu")];
 
 #[derive(Debug, Deserialize)]
 struct Record {
@@ -55,6 +58,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 fn run_bench(bench: &str, quick: bool) -> Result<Vec<Record>, String> {
     let mut cmd = cargo();
     cmd.args(["bench", "--bench", bench]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    if let Some((_, features)) = BENCH_FEATURES.iter().find(|(b, _)| *b == bench) {
+        cmd.args(["--features", features]);
+    }
     if quick {
         cmd.env("DIRK_BENCH_QUICK", "1");
     }
