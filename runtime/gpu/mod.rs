@@ -35,12 +35,17 @@
 //!     y
 //! }
 //!
-//! let x = vec![1.0_f32, 2.0, 3.0];
-//! let y = spawn!(saxpy(2.0, x.clone(), vec![1.0_f32; 3])); // host vectors: uploaded
-//! let z = spawn!(saxpy(3.0, x, &y));                         // `y` stays on the GPU
-//! assert_eq!(z.fetch_vec()?, [6.0, 13.0, 20.0]);            // one download
-//! # Ok::<(), dirk::Error>(())
+//! fn main() -> Result<(), dirk::Error> {
+//!     let x = vec![1.0_f32, 2.0, 3.0];
+//!     let y = spawn!(saxpy(2.0, x.clone(), vec![1.0_f32; 3])); // host vectors: uploaded
+//!     let z = spawn!(saxpy(3.0, x, &y));                         // `y` stays on the GPU
+//!     assert_eq!(z.fetch_vec()?, [6.0, 11.0, 16.0]);            // one download
+//!     Ok(())
+//! }
 //! ```
+//!
+//! (`#[cube]` kernels live at module level: CubeCL expands each into a
+//! module of its own.)
 //!
 //! The kernels are ordinary CubeCL `#[cube]` functions: a crate that writes
 //! them depends on `cubecl` (the same version as dirk, `=0.11.3`), or brings
