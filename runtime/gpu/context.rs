@@ -24,7 +24,8 @@ use cubecl::prelude::{CubeCount, CubeDim};
 use cubecl::server::Handle;
 use parking_lot::Mutex;
 
-use super::processor::{CallJob, Job, NO_DEVICE, Processor, Runner, Transfers, current_runner};
+use super::processor::{CallJob, Job, NO_DEVICE, Processor, Runner, current_runner};
+use super::transfers::Transfers;
 use super::{Element, GpuVec};
 use crate::error::Error;
 use crate::exec::{self, wait};

@@ -109,14 +109,16 @@ mod processor;
 mod provide;
 #[doc(hidden)]
 pub mod task;
+mod transfers;
 mod vec;
 
 pub use cubecl;
 pub use cubecl::Device;
 
 pub use self::context::{Gpu, with_any_gpu, with_gpu};
-pub use self::processor::{Processor, Transfers, processors};
+pub use self::processor::{Processor, processors};
 pub(crate) use self::processor::{Processors, help_until};
+pub use self::transfers::Transfers;
 pub use self::vec::GpuVec;
 
 /// An element type a [`GpuVec`] holds and a kernel reads: `f32`, `i32`,

@@ -28,7 +28,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Instant;
@@ -39,6 +39,7 @@ use cubecl::device::{WgpuBackend, WgpuDeviceKind};
 use parking_lot::Mutex;
 
 use super::Device;
+use super::transfers::{Counters, Transfers};
 use crate::error::Error;
 use crate::exec::{self, cancel_unrun, context};
 use crate::sched::{Placement, Scope};
@@ -417,64 +418,6 @@ pub(crate) fn current_runner() -> Option<Arc<Runner>> {
 pub(crate) fn help_until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> Option<bool> {
     let runner = current_runner()?;
     Some(runner.help_until(done, awaited))
-}
-
-/// Transfer counts of one processor.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    uploads: AtomicU64,
-    downloads: AtomicU64,
-    bytes_uploaded: AtomicU64,
-    bytes_downloaded: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn uploaded(&self, bytes: usize) {
-        self.uploads.fetch_add(1, Ordering::Relaxed);
-        self.bytes_uploaded.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn downloaded(&self, bytes: usize) {
-        self.downloads.fetch_add(1, Ordering::Relaxed);
-        self.bytes_downloaded.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self) -> Transfers {
-        Transfers {
-            uploads: self.uploads.load(Ordering::Relaxed),
-            downloads: self.downloads.load(Ordering::Relaxed),
-            bytes_uploaded: self.bytes_uploaded.load(Ordering::Relaxed),
-            bytes_downloaded: self.bytes_downloaded.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// How much one GPU processor has moved between host and device since its
-/// runtime started: see [`Processor::transfers`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Transfers {
-    /// Host-to-device copies.
-    pub uploads: u64,
-    /// Device-to-host copies.
-    pub downloads: u64,
-    /// Bytes copied host-to-device.
-    pub bytes_uploaded: u64,
-    /// Bytes copied device-to-host.
-    pub bytes_downloaded: u64,
-}
-
-impl std::ops::Sub for Transfers {
-    type Output = Transfers;
-
-    /// The transfers between an earlier snapshot (`rhs`) and this one.
-    fn sub(self, rhs: Transfers) -> Transfers {
-        Transfers {
-            uploads: self.uploads - rhs.uploads,
-            downloads: self.downloads - rhs.downloads,
-            bytes_uploaded: self.bytes_uploaded - rhs.bytes_uploaded,
-            bytes_downloaded: self.bytes_downloaded - rhs.bytes_downloaded,
-        }
-    }
 }
 
 /// A GPU processor of a runtime: `Scope::gpu(p.index())` places tasks on it.
