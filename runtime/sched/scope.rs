@@ -59,7 +59,7 @@ impl Scope {
         Scope { thread: Some(t), ..Scope::default() }
     }
 
-    /// GPU `i`.
+    /// GPU processor `i` (with the `gpu` feature: see `dirk::gpu`).
     pub fn gpu(i: usize) -> Scope {
         Scope { gpu: Some(i), ..Scope::default() }
     }
