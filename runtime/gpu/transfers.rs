@@ -37,7 +37,7 @@ impl Counters {
 }
 
 /// How much one GPU processor has moved between host and device since its
-/// runtime started: see [`Processor::transfers`].
+/// runtime started: see [`Processor::transfers`](super::Processor::transfers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Transfers {
     /// Host-to-device copies.
