@@ -7,6 +7,9 @@ pub use crate::task::slots::{
 
 pub use crate::datadeps::private as datadeps;
 
+#[cfg(feature = "gpu")]
+pub use crate::gpu::task::gpu_task;
+
 use crate::sched::Options;
 use crate::task::Task;
 use crate::task::slots::Call;

@@ -132,7 +132,13 @@ impl Error {
     }
 
     /// The error a task fails with when its body panicked with `payload`.
+    /// A body unwinding with an `Error` as its payload (the runtime's own
+    /// way to fail a task from inside it, e.g. a GPU kernel that failed)
+    /// fails with that error.
     pub(crate) fn panicked(task: TaskId, name: Name, payload: &(dyn std::any::Any + Send)) -> Error {
+        if let Some(error) = payload.downcast_ref::<Error>() {
+            return error.clone();
+        }
         let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {

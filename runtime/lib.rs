@@ -34,6 +34,9 @@
 //!   ([`Builder::workers`]; under `mpirun` the other ranks): `#[task]`
 //!   functions then run in any process, near their data ([`Scope::worker`],
 //!   [`mutable`], [`shard`]).
+//! - With the `gpu` feature, `#[task(gpu)]` functions launch CubeCL kernels
+//!   on GPU processors (`Scope::gpu(i)`), and their data moves between host
+//!   and device only when needed: see the `dirk::gpu` module.
 //!
 //! Everything a program needs is in [`prelude`].
 
@@ -46,6 +49,8 @@ mod cluster;
 pub mod datadeps;
 mod error;
 mod exec;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 mod plan;
 mod sched;
 mod task;

@@ -12,6 +12,7 @@
 mod datadeps;
 mod diagnostics;
 mod entry;
+mod gpu_task;
 mod spawn;
 mod task;
 

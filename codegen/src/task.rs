@@ -3,7 +3,8 @@
 //! The function stays an ordinary function (callable directly, spawnable
 //! with `spawn!`). The attribute checks that it can be a task: a free,
 //! non-`async`, non-`const` function, since a task body runs on a worker
-//! thread and its result is stored for its consumers.
+//! thread and its result is stored for its consumers. `#[task(gpu)]` makes a
+//! GPU task (see `gpu_task.rs`), which runs only in its own process.
 //!
 //! It also registers the function for worker processes (see
 //! [`registration`]): a companion type of the same name (so that `spawn!`
@@ -20,9 +21,7 @@ use crate::Diagnostics;
 /// Expands `#[task]` (its arguments in `attr`) on the item `item`.
 pub fn expand_task(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut diagnostics = Diagnostics::new();
-    if !attr.is_empty() {
-        diagnostics.error(attr.span(), "#[task] takes no arguments here: write `#[task]`");
-    }
+    let gpu = gpu_role(attr, &mut diagnostics);
     let function = match syn::parse2::<syn::ItemFn>(item.clone()) {
         Ok(f) => f,
         Err(_) => {
@@ -51,6 +50,13 @@ pub fn expand_task(attr: TokenStream, item: TokenStream) -> TokenStream {
             receiver.span(),
             "a #[task] is a free function: move it out of the `impl` and take the value as an argument",
         );
+    }
+    if gpu {
+        crate::gpu_task::check(&function, &mut diagnostics);
+        if !diagnostics.has_errors() {
+            drop(diagnostics);
+            return crate::gpu_task::emit(function);
+        }
     }
     if diagnostics.has_errors() {
         let errors = diagnostics.into_tokens();
@@ -146,6 +152,21 @@ fn registration(function: &syn::ItemFn) -> TokenStream {
     }
 }
 
+/// Reads the attribute's arguments: none, or `gpu`. Returns whether it is
+/// a GPU task.
+fn gpu_role(attr: TokenStream, diagnostics: &mut Diagnostics) -> bool {
+    if attr.is_empty() {
+        return false;
+    }
+    match syn::parse2::<syn::Ident>(attr.clone()) {
+        Ok(ident) if ident == "gpu" => true,
+        _ => {
+            diagnostics.error(attr.span(), "#[task] takes no arguments, or `gpu`: write `#[task]` or `#[task(gpu)]`");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,12 +211,12 @@ mod tests {
         .to_string();
         assert!(out.contains("goes on a function"), "{out}");
         let out = expand_task(
-            quote!(gpu),
+            quote!(cuda),
             quote!(
                 fn f() {}
             ),
         )
         .to_string();
-        assert!(out.contains("takes no arguments"), "{out}");
+        assert!(out.contains("takes no arguments, or `gpu`"), "{out}");
     }
 }

@@ -20,7 +20,9 @@ pub fn datadeps(input: TokenStream) -> TokenStream {
     dirk_codegen::expand_datadeps(input.into()).into()
 }
 
-/// Marks a function as a dirk task. See the `dirk` crate's documentation.
+/// Marks a function as a dirk task. `#[task(gpu)]` marks a GPU task, whose
+/// first parameter (`gpu: &Gpu`, the device context) callers do not pass.
+/// See the `dirk` crate's documentation.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     dirk_codegen::expand_task(attr.into(), item.into()).into()

@@ -132,7 +132,8 @@ impl std::fmt::Debug for Cluster {
 }
 
 enum Target {
-    Here(Option<usize>),
+    /// In this process, queued with this placement.
+    Here(Placement),
     There(u32, Option<u32>),
     /// Every worker the scope names was lost.
     Lost(u32),
@@ -205,9 +206,12 @@ impl Cluster {
             let h = task.header();
             let remote = task.remote();
             match (h.placement, remote) {
-                (Placement::Thread(t), _) => Target::Here(Some(t)),
-                (Placement::Any, None) => Target::Here(None),
-                (Placement::Workers { thread, .. }, None) => Target::Here(thread.map(usize::from)),
+                (Placement::Thread(t), _) => Target::Here(Placement::Thread(t)),
+                // GPU tasks run on this process's GPU processors.
+                #[cfg(feature = "gpu")]
+                (Placement::Gpu(i), _) => Target::Here(Placement::Gpu(i)),
+                (Placement::Any, None) => Target::Here(Placement::Any),
+                (Placement::Workers { thread, .. }, None) => Target::Here(here(thread.map(usize::from))),
                 (Placement::Any, Some(r)) => self
                     .pinned(r, u64::MAX)
                     .map_or_else(Target::Refused, |mask| self.choose(&task, r.entry().id, mask, None)),
@@ -217,7 +221,7 @@ impl Cluster {
             }
         };
         match target {
-            Target::Here(thread) => self.run_here(task, thread),
+            Target::Here(placement) => self.run_here(task, placement),
             Target::There(worker, thread) => self.submit(task, worker, thread),
             Target::Lost(worker) => {
                 let h = task.header();
@@ -298,14 +302,14 @@ impl Cluster {
         }
         drop(resident);
         match self.cost.choose(id, &candidates) {
-            Some(0) => Target::Here(thread.map(|t| t as usize)),
+            Some(0) => Target::Here(here(thread.map(|t| t as usize))),
             Some(w) => Target::There(w, thread),
             None => Target::Lost(mask.trailing_zeros()),
         }
     }
 
     /// Queues a task here once every input's value is here.
-    fn run_here(&'static self, task: TaskRef, thread: Option<usize>) {
+    fn run_here(&'static self, task: TaskRef, placement: Placement) {
         let mut elsewhere = None;
         task.for_each_input(&mut |input| {
             if elsewhere.is_none() && input.header().state.load() & ELSEWHERE != 0 {
@@ -318,7 +322,7 @@ impl Cluster {
         if task.remote().is_some() {
             self.local_load.fetch_add(1, Ordering::Relaxed);
         }
-        self.shared.queue(task, thread.map_or(Placement::Any, Placement::Thread));
+        self.shared.queue(task, placement);
     }
 
     /// A task of function `id` ran here for `took`.
@@ -822,4 +826,9 @@ impl Cluster {
             self.on_lost(worker, Error::Transport("the runtime was dropped".to_owned()));
         }
     }
+}
+
+/// This process's placement for an optional thread.
+fn here(thread: Option<usize>) -> Placement {
+    thread.map_or(Placement::Any, Placement::Thread)
 }

@@ -55,6 +55,9 @@ pub(crate) struct Shared {
     pub(crate) config_error: Option<Error>,
     /// The worker processes, when the runtime has some.
     pub(crate) cluster: OnceLock<&'static crate::cluster::Cluster>,
+    /// The GPU processors, discovered on first use.
+    #[cfg(feature = "gpu")]
+    pub(crate) gpus: crate::gpu::Processors,
 }
 
 impl fmt::Debug for Shared {
@@ -81,6 +84,8 @@ impl Shared {
     pub(crate) fn place(&self, scope: Option<&Scope>) -> Result<Placement, String> {
         match (scope, self.cluster.get()) {
             (None, _) => Ok(Placement::Any),
+            #[cfg(feature = "gpu")]
+            (Some(scope), _) if scope.gpu_id().is_some() => self.gpus.place(scope),
             (Some(scope), Some(cluster)) => cluster.place(scope, self.threads()),
             (Some(scope), None) => scope.place(self.threads()),
         }
@@ -114,6 +119,8 @@ impl Shared {
                     self.inject(task);
                 }
             }
+            #[cfg(feature = "gpu")]
+            Placement::Gpu(index) => self.gpus.schedule(index, task),
         }
         if self.is_shutdown() {
             self.drain();
@@ -417,6 +424,11 @@ impl Drop for Runtime {
             }
         }
         self.shared.drain();
+        // After the drain: a GPU task waiting for a queued CPU task sees it fail.
+        #[cfg(feature = "gpu")]
+        self.shared.gpus.shutdown();
+        #[cfg(feature = "gpu")]
+        self.shared.drain();
         if let Some(path) = self.trace_to.take()
             && let Err(e) = crate::trace::stop().write_chrome(&path)
         {
@@ -437,6 +449,9 @@ pub struct Builder {
     thread_name: String,
     trace_to: Option<std::path::PathBuf>,
     max_spares: usize,
+    /// The GPU devices to use instead of the discovered ones (`Builder::gpus`).
+    #[cfg(feature = "gpu")]
+    pub(crate) gpus: Option<Vec<crate::gpu::Device>>,
 }
 
 impl Default for Builder {
@@ -451,6 +466,8 @@ impl Default for Builder {
             thread_name: "dirk-worker".to_owned(),
             trace_to: None,
             max_spares: 128,
+            #[cfg(feature = "gpu")]
+            gpus: None,
         }
     }
 }
@@ -579,6 +596,8 @@ impl Builder {
             shutdown: AtomicBool::new(false),
             config_error,
             cluster: OnceLock::new(),
+            #[cfg(feature = "gpu")]
+            gpus: crate::gpu::Processors::new(self.gpus.clone()),
         }));
         let cores = affinity::allowed_cores();
         let pin = self.pin && threads <= cores.len();

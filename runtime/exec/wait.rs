@@ -40,6 +40,10 @@ pub(crate) fn until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>
     if let Some(done) = helped {
         return done;
     }
+    #[cfg(feature = "gpu")]
+    if let Some(done) = crate::gpu::help_until(done, awaited) {
+        return done;
+    }
     park_until(done, awaited)
 }
 

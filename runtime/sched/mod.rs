@@ -17,4 +17,7 @@ pub(crate) enum Placement {
     /// One of the worker processes in `mask` (bit `w` for worker `w`), on
     /// its thread `thread` when given; decided by the cluster.
     Workers { mask: u64, thread: Option<u16> },
+    /// The GPU processor with this index (its runner thread runs the task).
+    #[cfg(feature = "gpu")]
+    Gpu(usize),
 }

@@ -59,7 +59,7 @@ impl Scope {
         Scope { thread: Some(t), ..Scope::default() }
     }
 
-    /// GPU `i`.
+    /// GPU processor `i` (with the `gpu` feature: see `dirk::gpu`).
     pub fn gpu(i: usize) -> Scope {
         Scope { gpu: Some(i), ..Scope::default() }
     }
@@ -82,7 +82,9 @@ impl Scope {
     /// Resolves the scope on a single-process runtime with `threads` threads.
     pub(crate) fn place(&self, threads: usize) -> Result<Placement, String> {
         if let Some(gpu) = self.gpu {
-            return Err(format!("there is no GPU {gpu}: this runtime has no GPU processors"));
+            return Err(format!(
+                "there is no GPU {gpu}: this runtime has no GPU processors (dirk was built without its `gpu` feature)"
+            ));
         }
         if let Some(workers) = &self.workers
             && !workers.contains(&0)

@@ -35,6 +35,14 @@ pub struct Value<T>(Option<T>);
 // at the user's argument instead of a second one at the spawn.
 unsafe impl<T> Send for Value<T> {}
 
+impl<T> Value<T> {
+    /// Moves the value out, for `Provide` impls outside this module.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    pub(crate) fn take(&mut self) -> T {
+        self.0.take().expect("each argument is provided once")
+    }
+}
+
 /// Wraps one argument expression so that method resolution can tell task
 /// handles from values (autoref specialisation).
 pub struct Arg<T>(Cell<Option<T>>);

@@ -17,7 +17,10 @@ use crate::plot;
 use crate::sh::{cargo, root};
 
 /// The benchmark binaries in `benches/`, run in this order.
-const BENCHES: &[&str] = &["tasks", "taskbench", "cluster", "datadeps"];
+const BENCHES: &[&str] = &["tasks", "taskbench", "cluster", "datadeps", "gpu"];
+
+/// The cargo features a benchmark binary needs (its `required-features`).
+const BENCH_FEATURES: &[(&str, &str)] = &[("gpu", "gpu")];
 
 /// One point of a curve: `plot` names the chart, `system` the line.
 #[derive(Debug, Deserialize)]
@@ -120,6 +123,9 @@ struct Output {
 fn run_bench(bench: &str, quick: bool, out: &mut Output) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["bench", "--bench", bench]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    if let Some((_, features)) = BENCH_FEATURES.iter().find(|(b, _)| *b == bench) {
+        cmd.args(["--features", features]);
+    }
     if quick {
         cmd.env("DIRK_BENCH_QUICK", "1");
     }

@@ -1,5 +1,7 @@
 //! `cargo xtask bless`: rewrite the compile-fail snapshots (tests/ui/**/*.stderr)
-//! from the current compiler output. Review the diff before committing.
+//! from the current compiler output, with the features `cargo xtask test`
+//! checks them with (rustc spells some paths differently when more crates
+//! are linked). Review the diff before committing.
 
 use crate::sh::{self, cargo};
 
@@ -9,5 +11,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let mut cmd = cargo();
     cmd.args(["test", "--test", "ui"]).env("TRYBUILD", "overwrite");
+    if !super::test::FEATURES.is_empty() {
+        cmd.args(["--features", &super::test::FEATURES.join(",")]);
+    }
     sh::run(cmd)
 }

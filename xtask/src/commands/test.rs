@@ -1,7 +1,9 @@
 //! `cargo xtask test`: the README's test command, and what CI runs.
 //!
 //! 1. Install what a fresh machine lacks: rustfmt, clippy, cargo-nextest,
-//!    OpenMPI and libclang (for the `mpi` feature's bindings).
+//!    OpenMPI and libclang (for the `mpi` feature's bindings),
+//!    and a Vulkan driver for the GPU tests (Mesa's, which runs kernels on
+//!    the CPU where there is no GPU).
 //! 2. Check formatting, then clippy with warnings denied.
 //! 3. Run every test with nextest (each test in its own process, with the
 //!    time limits of `.config/nextest.toml`), then the doctests.
@@ -15,8 +17,9 @@ use crate::sh::{self, cargo};
 /// The cargo features the tests run with. Each area adds its own feature
 /// here (never `--all-features`: hardware-specific features such as `cuda`
 /// cannot build on every machine).
-const FEATURES: &[&str] = &[
+pub(crate) const FEATURES: &[&str] = &[
     "mpi", // worker ranks under mpirun (issue 5); needs OpenMPI, installed by `setup`
+    "gpu", // GPU processors through CubeCL (issue 6); needs a Vulkan driver, installed by `setup`
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
@@ -65,6 +68,7 @@ fn setup() -> Result<(), String> {
     if !nextest {
         sh::run(cargo_args(&["install", "cargo-nextest", "--locked"]))?;
     }
+    vulkan_driver()?;
     install_mpi()
 }
 
@@ -89,4 +93,36 @@ fn install_mpi() -> Result<(), String> {
     install.args(["install", "-y", "-qq", "openmpi-bin", "libopenmpi-dev", "libclang-dev"]);
     install.env("DEBIAN_FRONTEND", "noninteractive");
     sh::run(install)
+}
+
+/// The GPU tests (feature `gpu`) run real kernels through CubeCL's wgpu
+/// runtime; without a GPU that needs Mesa's software Vulkan driver
+/// (lavapipe). Installed with apt where no Vulkan driver is registered.
+fn vulkan_driver() -> Result<(), String> {
+    let registered = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .any(|mut entries| entries.next().is_some());
+    let loader = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libvulkan.so.1").exists()
+        || std::path::Path::new("/usr/lib/aarch64-linux-gnu/libvulkan.so.1").exists();
+    if registered && loader {
+        return Ok(());
+    }
+    let has_apt = Command::new("apt-get").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has_apt {
+        return Err(
+            "the GPU tests need a Vulkan driver: install Mesa's (Debian/Ubuntu: mesa-vulkan-drivers)".to_owned()
+        );
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let apt = |args: &[&str]| {
+        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    sh::run(apt(&["update", "-qq"]))?;
+    sh::run(apt(&["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1"]))
 }

@@ -1,0 +1,244 @@
+//! GPU tasks: what dirk adds to a GPU's own costs, on the first GPU the
+//! runtime finds (named in every group; Mesa's software Vulkan driver on a
+//! machine without a GPU).
+//!
+//! - `empty task, spawn+fetch`: one GPU task with an empty body at a time,
+//!   from a thread outside the pool, against handing a closure to a thread
+//!   and back over channels (the floor of any runner-thread design) and an
+//!   empty CubeCL kernel launched and waited for directly.
+//! - `empty task, 1000 queued`: spawn 1000 empty GPU tasks, then wait for
+//!   all, against 1000 closures queued to a thread over a channel.
+//! - `tiny kernel + read, per task`: a GPU task that launches a one-element
+//!   kernel and whose result is read back, against the same launch and read
+//!   through CubeCL on the calling thread.
+//! - `upload` / `download`: host↔device bandwidth through `GpuVec` (a GPU
+//!   task uploading its host input; `host()` of a device-only result, what
+//!   a CPU task taking `&[T]` gets) against CubeCL's `create_from_slice` and
+//!   `read_one` directly.
+
+#[path = "harness/mod.rs"]
+mod harness;
+
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cubecl::prelude::*;
+use dirk::Scope;
+use dirk::gpu::{Gpu, GpuVec, processors, with_gpu};
+use dirk::prelude::*;
+use harness::{ns_per, pick, report, sample, time};
+
+#[task(gpu)]
+fn empty(_gpu: &Gpu) {}
+
+#[cube(launch)]
+fn write_one(out: &mut [u32]) {
+    if ABSOLUTE_POS == 0 {
+        out[0] = 7;
+    }
+}
+
+#[task(gpu)]
+fn tiny(gpu: &Gpu) -> GpuVec<u32> {
+    let mut out = gpu.empty::<u32>(1);
+    write_one::launch(gpu.client(), CubeCount::Static(1, 1, 1), CubeDim::new_1d(1), out.arg_mut(gpu));
+    out
+}
+
+/// Makes the task upload its host input, and waits for the copy.
+#[task(gpu)]
+fn upload(gpu: &Gpu, data: GpuVec<f32>) {
+    black_box(data.handle(gpu));
+    gpu.sync().unwrap();
+}
+
+fn main() {
+    let runs = pick(10, 3);
+    let rt = Runtime::builder().threads(2).build().expect("dirk runtime");
+    let Some(gpu) = rt.enter(processors).into_iter().next() else {
+        eprintln!("gpu: no GPU found (install a Vulkan driver such as Debian's mesa-vulkan-drivers); nothing measured");
+        return;
+    };
+    gpu.open().expect("the first GPU opens");
+    let device = gpu.name();
+    let client = gpu.device().client();
+    let group = format!("gpu tasks on {device}");
+    eprintln!("gpu: {gpu}, median of {runs} runs");
+
+    // A thread that runs closures sent to it: the peer of a runner thread.
+    let (to_runner, jobs) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+    std::thread::spawn(move || {
+        for job in jobs {
+            job();
+        }
+    });
+    let round_trip = |job: Box<dyn FnOnce() + Send>| {
+        let (done, wait) = mpsc::channel();
+        to_runner
+            .send(Box::new(move || {
+                job();
+                let _ = done.send(());
+            }))
+            .unwrap();
+        wait.recv().unwrap();
+    };
+
+    // empty task, spawn+fetch
+    let m = pick(5_000, 500);
+    let case = "empty task, spawn+fetch";
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                for _ in 0..m {
+                    spawn_on(&rt, Scope::gpu(0)).fetch().unwrap();
+                }
+            }),
+            m,
+        )
+    });
+    report(&group, case, "dirk Scope::gpu(0)", s, "ns/task", true);
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                for _ in 0..m {
+                    spawn_on(&rt, Scope::any()).fetch().unwrap();
+                }
+            }),
+            m,
+        )
+    });
+    report(&group, case, "dirk unscoped (via a CPU thread)", s, "ns/task", true);
+    let s = sample(runs, || ns_per(time(|| (0..m).for_each(|_| round_trip(Box::new(|| ())))), m));
+    report(&group, case, "thread + mpsc round trip", s, "ns/task", true);
+    let k = pick(500, 50);
+    let scratch = client.empty(4);
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                for _ in 0..k {
+                    // SAFETY: the buffer holds one u32.
+                    let arg = unsafe { BufferArg::from_raw_parts(scratch.clone(), 1) };
+                    write_one::launch(&client, CubeCount::Static(1, 1, 1), CubeDim::new_1d(1), arg);
+                    cubecl::future::block_on(client.sync()).unwrap();
+                }
+            }),
+            k,
+        )
+    });
+    report(&group, case, "CubeCL kernel launch + sync", s, "ns/task", true);
+
+    // empty task, 1000 queued
+    let n = 1000;
+    let case = "empty task, 1000 queued";
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                let tasks: Vec<_> = (0..n).map(|_| spawn_on(&rt, Scope::gpu(0))).collect();
+                tasks.iter().for_each(|t| t.wait().unwrap());
+            }),
+            n,
+        )
+    });
+    report(&group, case, "dirk Scope::gpu(0)", s, "ns/task", true);
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                let (done, wait) = mpsc::channel();
+                for _ in 0..n {
+                    let done = done.clone();
+                    to_runner.send(Box::new(move || done.send(()).unwrap())).unwrap();
+                }
+                (0..n).for_each(|_| wait.recv().unwrap());
+            }),
+            n,
+        )
+    });
+    report(&group, case, "thread + mpsc queue", s, "ns/task", true);
+
+    // one tiny kernel and a read per task
+    let case = "tiny kernel + read, per task";
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                for _ in 0..k {
+                    let t = rt.enter(|| spawn!(scope = Scope::gpu(0), tiny()));
+                    assert_eq!(t.fetch_vec().unwrap(), [7]);
+                }
+            }),
+            k,
+        )
+    });
+    report(&group, case, "dirk Scope::gpu(0)", s, "ns/task", true);
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                for _ in 0..k {
+                    let out = client.empty(4);
+                    // SAFETY: the buffer holds one u32.
+                    let arg = unsafe { BufferArg::from_raw_parts(out.clone(), 1) };
+                    write_one::launch(&client, CubeCount::Static(1, 1, 1), CubeDim::new_1d(1), arg);
+                    assert_eq!(u32::from_bytes(&client.read_one(out).unwrap())[0], 7);
+                }
+            }),
+            k,
+        )
+    });
+    report(&group, case, "CubeCL on the calling thread", s, "ns/task", true);
+
+    // bandwidth
+    let group = format!("gpu transfers on {device}");
+    for mib in [1, pick(64, 8)] {
+        let floats = mib << 18;
+        let data: Vec<f32> = (0..floats).map(|i| i as f32).collect();
+        let case = format!("upload {mib} MiB");
+        let s = sample(runs, || {
+            let input = GpuVec::from(data.clone());
+            let elapsed = time(|| rt.enter(|| spawn!(scope = Scope::gpu(0), upload(input))).wait().unwrap());
+            mib_per_s(mib, elapsed)
+        });
+        report(&group, &case, "dirk (GpuVec into a GPU task)", s, "MiB/s", false);
+        let s = sample(runs, || {
+            mib_per_s(
+                mib,
+                time(|| {
+                    black_box(client.create_from_slice(f32::as_bytes(&data)));
+                    cubecl::future::block_on(client.sync()).unwrap();
+                }),
+            )
+        });
+        report(&group, &case, "CubeCL create_from_slice", s, "MiB/s", false);
+
+        let case = format!("download {mib} MiB");
+        let s = sample(runs, || {
+            let resident = rt.enter(|| with_gpu(0, |gpu| gpu.upload(&data))).unwrap();
+            with_gpu_sync(&rt);
+            let start = Instant::now();
+            black_box(resident.host().unwrap());
+            mib_per_s(mib, start.elapsed())
+        });
+        report(&group, &case, "dirk (GpuVec::host)", s, "MiB/s", false);
+        let s = sample(runs, || {
+            let handle = client.create_from_slice(f32::as_bytes(&data));
+            cubecl::future::block_on(client.sync()).unwrap();
+            let start = Instant::now();
+            black_box(client.read_one(handle).unwrap());
+            mib_per_s(mib, start.elapsed())
+        });
+        report(&group, &case, "CubeCL read_one", s, "MiB/s", false);
+    }
+}
+
+/// Spawns an empty GPU task on `rt` with `scope`.
+fn spawn_on(rt: &Runtime, scope: Scope) -> Task<()> {
+    rt.enter(|| spawn!(scope = scope, empty()))
+}
+
+/// Waits until GPU 0 of `rt` has run everything queued on it.
+fn with_gpu_sync(rt: &Runtime) {
+    rt.enter(|| with_gpu(0, |gpu| gpu.sync())).unwrap().unwrap();
+}
+
+fn mib_per_s(mib: usize, elapsed: Duration) -> f64 {
+    mib as f64 / elapsed.as_secs_f64()
+}
