@@ -3,6 +3,8 @@
 
 pub use crate::task::slots::{Arg, ArgTask, ArgTaskRef, ArgValue, InputRef, Provide, Slot, Slots, Value};
 
+pub use crate::stream::glue as stream;
+
 use crate::sched::Options;
 use crate::task::Task;
 use crate::task::slots::Call;

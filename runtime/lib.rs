@@ -39,16 +39,21 @@
 mod error;
 mod exec;
 mod sched;
+mod stream;
 mod task;
+
+pub mod alloc;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use dirk_macros::{main, spawn, task, test};
+pub use dirk_macros::streaming;
 
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::{Builder, Runtime};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};
+pub use crate::stream::{Iter as StreamIter, StageStats, Stats, Stream, finish_stream};
 pub use crate::task::cancel::{cancelled, sleep};
 pub use crate::task::group::sync;
 pub use crate::task::spawn::spawn;
@@ -81,4 +86,5 @@ pub struct ReadmeDoctests;
 /// Everything a dirk program needs: `use dirk::prelude::*;`.
 pub mod prelude {
     pub use crate::{Error, Options, Runtime, Scope, Task, TaskId, spawn, task};
+    pub use crate::{Stream, streaming};
 }

@@ -1,4 +1,4 @@
-//! dirk's macro compiler: turns the tokens of `spawn!`, `#[task]` and the
+//! dirk's macro compiler: turns the tokens of `spawn!`, `streaming!`, `#[task]` and the
 //! entry-point attributes into the code that drives dirk's runtime.
 //!
 //! Each macro has one `expand_*` function here; `dirk-macros` only converts
@@ -12,9 +12,11 @@
 mod diagnostics;
 mod entry;
 mod spawn;
+mod stream;
 mod task;
 
 pub use diagnostics::Diagnostics;
 pub use entry::{expand_main, expand_test};
 pub use spawn::expand_spawn;
+pub use stream::expand_streaming;
 pub use task::expand_task;

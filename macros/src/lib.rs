@@ -13,6 +13,14 @@ pub fn spawn(input: TokenStream) -> TokenStream {
     dirk_codegen::expand_spawn(input.into()).into()
 }
 
+/// A streaming region: every `let` in the block is a stage called once per
+/// iteration, connected by the names it uses. Returns a `Stream<T>` of the
+/// tail expression. See the `dirk` crate's documentation.
+#[proc_macro]
+pub fn streaming(input: TokenStream) -> TokenStream {
+    dirk_codegen::expand_streaming(input.into()).into()
+}
+
 /// Marks a function as a dirk task. See the `dirk` crate's documentation.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {

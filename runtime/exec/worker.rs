@@ -89,6 +89,17 @@ impl WorkerLocal {
         self.shared.idle.notify_work();
     }
 
+    /// Queues a task on this worker's own deque if the deque is empty;
+    /// hands it back otherwise (see `Shared::schedule_yielded`).
+    pub(crate) fn push_if_idle(&self, task: Runnable) -> Result<(), Runnable> {
+        if !self.local.is_empty() {
+            return Err(task);
+        }
+        self.local.push(task);
+        self.shared.idle.notify_work();
+        Ok(())
+    }
+
     #[cold]
     fn drain_some(&self) {
         self.draining.set(true);
