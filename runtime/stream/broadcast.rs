@@ -281,7 +281,7 @@ impl<T> BroadcastReader<T> {
         self.cursor().side.set_waker(None);
         self.cursor().closed.store(true, Ordering::Release);
         fence(Ordering::SeqCst);
-        self.ring.writer.notify();
+        self.ring.writer.force();
     }
 
 }

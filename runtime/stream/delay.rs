@@ -36,8 +36,6 @@ where
     where
         Self: 'a;
 
-    const STREAM: bool = false;
-
     #[inline]
     fn poll(&mut self) -> Poll {
         if self.init.is_some() { Poll::Ready } else { self.inner.poll() }

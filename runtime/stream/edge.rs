@@ -55,7 +55,7 @@ pub enum Space {
     Ready,
     /// No room until a reader releases some.
     Full,
-    /// Nobody reads any more: pushes are dropped.
+    /// Every reader has closed: pushes are dropped.
     Closed,
 }
 
@@ -148,6 +148,13 @@ impl Side {
         }
     }
 
+    /// Wakes the end whether or not it is parked (a node is then woken for
+    /// nothing at worst): used when the other end goes away.
+    pub(crate) fn force(&self) {
+        self.waiting.store(false, Ordering::Relaxed);
+        self.wake_cold();
+    }
+
     #[cold]
     fn wake_cold(&self) {
         // Clone out of the lock: waking may run the woken node at once (on a
@@ -168,10 +175,6 @@ pub trait Input: Send {
     type Item<'a>
     where
         Self: 'a;
-
-    /// Whether this input carries the stream (`false` for a `delay` edge,
-    /// which alone does not make its reader a consumer of anything).
-    const STREAM: bool = true;
 
     /// Whether an element is ready.
     fn poll(&mut self) -> Poll;
@@ -214,7 +217,7 @@ pub struct Discard;
 
 impl<T> Output<T> for Discard {
     fn reserve(&mut self) -> Space {
-        Space::Closed
+        Space::Ready
     }
     fn push(&mut self, value: T) {
         drop(value);

@@ -24,9 +24,6 @@ pub trait Inputs: Send {
     type Items<'a>
     where
         Self: 'a;
-    /// How many inputs carry a stream (`delay` edges do not): a head with
-    /// none is a *source*, which the region stops on teardown.
-    const STREAMS: usize;
     /// Whether every input has an element.
     fn poll(&mut self) -> Polled;
     /// One element of each. Call only after `poll` said `Ready`.
@@ -45,7 +42,6 @@ pub trait Inputs: Send {
 
 impl Inputs for () {
     type Items<'a> = ();
-    const STREAMS: usize = 0;
     #[inline]
     fn poll(&mut self) -> Polled {
         Polled::Ready
@@ -66,7 +62,6 @@ macro_rules! tuple_inputs {
     ($($name:ident $index:tt),+) => {
         impl<$($name: Input),+> Inputs for ($($name,)+) {
             type Items<'a> = ($($name::Item<'a>,)+) where Self: 'a;
-            const STREAMS: usize = 0 $(+ $name::STREAM as usize)+;
 
             #[inline]
             fn poll(&mut self) -> Polled {

@@ -24,8 +24,14 @@
 //! queues the node, or `RUNNING` to `NOTIFIED`; only the queue's holder runs
 //! a turn, so a group is touched by one thread at a time.
 //!
-//! Interruption: cancelling the region (or stopping a source on teardown)
-//! marks the node's header cancelled, so a stage waiting in
+//! Teardown (on unless the region says `teardown = false`): a group whose
+//! output nobody reads any more (every reader closed, or its own last stage
+//! ended while earlier ones still run) stops, which closes its inputs in
+//! turn; so ending a consumer winds down everything that only fed it.
+//! Without teardown such a group keeps running and its values are dropped.
+//!
+//! Interruption: cancelling the region marks every node's header
+//! cancelled, so a stage waiting in
 //! [`dirk::sleep`](crate::sleep) returns at once and
 //! [`dirk::cancelled`](crate::cancelled) says so. A node found in a queue
 //! when its runtime shuts down is run with its header already failed; it
@@ -153,13 +159,19 @@ where
     W: Output<C::Out> + 'static,
 {
     fn turn(&mut self, cx: &mut Cx<'_>, budget: u32) -> TurnEnd {
-        let source = I::STREAMS == 0;
+        let teardown = cx.region.teardown;
         for _ in 0..budget {
-            if cx.region.should_stop(source) {
+            if cx.region.is_cancelled() {
                 return TurnEnd::Done;
             }
-            if self.output_open && self.output.reserve() == Space::Full {
-                return TurnEnd::Blocked(Blocked::Output);
+            if self.output_open {
+                match self.output.reserve() {
+                    Space::Ready => {}
+                    Space::Full => return TurnEnd::Blocked(Blocked::Output),
+                    // Nobody reads what this group makes any more.
+                    Space::Closed if teardown => return TurnEnd::Done,
+                    Space::Closed => {}
+                }
             }
             match self.inputs.poll() {
                 Polled::Ready => {}
@@ -183,7 +195,7 @@ where
             if let Some(failed) = self.deliver(flow) {
                 return failed;
             }
-            if !self.head.core().is_live() {
+            if !self.head.core().is_live() || (teardown && !self.output_open) {
                 return TurnEnd::Done;
             }
         }
@@ -226,8 +238,6 @@ pub(crate) struct Node {
     state: AtomicU8,
     budget: AtomicU32,
     pub(crate) region: Arc<Region>,
-    /// Whether the head reads no stream (the region stops it on teardown).
-    pub(crate) source: bool,
     /// The stages of the group, by their index in the region.
     pub(crate) stages: Box<[usize]>,
 }
@@ -415,7 +425,7 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) {
 }
 
 impl Node {
-    pub(crate) fn new(region: Arc<Region>, source: bool, stages: Box<[usize]>) -> Node {
-        Node { state: AtomicU8::new(IDLE), budget: AtomicU32::new(FIRST_BUDGET), region, source, stages }
+    pub(crate) fn new(region: Arc<Region>, stages: Box<[usize]>) -> Node {
+        Node { state: AtomicU8::new(IDLE), budget: AtomicU32::new(FIRST_BUDGET), region, stages }
     }
 }

@@ -8,11 +8,13 @@
 //! 2. **Cancel.** [`Stream::cancel`] (or dropping the handle): every node
 //!    stops after its current iteration, and stages waiting in
 //!    `dirk::sleep` return at once. `wait` then returns `Ok(())`.
-//! 3. **Teardown** (on by default). When any stage ends, every *source*
-//!    (a node whose head reads no stream) is stopped; everything else ends
-//!    by draining its inputs, so no element already produced is lost. With
-//!    `teardown = false` nothing is stopped: nodes run until their own
-//!    inputs end or the region is cancelled.
+//! 3. **Ends and teardown.** A stage that ends closes its output: its
+//!    consumers drain what is buffered, then end. With teardown (on by
+//!    default) a stage whose consumers have all ended stops too, so an
+//!    ended consumer winds down everything that only fed it; no element
+//!    already produced for a live consumer is lost. With `teardown = false`
+//!    such a stage keeps running, its values dropped, until its own inputs
+//!    end or the region is cancelled.
 //!
 //! The region is finished when every node has ended; the waiting handle
 //! is then signalled. Nodes hold the region; the region holds its nodes
@@ -41,7 +43,6 @@ use crate::exec::{self, Shared};
 use crate::sched::{Placement, Scope};
 use crate::task::TaskId;
 
-const STOP: u32 = 1;
 const CANCEL: u32 = 2;
 const FINISHED: u32 = 4;
 const USER_CANCEL: u32 = 8;
@@ -71,7 +72,7 @@ pub(crate) struct StageSlot {
 pub struct Region {
     flags: AtomicU32,
     live: AtomicUsize,
-    teardown: bool,
+    pub(crate) teardown: bool,
     pub(crate) report_allocs: bool,
     failure: Mutex<Option<Error>>,
     nodes: Mutex<Vec<NodeRef>>,
@@ -86,32 +87,14 @@ impl std::fmt::Debug for Region {
 }
 
 impl Region {
-    /// Whether a node should stop now (`source`: its head reads no stream).
+    /// Whether the region was cancelled (or failed): every node stops.
     #[inline]
-    pub(crate) fn should_stop(&self, source: bool) -> bool {
-        let mask = if source { STOP | CANCEL } else { CANCEL };
-        self.flags.load(Ordering::Relaxed) & mask != 0
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & CANCEL != 0
     }
 
     pub(crate) fn is_finished(&self) -> bool {
         self.flags.load(Ordering::Acquire) & FINISHED != 0
-    }
-
-    /// A stage ended: with teardown, the sources stop.
-    pub(crate) fn stage_ended(&self, _index: usize) {
-        if self.teardown && self.flags.load(Ordering::Relaxed) & STOP == 0 {
-            self.stop();
-        }
-    }
-
-    fn stop(&self) {
-        if self.flags.fetch_or(STOP, Ordering::AcqRel) & STOP == 0 {
-            for node in self.nodes_now() {
-                if node.node().source {
-                    node.interrupt();
-                }
-            }
-        }
     }
 
     fn nodes_now(&self) -> Vec<NodeRef> {
@@ -119,7 +102,7 @@ impl Region {
     }
 
     fn cancel_with(&self, extra: u32) {
-        if self.flags.fetch_or(CANCEL | STOP | extra, Ordering::AcqRel) & CANCEL == 0 {
+        if self.flags.fetch_or(CANCEL | extra, Ordering::AcqRel) & CANCEL == 0 {
             for node in self.nodes_now() {
                 node.interrupt();
             }
@@ -155,7 +138,7 @@ impl Region {
     /// A node found its header failed without the region asking: its
     /// runtime shut down.
     pub(crate) fn interrupted(&self, node: TaskId) {
-        if self.flags.load(Ordering::Acquire) & (CANCEL | STOP) == 0 {
+        if self.flags.load(Ordering::Acquire) & CANCEL == 0 {
             self.fail(Error::Cancelled { task: node });
         }
     }
@@ -220,7 +203,7 @@ impl Region {
 pub struct RegionOptions {
     /// Iterations every stage runs at most, unless the stage says otherwise.
     pub max_evals: Option<u64>,
-    /// Whether a stage ending stops the region's sources.
+    /// Whether a stage whose consumers have all ended stops.
     pub teardown: bool,
     /// Whether stages count their allocations.
     pub report_allocs: bool,
@@ -532,7 +515,7 @@ where
                 }
             },
         };
-        let node = Node::new(builder.region.clone(), I::STREAMS == 0, self.stages.into_boxed_slice());
+        let node = Node::new(builder.region.clone(), self.stages.into_boxed_slice());
         let body = GroupBody {
             inputs: self.inputs,
             head: self.head,

@@ -295,7 +295,7 @@ impl<T: Send> Input for SpscReader<T> {
         self.ring.reader.set_waker(None);
         self.ring.closed.fetch_or(READER_CLOSED, Ordering::Release);
         fence(Ordering::SeqCst);
-        self.ring.writer.notify();
+        self.ring.writer.force();
     }
 
     fn bind(&mut self, waker: &Waker) {
@@ -319,7 +319,7 @@ impl<T> Drop for SpscReader<T> {
             self.ring.reader.set_waker(None);
             self.ring.closed.fetch_or(READER_CLOSED, Ordering::Release);
             fence(Ordering::SeqCst);
-            self.ring.writer.notify();
+            self.ring.writer.force();
         }
     }
 }

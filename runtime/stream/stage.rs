@@ -15,9 +15,10 @@
 //!   input ended) delivers its last value, if it has one, to the next
 //!   member, which then ends too: the end travels down the chain within the
 //!   same iteration;
-//! - the members *before* an ended member keep running (their values are
-//!   dropped) until they end themselves or the region stops them: this is
-//!   what `teardown = false` asks for. The group ends when its head does.
+//! - the members *before* an ended member have nobody to feed: with
+//!   teardown the group stops; with `teardown = false` they keep running
+//!   (their values are dropped) until they end themselves. The group ends
+//!   when its head does.
 
 use std::cell::Cell;
 use std::fmt::Display;
@@ -214,11 +215,8 @@ impl Core {
     }
 
     /// The stage ends (also when it ends without a call: its input ended).
-    pub(crate) fn end(&mut self, cx: &Cx<'_>) {
-        if self.live {
-            self.live = false;
-            cx.region.stage_ended(self.index);
-        }
+    pub(crate) fn end(&mut self, _: &Cx<'_>) {
+        self.live = false;
     }
 
     fn publish(&mut self, region: &Region) {
