@@ -251,7 +251,9 @@ struct Prefix {
 #[repr(C)]
 struct NodeCell<B> {
     prefix: Prefix,
-    body: UnsafeCell<B>,
+    /// `None` once the node ended: its stages (and what they captured)
+    /// are dropped before the region hears that the node is done.
+    body: UnsafeCell<Option<B>>,
 }
 
 impl<B: Turn> NodeCell<B> {
@@ -282,7 +284,7 @@ pub(crate) fn new_node<B: Turn>(
     let header = Header::new(init, &NodeCell::<B>::VTABLE, origin, 0);
     let cell = memory.cast::<NodeCell<B>>();
     // SAFETY: `memory` is fresh, sized and aligned for `NodeCell<B>`.
-    unsafe { cell.as_ptr().write(NodeCell { prefix: Prefix { header, node }, body: UnsafeCell::new(body) }) };
+    unsafe { cell.as_ptr().write(NodeCell { prefix: Prefix { header, node }, body: UnsafeCell::new(Some(body)) }) };
     // SAFETY: the header starts the cell (`repr(C)`) and counts two
     // references: the first is this node's own, the second is dropped.
     let (first, second) = unsafe { (TaskRef::from_raw(cell.cast()), TaskRef::from_raw(cell.cast())) };
@@ -291,7 +293,9 @@ pub(crate) fn new_node<B: Turn>(
     let waker = Waker::node(node.clone());
     // SAFETY: the node is not queued yet, so nobody else touches its body;
     // the reference to the cell is kept alive by `node`.
-    unsafe { (*cell.as_ref().body.get()).bind(&waker) };
+    if let Some(body) = unsafe { (*cell.as_ref().body.get()).as_mut() } {
+        body.bind(&waker);
+    }
     node
 }
 
@@ -365,11 +369,19 @@ unsafe fn run<B: Turn>(task: TaskRef) {
     let _stages = stage::enter_stages();
     // SAFETY: only the holder of the queued reference runs a turn, and it
     // set RUNNING; wakers never touch the body (module note).
-    let body = unsafe { &mut *cell.body.get() };
-    drive(node, header, body, &task);
+    let slot = unsafe { &mut *cell.body.get() };
+    let Some(body) = slot.as_mut() else { return };
+    if drive(node, header, body, &task) {
+        let ended = slot.take();
+        if catch_unwind(AssertUnwindSafe(move || drop(ended))).is_err() {
+            node.region.stage_panicked(node.stages[0], &"a stage's captured value panicked when dropped");
+        }
+        node.region.node_done();
+    }
 }
 
-fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) {
+/// Runs turns until the node parks, yields or ends; `true` when it ended.
+fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) -> bool {
     let region = &*node.region;
     let mut cx = Cx { region, current: node.stages[0] };
     loop {
@@ -393,14 +405,14 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) {
                 }
                 node.state.store(QUEUED, Ordering::Release);
                 header.rt.schedule_yielded(me.clone());
-                return;
+                return false;
             }
             Ok(TurnEnd::Blocked(on)) => {
                 if !body.park(on) {
                     continue;
                 }
                 match node.state.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => return,
+                    Ok(_) => return false,
                     Err(_) => node.state.store(RUNNING, Ordering::Release),
                 }
             }
@@ -421,7 +433,7 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) {
     }
     body.publish(region);
     node.state.store(DONE, Ordering::Release);
-    region.node_done();
+    true
 }
 
 impl Node {
