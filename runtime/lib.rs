@@ -47,8 +47,8 @@ pub mod alloc;
 #[doc(hidden)]
 pub mod __private;
 
-pub use dirk_macros::{main, spawn, task, test};
 pub use dirk_macros::streaming;
+pub use dirk_macros::{main, spawn, task, test};
 
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::{Builder, Runtime};

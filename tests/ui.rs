@@ -7,4 +7,5 @@ fn ui() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/spawn/*.rs");
     cases.compile_fail("tests/ui/task/*.rs");
+    cases.compile_fail("tests/ui/streaming/*.rs");
 }

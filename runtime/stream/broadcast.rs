@@ -84,7 +84,10 @@ pub struct BroadcastReader<T> {
 
 impl<T> std::fmt::Debug for BroadcastWriter<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BroadcastWriter").field("readers", &self.ring.readers.len()).field("written", &self.tail).finish()
+        f.debug_struct("BroadcastWriter")
+            .field("readers", &self.ring.readers.len())
+            .field("written", &self.tail)
+            .finish()
     }
 }
 
@@ -103,7 +106,11 @@ pub(crate) fn channel<T, const N: usize>(capacity: usize) -> (BroadcastWriter<T>
         writer_closed: AtomicBool::new(false),
         readers: (0..N)
             .map(|_| {
-                CachePadded::new(Cursor { head: AtomicUsize::new(0), closed: AtomicBool::new(false), side: Side::default() })
+                CachePadded::new(Cursor {
+                    head: AtomicUsize::new(0),
+                    closed: AtomicBool::new(false),
+                    side: Side::default(),
+                })
             })
             .collect(),
         mask: capacity - 1,
@@ -151,7 +158,6 @@ impl<T> BroadcastWriter<T> {
             None => false,
         }
     }
-
 }
 
 impl<T: Send + Sync> BroadcastWriter<T> {
@@ -164,7 +170,6 @@ impl<T: Send + Sync> BroadcastWriter<T> {
         }
         if self.has_room() { Space::Ready } else { Space::Full }
     }
-
 }
 
 impl<T> BroadcastWriter<T> {
@@ -283,7 +288,6 @@ impl<T> BroadcastReader<T> {
         fence(Ordering::SeqCst);
         self.ring.writer.force();
     }
-
 }
 
 impl<T: Send + Sync> Input for BroadcastReader<T> {

@@ -248,8 +248,13 @@ impl Builder {
             waiters: Mutex::new(Vec::new()),
             stages,
         });
-        let builder =
-            Builder { rt: exec::current(), region, options, error: RefCell::new(None), nodes: RefCell::new(Vec::new()) };
+        let builder = Builder {
+            rt: exec::current(),
+            region,
+            options,
+            error: RefCell::new(None),
+            nodes: RefCell::new(Vec::new()),
+        };
         if options.max_evals == Some(0) {
             builder.config_error(
                 "the region's `max_evals` is 0, so no stage would run: give at least 1, or leave it out".to_owned(),

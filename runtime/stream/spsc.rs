@@ -120,7 +120,6 @@ impl<T> SpscWriter<T> {
     fn has_room(&self) -> bool {
         self.tail.wrapping_sub(self.head_seen) < self.capacity()
     }
-
 }
 
 impl<T: Send> SpscWriter<T> {
@@ -240,7 +239,6 @@ impl<T> SpscReader<T> {
             self.ring.writer.notify();
         }
     }
-
 }
 
 impl<T: Send> Input for SpscReader<T> {

@@ -16,11 +16,8 @@ use crate::Diagnostics;
 /// Reports cycles and uses before definition.
 pub(crate) fn check(graph: &Graph, diagnostics: &mut Diagnostics) {
     let n = graph.stages.len();
-    let edges: Vec<Vec<usize>> = graph
-        .stages
-        .iter()
-        .map(|s| s.uses.iter().filter(|u| u.delay.is_none()).map(|u| u.from).collect())
-        .collect();
+    let edges: Vec<Vec<usize>> =
+        graph.stages.iter().map(|s| s.uses.iter().filter(|u| u.delay.is_none()).map(|u| u.from).collect()).collect();
     let components = strongly_connected(&edges);
     let mut in_cycle = vec![false; n];
     for component in &components {

@@ -170,10 +170,8 @@ impl Finder<'_> {
         let is_delay = delay.is_some();
         if let Some(u) = self.uses.iter_mut().find(|u| u.from == from && u.delay.is_some() == is_delay) {
             if is_delay {
-                self.errors.push((
-                    span,
-                    "this stage already reads this `delay`: read it once, in one place".to_owned(),
-                ));
+                self.errors
+                    .push((span, "this stage already reads this `delay`: read it once, in one place".to_owned()));
             }
             u.by_value |= by_value;
             return;
@@ -271,7 +269,8 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                     bound_names(input, &mut bound);
                 }
                 // `?` inside a closure belongs to the closure.
-                let mut inner = Finder { names: self.names, uses: Vec::new(), shadowed: Vec::new(), errors: Vec::new() };
+                let mut inner =
+                    Finder { names: self.names, uses: Vec::new(), shadowed: Vec::new(), errors: Vec::new() };
                 inner.shadowed = self.shadowed.clone();
                 inner.shadowed.push(bound);
                 inner.visit_expr_allowing_try(&c.body);
@@ -281,7 +280,8 @@ impl<'ast> Visit<'ast> for Finder<'_> {
                 }
             }
             Expr::Async(a) => {
-                let mut inner = Finder { names: self.names, uses: Vec::new(), shadowed: self.shadowed.clone(), errors: Vec::new() };
+                let mut inner =
+                    Finder { names: self.names, uses: Vec::new(), shadowed: self.shadowed.clone(), errors: Vec::new() };
                 for stmt in &a.block.stmts {
                     inner.visit_stmt(stmt);
                 }

@@ -109,10 +109,7 @@ fn read_options(attrs: Vec<Attribute>, known: &[&str], what: &str, diagnostics: 
     let mut opts = Opts::default();
     for attr in attrs {
         if !attr.path().is_ident("dirk") {
-            diagnostics.error(
-                attr.span(),
-                format!("{what} take only `#[dirk(..)]` attributes, with {}", list(known)),
-            );
+            diagnostics.error(attr.span(), format!("{what} take only `#[dirk(..)]` attributes, with {}", list(known)));
             continue;
         }
         let parsed = attr.parse_args_with(Punctuated::<Opt, Token![,]>::parse_terminated);

@@ -59,7 +59,9 @@ fn delays_are_carried_or_ringed() {
 fn a_cycle_without_delay_names_its_stages() {
     assert_eq!(
         errors(quote! { let a = f(b); let b = g(a); a }),
-        ["`a` and `b` form a cycle without `delay`, so none of them could ever start: read one of them from the previous iteration, as in `delay(b, init)`"]
+        [
+            "`a` and `b` form a cycle without `delay`, so none of them could ever start: read one of them from the previous iteration, as in `delay(b, init)`"
+        ]
     );
     assert_eq!(
         errors(quote! { let a = f(a); a }),
@@ -71,7 +73,9 @@ fn a_cycle_without_delay_names_its_stages() {
 fn a_use_before_definition_is_refused() {
     assert_eq!(
         errors(quote! { let y = f(x); let x = src(); y }),
-        ["`x` is used before it is defined: move `let x = ...;` above this stage, or read its previous element with `delay(x, init)`"]
+        [
+            "`x` is used before it is defined: move `let x = ...;` above this stage, or read its previous element with `delay(x, init)`"
+        ]
     );
 }
 
@@ -83,9 +87,14 @@ fn options_are_checked() {
     );
     assert_eq!(
         errors(quote! { #[dirk(buffer = 0)] let x = src(); x }),
-        ["`buffer = 0` would hold no element: a buffer holds at least 1 (leave it out for a size chosen for throughput)"]
+        [
+            "`buffer = 0` would hold no element: a buffer holds at least 1 (leave it out for a size chosen for throughput)"
+        ]
     );
-    assert!(errors(quote! { #[dirk(max_evals = 0)] let x = src(); x })[0].starts_with("`max_evals = 0` would run no iteration"));
+    assert!(
+        errors(quote! { #[dirk(max_evals = 0)] let x = src(); x })[0]
+            .starts_with("`max_evals = 0` would run no iteration")
+    );
     assert_eq!(
         errors(quote! { #[dirk(speed = 2)] let x = src(); x }),
         ["unknown option `speed`: stages take `scope`, `buffer`, `max_evals` and `name`"]
