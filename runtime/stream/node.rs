@@ -71,6 +71,8 @@ const FIRST_BUDGET: u32 = 1024;
 /// Turns shorter than this double the budget; longer than `SLOW_TURN` halve it.
 const FAST_TURN: Duration = Duration::from_micros(100);
 const SLOW_TURN: Duration = Duration::from_millis(1);
+/// How long a node with an idle worker looks again before it parks.
+const SPIN: Duration = Duration::from_micros(5);
 
 /// How a turn ended.
 #[derive(Debug)]
@@ -96,6 +98,8 @@ pub(crate) trait Turn: Send + 'static {
     fn flush(&mut self);
     /// Parks on `on`; `false` if it is ready again.
     fn park(&mut self, on: Blocked) -> bool;
+    /// Whether `on` is ready again (without parking).
+    fn ready(&mut self, on: Blocked) -> bool;
     /// Publishes the stages' counts to the region.
     fn publish(&mut self, region: &Region);
     /// Ends every stage and closes every edge.
@@ -211,6 +215,13 @@ where
         match on {
             Blocked::Input(i) => self.inputs.park(i),
             Blocked::Output => self.output.park(),
+        }
+    }
+
+    fn ready(&mut self, on: Blocked) -> bool {
+        match on {
+            Blocked::Input(_) => !matches!(self.inputs.poll(), Polled::Empty(_)),
+            Blocked::Output => self.output.reserve() != Space::Full,
         }
     }
 
@@ -408,7 +419,7 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) -> b
                 return false;
             }
             Ok(TurnEnd::Blocked(on)) => {
-                if !body.park(on) {
+                if spin_until_ready(body, on) || !body.park(on) {
                     continue;
                 }
                 match node.state.compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire) {
@@ -434,6 +445,23 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) -> b
     body.publish(region);
     node.state.store(DONE, Ordering::Release);
     true
+}
+
+/// Before parking, a node whose worker has nothing else to run looks at
+/// its edge again for a few microseconds: the neighbour on another core is
+/// usually about to publish, and a park and wake-up cost far more.
+fn spin_until_ready<B: Turn>(body: &mut B, on: Blocked) -> bool {
+    let idle = || context::with_worker(|w| w.is_some_and(|w| !w.shared.has_work(Some(w.index))));
+    let start = Instant::now();
+    while idle() && start.elapsed() < SPIN {
+        for _ in 0..8 {
+            std::hint::spin_loop();
+        }
+        if body.ready(on) {
+            return true;
+        }
+    }
+    false
 }
 
 impl Node {
