@@ -244,7 +244,10 @@ pub(crate) fn parse(input: TokenStream, diagnostics: &mut Diagnostics) -> Option
                     }
                     tail = Some(Tail::Stage);
                 }
-                let label = label_from(&opts).unwrap_or_else(|| callee_label(&expr, stmts.len()));
+                let label = label_from(&opts).unwrap_or_else(|| match (callee_label(&expr, stmts.len()), semi) {
+                    (generic, None) if generic.starts_with("stage") => "tail".to_owned(),
+                    (label, _) => label,
+                });
                 let stmt_span = expr.span();
                 let (expr, question) = split_question(expr);
                 stmts.push(Stmt { name: None, label, ty: None, expr, question, options: opts, span: stmt_span });

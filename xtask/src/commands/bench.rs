@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::sh::{cargo, root};
 
 /// The benchmark binaries in `benches/`, run in this order.
-const BENCHES: &[&str] = &["tasks"];
+const BENCHES: &[&str] = &["tasks", "stream"];
 
 #[derive(Debug, Deserialize)]
 struct Record {
