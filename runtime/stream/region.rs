@@ -451,6 +451,7 @@ where
     }
 
     /// A stage fused after the last one: `f` takes its value.
+    #[allow(clippy::type_complexity)]
     pub fn then<O, F>(self, index: usize, max_evals: Option<u64>, f: F) -> Group<'b, I, H, M, Link<C, Member<F, O>, O>>
     where
         F: FnMut((C::Out,)) -> Flow<O> + Send + 'static,
