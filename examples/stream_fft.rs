@@ -73,9 +73,12 @@ fn plot(dir: &Path, frame: u32, signal: &[f64], magnitudes: &[f64]) -> Result<Pa
         let top_mag = magnitudes.iter().fold(1.0f64, |m, &v| m.max(v));
         let mut freq = ChartBuilder::on(&bottom).margin(10).build_cartesian_2d(0.0..FS / 2.0, 0.0..top_mag * 1.1)?;
         let hz = |i: usize| i as f64 * FS / N as f64;
-        freq.draw_series(magnitudes.iter().enumerate().map(|(i, &m)| {
-            Rectangle::new([(hz(i), 0.0), (hz(i) + FS / N as f64 * 0.8, m)], RED.filled())
-        }))?;
+        freq.draw_series(
+            magnitudes
+                .iter()
+                .enumerate()
+                .map(|(i, &m)| Rectangle::new([(hz(i), 0.0), (hz(i) + FS / N as f64 * 0.8, m)], RED.filled())),
+        )?;
         root.present()?;
         Ok(())
     };

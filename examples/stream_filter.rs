@@ -41,7 +41,8 @@ fn synthesize(index: u32) -> Frame {
     for y in 0..H {
         for x in 0..W {
             let inside = x.abs_diff(cx).pow(2) + y.abs_diff(cy).pow(2) <= r * r;
-            let (red, green, blue) = if inside { (250, 240, 200) } else { ((x * 255 / W) as u8, 40, (y * 255 / H) as u8) };
+            let (red, green, blue) =
+                if inside { (250, 240, 200) } else { ((x * 255 / W) as u8, 40, (y * 255 / H) as u8) };
             data.extend([red, green, blue]);
         }
     }
