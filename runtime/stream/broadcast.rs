@@ -222,6 +222,9 @@ impl<T: Send + Sync> Output<T> for BroadcastWriter<T> {
             fence(Ordering::SeqCst);
             self.ring.notify_readers();
         }
+        if !self.discard && self.ring.min_head().is_none() {
+            self.discard = true;
+        }
     }
 
     fn park(&mut self) -> bool {
@@ -400,7 +403,8 @@ mod tests {
         assert_eq!(w.reserve(), Space::Ready);
         slow.close();
         fast.close();
-        assert_eq!(w.reserve(), Space::Closed);
+        w.flush();
+        assert_eq!(w.reserve(), Space::Closed, "a flush notices that every reader left");
     }
 
     #[test]

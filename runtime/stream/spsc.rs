@@ -173,6 +173,9 @@ impl<T: Send> Output<T> for SpscWriter<T> {
             fence(Ordering::SeqCst);
             self.ring.reader.notify();
         }
+        if self.ring.closed.load(Ordering::Relaxed) & READER_CLOSED != 0 {
+            self.discard = true;
+        }
     }
 
     fn park(&mut self) -> bool {
