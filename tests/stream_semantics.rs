@@ -293,3 +293,21 @@ on_each_runtime! {
         assert!(stats.to_string().contains("square"));
     }
 }
+
+#[test]
+fn a_region_whose_runtime_shut_down_ends_with_cancelled() {
+    common::within(common::SHORT, || {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        let out = rt.enter(|| {
+            streaming! {
+                let x = 1u32;
+                x
+            }
+        });
+        assert_eq!(out.next_timeout(Duration::from_secs(5)), Ok(Some(1)));
+        drop(rt);
+        let err = out.wait().unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+        assert!(out.is_finished());
+    });
+}

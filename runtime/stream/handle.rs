@@ -170,6 +170,7 @@ impl<T: Send + 'static> Stream<T> {
     /// Blocks until the signal is set or the region finishes; `false` when
     /// the deadline passed first.
     fn block(&self, deadline: Option<Instant>) -> bool {
+        self.region.check_runtime();
         let done = || self.signal.is_set() || self.region.is_finished();
         let helped = context::with_worker(|w| w.map(|w| w.help_until(&done, None, deadline)));
         match (helped, deadline) {
@@ -242,6 +243,7 @@ impl<T> Drop for Stream<T> {
             if self.region.is_finished() {
                 return;
             }
+            self.region.check_runtime();
             let done = || self.signal.is_set() || self.region.is_finished();
             if context::with_worker(|w| w.map(|w| w.help_until(&done, None, None))).is_none() {
                 wait::until(&done, None);

@@ -70,6 +70,7 @@ pub(crate) struct StageSlot {
 
 /// The shared state of a region.
 pub struct Region {
+    rt: &'static Shared,
     flags: AtomicU32,
     live: AtomicUsize,
     pub(crate) teardown: bool,
@@ -140,6 +141,18 @@ impl Region {
     pub(crate) fn interrupted(&self, node: TaskId) {
         if self.flags.load(Ordering::Acquire) & CANCEL == 0 {
             self.fail(Error::Cancelled { task: node });
+        }
+    }
+
+    /// Called by a waiting handle: if the region's runtime shut down while
+    /// every node was parked, nothing would ever run them again, so the
+    /// region is failed, which runs each node once more to end it.
+    pub(crate) fn check_runtime(&self) {
+        if self.rt.is_shutdown() && !self.is_finished() {
+            let first = self.stages.first().map(|s| s.id);
+            if let Some(task) = first {
+                self.fail(Error::Cancelled { task });
+            }
         }
     }
 
@@ -238,7 +251,9 @@ impl Builder {
                 busy_ns: AtomicU64::new(0),
             })
             .collect();
+        let rt = exec::current();
         let region = Arc::new(Region {
+            rt,
             flags: AtomicU32::new(0),
             live: AtomicUsize::new(0),
             teardown: options.teardown,
