@@ -311,3 +311,28 @@ fn a_region_whose_runtime_shut_down_ends_with_cancelled() {
         assert!(out.is_finished());
     });
 }
+
+#[test]
+fn a_parked_region_uses_no_cpu() {
+    common::within(common::SHORT, || {
+        let rt = Runtime::builder().threads(2).thread_name("idle-stream").build().unwrap();
+        let out = rt.enter(|| {
+            // The tail fills up and nobody reads it: every node parks.
+            streaming! {
+                let x = 7u64;
+                #[dirk(buffer = 4)] let y = x + 1;
+                y
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300)); // nodes park, searchers give up
+        let (threads, before) = common::threads_cpu_time("idle-stream");
+        assert_eq!(threads, 2);
+        std::thread::sleep(Duration::from_secs(1));
+        let used = common::threads_cpu_time("idle-stream").1 - before;
+        assert!(used <= Duration::from_millis(30), "a parked region used {used:?} of CPU in 1 s");
+        assert!(!out.is_finished());
+        assert_eq!(out.next_timeout(Duration::from_secs(1)), Ok(Some(8)), "it still runs when read");
+        out.cancel();
+        assert_eq!(out.wait(), Ok(()));
+    });
+}
