@@ -6,14 +6,18 @@
 //! turn to run. A turn runs iterations until one of:
 //!
 //! 1. an input is empty or the output is full: the node publishes what it
-//!    did, *parks* on that edge (see [`edge`](super::edge)) and goes idle;
-//!    the neighbour that makes progress on that edge queues its next turn;
+//!    did and, if its worker has nothing else to run, looks at the edge
+//!    again for a few microseconds (the neighbour on another core is
+//!    usually about to publish); then it *parks* on that edge (see
+//!    [`edge`](super::edge)) and goes idle, and the neighbour that makes
+//!    progress on that edge queues its next turn;
 //! 2. its budget of iterations is used: it queues itself behind the work
 //!    already queued (`Shared::schedule_yielded`), so nodes sharing a thread
 //!    take turns; the budget adapts so a turn lasts between 0.1 and 1 ms;
-//! 3. it ends (every stage ended, the region stopped it, a stage failed or
-//!    panicked): it closes its edges, which wakes its neighbours, and tells
-//!    the region.
+//! 3. it ends (its head stage ended, nobody reads its output any more, the
+//!    region was cancelled, a stage failed or panicked): it closes its
+//!    edges, which wakes its neighbours, drops its stages (and what they
+//!    captured), and only then tells the region.
 //!
 //! So any graph runs on one thread, and a node with nothing to do costs
 //! nothing: no thread waits for it and nobody polls it.
@@ -31,8 +35,8 @@
 //! Without teardown such a group keeps running and its values are dropped.
 //!
 //! Interruption: cancelling the region marks every node's header
-//! cancelled, so a stage waiting in
-//! [`dirk::sleep`](crate::sleep) returns at once and
+//! cancelled, so a stage waiting in [`dirk::sleep`](crate::sleep) returns
+//! at once and
 //! [`dirk::cancelled`](crate::cancelled) says so. A node found in a queue
 //! when its runtime shuts down is run with its header already failed; it
 //! then fails the region with [`Error::Cancelled`](crate::Error::Cancelled).
