@@ -258,7 +258,7 @@ on_each_runtime! {
             (a, b)
         };
         let (mut count, mut checksum) = (0u64, 0u64);
-        for (a, b) in out.iter() {
+        for (a, b) in &out {
             assert_eq!(a, b.wrapping_mul(0x9E37_79B9_7F4A_7C15), "a and b of one element travel together");
             count += 1;
             checksum = checksum.wrapping_add(a ^ b.rotate_left(17));

@@ -271,6 +271,16 @@ impl<T: Send + 'static> Iterator for Iter<'_, T> {
     }
 }
 
+impl<'a, T: Send + 'static> IntoIterator for &'a Stream<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    /// `for x in &stream` reads the tail, as [`Stream::iter`].
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
 /// What [`Stream::stats`] reports: one entry per stage, in block order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stats {
