@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dirk::prelude::*;
-use harness::{ns_per, pick, report, sample, time};
+use harness::{ns_per, pick, report, sample, target, target_ratio, time};
 use rayon::prelude::*;
 
 const THREADS: usize = 2;
@@ -79,6 +79,22 @@ fn main() {
     });
     report("tasks", &case, "rayon scope.spawn", s, "ns/task", true);
     let s = sample(runs, || {
+        dirk::trace::start();
+        let d = time(|| {
+            rt.run(|| {
+                dirk::sync(|| {
+                    for i in 0..n as u64 {
+                        spawn!(noop(i));
+                    }
+                })
+                .unwrap()
+            })
+        });
+        assert!(dirk::trace::stop().tasks().len() >= n, "every task was recorded");
+        ns_per(d, n)
+    });
+    report("tasks", &case, "dirk, tracing on", s, "ns/task", true);
+    let s = sample(runs, || {
         ns_per(
             time(|| {
                 tokio_rt.block_on(async {
@@ -92,6 +108,9 @@ fn main() {
         )
     });
     report("tasks", &case, "tokio spawn", s, "ns/task", true);
+    target("tasks", &case, "dirk", 100.0, "spawn + run + complete a trivial task, amortized (issue 2)");
+    target_ratio("tasks", &case, "dirk", "rayon scope.spawn", 0.7, "at most 0.7x rayon scope.spawn (issue 2)");
+    target_ratio("tasks", &case, "dirk, tracing on", "dirk", 1.1, "tracing on costs at most 10% (issue 7)");
 
     // spawn + fetch latency, one at a time from outside the pool
     let m = pick(20_000, 5_000);
@@ -132,6 +151,15 @@ fn main() {
         )
     });
     report("tasks", case, "rayon install", s, "ns/task", true);
+    target("tasks", case, "dirk (outside the pool)", 2000.0, "spawn + fetch one task at a time under 2 µs (issue 2)");
+    target_ratio(
+        "tasks",
+        case,
+        "dirk (outside the pool)",
+        "tokio spawn+block_on",
+        1.0,
+        "faster than tokio spawn + block_on (issue 2)",
+    );
 
     // chain of dependent tasks
     let c = pick(100_000, 20_000);

@@ -80,22 +80,34 @@ fn main() -> Result<(), dirk::Error> {
     }
     let serial = serial.elapsed();
     let parallel = Instant::now();
-    let results = dirk::sync(|| {
-        let mut inner = Vec::new();
-        for i in 0..20 {
-            let y = spawn!(f(i));
-            for j in 0..6 {
-                inner.push(spawn!(g(i, j, &y)));
+    let (results, trace) = dirk::trace::record(|| {
+        dirk::sync(|| {
+            let mut inner = Vec::new();
+            for i in 0..20 {
+                let y = spawn!(f(i));
+                for j in 0..6 {
+                    inner.push(spawn!(g(i, j, &y)));
+                }
             }
-        }
-        inner
-    })?;
+            inner
+        })
+    });
+    let results = results?;
     let parallel = parallel.elapsed();
     let checksum: usize = results.iter().map(|t| t.fetch().unwrap()).sum();
     println!(
         "nested loops, 140 steps: {serial:.2?} one after another, {parallel:.2?} with dirk ({:.0}x faster, checksum {checksum})",
         serial.as_secs_f64() / parallel.as_secs_f64()
     );
+
+    // What ran where: a Gantt chart, the task graph, and a trace to open in
+    // Perfetto (ui.perfetto.dev).
+    let out = std::path::Path::new("target/dirk-quickstart");
+    std::fs::create_dir_all(out).expect("an output directory");
+    std::fs::write(out.join("gantt.svg"), dirk::trace::gantt_svg(&trace)).expect("the Gantt chart");
+    std::fs::write(out.join("graph.dot"), dirk::trace::dot(&trace)).expect("the graph");
+    trace.write_chrome(out.join("trace.json")).expect("the trace");
+    println!("wrote {0}/gantt.svg, {0}/graph.dot and {0}/trace.json", out.display());
 
     // Errors: a panic fails the task and everything downstream of it, and
     // nothing else. The error names the task where it started.

@@ -1,7 +1,9 @@
 //! What the code emitted by dirk's macros calls. Not a public API: names and
 //! signatures change without notice.
 
-pub use crate::task::slots::{Arg, ArgTask, ArgTaskRef, ArgValue, InputRef, Provide, Slot, Slots, Value};
+pub use crate::task::slots::{
+    Arg, ArgTask, ArgTaskRef, ArgTasks, ArgValue, InputRef, Provide, Slot, Slots, Tasks, Value,
+};
 
 pub use crate::stream::glue as stream;
 
@@ -21,9 +23,18 @@ where
 }
 
 /// Entry of `#[dirk::main]`: runs the program's body. Later, in a process
-/// started as a worker, this is where the worker loop takes over.
+/// started as a worker, this is where the worker loop takes over. With
+/// `DIRK_TRACE=path`, the trace of the run is written to `path` at the end.
 pub fn main<R>(body: impl FnOnce() -> R) -> R {
-    body()
+    let value = body();
+    if let Some(path) = std::env::var_os("DIRK_TRACE") {
+        let trace = crate::trace::stop();
+        match trace.write_chrome(&path) {
+            Ok(()) => eprintln!("dirk: wrote the trace of {} tasks to {}", trace.tasks().len(), path.to_string_lossy()),
+            Err(e) => eprintln!("dirk: could not write the trace to {}: {e}", path.to_string_lossy()),
+        }
+    }
+    value
 }
 
 /// Entry of `#[dirk::test]`: runs one test's body.

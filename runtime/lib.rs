@@ -38,11 +38,16 @@
 
 #![deny(missing_docs)]
 
+// Lets the crate's own tests use its macros, whose output names `::dirk`.
+extern crate self as dirk;
+
 mod error;
 mod exec;
+mod plan;
 mod sched;
 mod stream;
 mod task;
+pub mod trace;
 
 pub mod alloc;
 
@@ -108,7 +113,9 @@ pub use dirk_macros::streaming;
 pub use dirk_macros::{main, spawn, task, test};
 
 pub use crate::error::{Error, Name, ScopeError};
+pub use crate::exec::blocking::block_in_place;
 pub use crate::exec::{Builder, Runtime};
+pub use crate::plan::{Graph, NodeId, Plan};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};
 pub use crate::stream::{Iter as StreamIter, StageStats, Stats, Stream, finish_stream};
 pub use crate::task::cancel::{cancelled, sleep};

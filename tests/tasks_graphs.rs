@@ -292,6 +292,37 @@ fn vec_and_string_results_read_as_slices_and_strs() {
 }
 
 #[test]
+fn a_vec_of_handles_is_a_list_of_dependencies() {
+    #[task]
+    fn total_of(parts: Vec<&i64>) -> i64 {
+        parts.into_iter().sum()
+    }
+    #[task]
+    fn owned_total(parts: Vec<i64>, offset: i64) -> i64 {
+        parts.iter().sum::<i64>() + offset
+    }
+    #[task]
+    fn slice_total(parts: &[&i64]) -> i64 {
+        parts.iter().copied().sum()
+    }
+    on_each_runtime(|| {
+        let parts: Vec<Task<i64>> = (1..=10).map(|i| spawn!(add(i, 0))).collect();
+        assert_eq!(spawn!(total_of(&parts)).fetch().unwrap(), 55);
+        assert_eq!(spawn!(owned_total(parts.as_slice(), 1)).fetch().unwrap(), 56);
+        assert_eq!(spawn!(slice_total(&parts)).fetch().unwrap(), 55);
+        assert_eq!(spawn!(total_of(parts)).fetch().unwrap(), 55);
+        let failing = vec![spawn!(add(1, 1)), spawn!(boom_task(1))];
+        assert!(matches!(spawn!(total_of(failing)).fetch(), Err(Error::Upstream { .. })));
+        assert_eq!(spawn!(total_of(Vec::<Task<i64>>::new())).fetch().unwrap(), 0);
+    });
+}
+
+#[task]
+fn boom_task(x: i64) -> i64 {
+    panic!("no {x}")
+}
+
+#[test]
 fn a_mutable_argument_is_the_tasks_own() {
     #[task]
     fn push_twice(v: &mut Vec<i32>) -> usize {

@@ -106,7 +106,10 @@ fn unscoped_tasks_spread_over_the_threads() {
                 for _ in 0..200 {
                     let s = s.clone();
                     dirk::spawn(move || {
-                        dirk::sleep(Duration::from_millis(1));
+                        let start = std::time::Instant::now();
+                        while start.elapsed() < Duration::from_millis(1) {
+                            std::hint::spin_loop(); // busy, so no spare thread is involved
+                        }
                         s.lock().unwrap().insert(dirk::current_thread().unwrap());
                     });
                 }
@@ -114,6 +117,49 @@ fn unscoped_tasks_spread_over_the_threads() {
             .unwrap();
         });
         assert_eq!(*seen.lock().unwrap(), HashSet::from([0, 1]));
+    });
+}
+
+#[test]
+fn blocking_tasks_overlap_through_spare_threads_which_then_retire() {
+    within(SHORT, || {
+        let rt = Runtime::builder().threads(1).thread_name("spare-probe").build().unwrap();
+        let start = std::time::Instant::now();
+        let threads = rt.run(|| {
+            dirk::sync(|| {
+                (0..10)
+                    .map(|_| {
+                        dirk::spawn(|| {
+                            dirk::block_in_place(|| std::thread::sleep(Duration::from_millis(100)));
+                            dirk::current_thread().unwrap()
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+        });
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_millis(600), "ten 100 ms blocks on one core took {elapsed:?}");
+        let distinct: HashSet<usize> = threads.iter().map(|t| t.fetch().unwrap()).collect();
+        assert!(distinct.len() > 1, "spares ran some of them: {distinct:?}");
+        // With nobody blocked, the spares stop working and park: no CPU.
+        std::thread::sleep(Duration::from_millis(300));
+        let (count, before) = common::threads_cpu_time("spare-probe");
+        assert!(count > 1);
+        std::thread::sleep(Duration::from_millis(500));
+        let used = common::threads_cpu_time("spare-probe").1 - before;
+        assert!(used <= Duration::from_millis(30), "parked spares used {used:?}");
+    });
+}
+
+#[test]
+fn a_runtime_without_spares_still_runs_blocking_tasks() {
+    within(SHORT, || {
+        let rt = Runtime::builder().threads(1).max_blocking_threads(0).build().unwrap();
+        let out = rt.run(|| spawn!(noop(dirk::block_in_place(|| 5))).fetch().unwrap());
+        assert_eq!(out, 5);
+        let slept = rt.run(|| dirk::spawn(|| dirk::sleep(Duration::from_millis(10))).fetch().unwrap());
+        assert!(slept);
     });
 }
 

@@ -63,3 +63,20 @@ pub(crate) fn report(group: &str, case: &str, system: &str, s: Sample, unit: &st
 pub(crate) fn report_value(group: &str, case: &str, system: &str, value: f64, unit: &str, lower_is_better: bool) {
     report(group, case, system, Sample { median: value, min: value, max: value }, unit, lower_is_better);
 }
+
+/// Declares a target from an issue: the median of `(group, case, system)`
+/// must be at most (or, for rates, at least) `limit`. `cargo xtask bench`
+/// lists every target with the measured figure and whether it is met.
+pub(crate) fn target(group: &str, case: &str, system: &str, limit: f64, what: &str) {
+    println!(
+        "@target {{\"group\":{group:?},\"case\":{case:?},\"system\":{system:?},\"peer\":null,\"limit\":{limit},\"what\":{what:?}}}"
+    );
+}
+
+/// Declares a ratio target: `system ÷ peer` (both of `(group, case)`) must
+/// be at most `limit` (for times; at least, for rates).
+pub(crate) fn target_ratio(group: &str, case: &str, system: &str, peer: &str, limit: f64, what: &str) {
+    println!(
+        "@target {{\"group\":{group:?},\"case\":{case:?},\"system\":{system:?},\"peer\":{peer:?},\"limit\":{limit},\"what\":{what:?}}}"
+    );
+}

@@ -42,7 +42,7 @@ pub(crate) fn pin_current(_core: usize) -> bool {
     false
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, target_os = "linux", not(miri)))]
 mod tests {
     use super::*;
 

@@ -60,12 +60,13 @@ pub(crate) struct Idle {
 }
 
 impl Idle {
-    pub(crate) fn new(workers: usize) -> Self {
+    /// Idle state for `workers` core workers and up to `spares` spares.
+    pub(crate) fn new(workers: usize, spares: usize) -> Self {
         Idle {
             searching: AtomicUsize::new(0),
             sleeping: AtomicUsize::new(0),
             sleepers: Mutex::new(Vec::with_capacity(workers)),
-            slots: (0..workers).map(|_| Slot::default()).collect(),
+            slots: (0..workers + spares).map(|_| Slot::default()).collect(),
             max_searching: workers.div_ceil(2).max(1),
         }
     }
@@ -222,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_notification_wakes_a_sleeper_and_counts_it_searching() {
-        let idle = Arc::new(Idle::new(2));
+        let idle = Arc::new(Idle::new(2, 0));
         let work = Arc::new(AtomicBool::new(false));
         let (i2, w2) = (idle.clone(), work.clone());
         let sleeper = thread::spawn(move || {
@@ -241,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_searcher_suppresses_wakeups() {
-        let idle = Idle::new(2);
+        let idle = Idle::new(2, 0);
         assert!(idle.try_start_search());
         assert!(!idle.try_start_search(), "two workers allow one searcher");
         idle.sleepers.lock().push(1);
@@ -252,7 +253,7 @@ mod tests {
 
     #[test]
     fn park_times_out_and_leaves_the_sleepers() {
-        let idle = Idle::new(1);
+        let idle = Idle::new(1, 0);
         idle.register(0);
         let woken = idle.park(0, false, &|| false, Some(Instant::now() + Duration::from_millis(20)));
         assert_eq!(woken, Woken::Timeout);

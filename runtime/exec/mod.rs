@@ -14,6 +14,7 @@
 //! a loop.
 
 pub(crate) mod affinity;
+pub(crate) mod blocking;
 pub(crate) mod context;
 pub(crate) mod idle;
 pub(crate) mod wait;
@@ -40,10 +41,14 @@ const INJECTOR_LIMIT: usize = 1 << 20;
 
 /// What the workers of one runtime share.
 pub(crate) struct Shared {
+    /// Core worker threads (spares come after them).
+    threads: usize,
     injector: Injector<Runnable>,
     pinned: Box<[Injector<Runnable>]>,
+    /// One per core worker, then one per possible spare.
     stealers: Box<[Stealer<Runnable>]>,
     idle: Idle,
+    spares: blocking::Spares,
     shutdown: AtomicBool,
     /// Set when the runtime was configured from bad settings (the global
     /// runtime's environment): every task spawned on it fails with it.
@@ -58,7 +63,12 @@ impl fmt::Debug for Shared {
 
 impl Shared {
     pub(crate) fn threads(&self) -> usize {
-        self.stealers.len()
+        self.threads
+    }
+
+    /// Workers that exist now: the core threads and the spares started.
+    pub(crate) fn workers(&self) -> usize {
+        self.threads + self.spares.started()
     }
 
     pub(crate) fn is_shutdown(&self) -> bool {
@@ -118,7 +128,7 @@ impl Shared {
         }
     }
 
-    fn inject(&self, task: Runnable) {
+    pub(crate) fn inject(&self, task: Runnable) {
         thread_local! {
             static INJECTED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
         }
@@ -145,8 +155,8 @@ impl Shared {
     /// any worker) could run.
     pub(crate) fn has_work(&self, me: Option<usize>) -> bool {
         !self.injector.is_empty()
-            || me.is_some_and(|i| !self.pinned[i].is_empty())
-            || self.stealers.iter().any(|s| !s.is_empty())
+            || me.is_some_and(|i| self.pinned.get(i).is_some_and(|p| !p.is_empty()))
+            || self.stealers[..self.workers()].iter().any(|s| !s.is_empty())
     }
 
     /// Fails every task in the shared queues; used once the runtime is
@@ -190,6 +200,9 @@ fn global() -> &'static Shared {
             Err(e) => (default_threads(), Some(e)),
         };
         let built = Builder { threads: Some(threads), ..Builder::default() }.start(config_error);
+        if std::env::var_os("DIRK_TRACE").is_some() {
+            crate::trace::start();
+        }
         match built {
             Ok((shared, handles)) => {
                 drop(handles); // global workers live as long as the process
@@ -238,6 +251,7 @@ const MAX_THREADS: usize = 4096;
 pub struct Runtime {
     shared: &'static Shared,
     handles: Mutex<Vec<JoinHandle<()>>>,
+    trace_to: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Runtime {
@@ -340,7 +354,9 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.idle.wake_all();
-        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        self.shared.spares.wake_all();
+        let mut handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        handles.extend(self.shared.spares.take_handles());
         let me = thread::current().id();
         for handle in handles {
             if handle.thread().id() != me {
@@ -348,6 +364,11 @@ impl Drop for Runtime {
             }
         }
         self.shared.drain();
+        if let Some(path) = self.trace_to.take()
+            && let Err(e) = crate::trace::stop().write_chrome(&path)
+        {
+            eprintln!("dirk: could not write the trace to {}: {e}", path.display());
+        }
     }
 }
 
@@ -358,11 +379,20 @@ pub struct Builder {
     pin: bool,
     stack_size: usize,
     thread_name: String,
+    trace_to: Option<std::path::PathBuf>,
+    max_spares: usize,
 }
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { threads: None, pin: false, stack_size: 8 << 20, thread_name: "dirk-worker".to_owned() }
+        Builder {
+            threads: None,
+            pin: false,
+            stack_size: 8 << 20,
+            thread_name: "dirk-worker".to_owned(),
+            trace_to: None,
+            max_spares: 128,
+        }
     }
 }
 
@@ -401,13 +431,33 @@ impl Builder {
         self
     }
 
+    /// The most spare threads that run tasks while others block in
+    /// [`block_in_place`](crate::block_in_place) or [`sleep`](crate::sleep)
+    /// (default 128). With 0, a blocking task holds its core.
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_spares = n;
+        self
+    }
+
+    /// Records a trace (process-wide, see [`dirk::trace`](crate::trace))
+    /// from when the runtime starts, and writes it to `path` as
+    /// Chrome/Perfetto JSON when the runtime is dropped.
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.trace_to = Some(path.into());
+        self
+    }
+
     /// Starts the runtime's threads.
     ///
     /// Fails with [`Error::Config`] for a thread count of zero or above
     /// 4096, or when the OS refuses to start a thread.
     pub fn build(self) -> Result<Runtime, Error> {
+        let trace_to = self.trace_to.clone();
         let (shared, handles) = self.start(None)?;
-        Ok(Runtime { shared, handles: Mutex::new(handles) })
+        if trace_to.is_some() {
+            crate::trace::start();
+        }
+        Ok(Runtime { shared, handles: Mutex::new(handles), trace_to })
     }
 
     fn start(self, config_error: Option<Error>) -> Result<(&'static Shared, Vec<JoinHandle<()>>), Error> {
@@ -419,11 +469,15 @@ impl Builder {
             return Err(Error::Config(format!("a runtime needs between 1 and {MAX_THREADS} threads, not {threads}")));
         }
         let deques: Vec<Worker<Runnable>> = (0..threads).map(|_| Worker::new_lifo()).collect();
+        let spare_deques: Vec<Worker<Runnable>> = (0..self.max_spares).map(|_| Worker::new_lifo()).collect();
+        let stealers = deques.iter().chain(&spare_deques).map(Worker::stealer).collect();
         let shared: &'static Shared = Box::leak(Box::new(Shared {
+            threads,
             injector: Injector::new(),
             pinned: (0..threads).map(|_| Injector::new()).collect(),
-            stealers: deques.iter().map(Worker::stealer).collect(),
-            idle: Idle::new(threads),
+            stealers,
+            idle: Idle::new(threads, self.max_spares),
+            spares: blocking::Spares::new(threads, spare_deques, self.stack_size, self.thread_name.clone()),
             shutdown: AtomicBool::new(false),
             config_error,
         }));

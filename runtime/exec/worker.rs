@@ -80,6 +80,35 @@ impl WorkerLocal {
         shared.drain();
     }
 
+    /// A spare worker's life (see `blocking`): work while some worker is
+    /// blocked, retire to the pool when none needs covering.
+    pub(crate) fn spare_main(self) {
+        let _me = context::enter_worker(&self);
+        self.shared.idle.register(self.index);
+        let shared = self.shared;
+        loop {
+            match self.next(&|| shared.is_shutdown() || shared.spares.extra(), None) {
+                Next::Task(task) => run(task),
+                _ if shared.is_shutdown() => break,
+                _ => {
+                    context::flush_leaves();
+                    // Leftover tasks go where the others can take them.
+                    while let Some(task) = self.local.pop() {
+                        shared.inject(task);
+                    }
+                    if super::blocking::try_retire(shared) {
+                        super::blocking::park_retired(shared, self.index);
+                    }
+                }
+            }
+        }
+        context::flush_leaves();
+        while let Some(task) = self.local.pop() {
+            super::cancel_unrun(task);
+        }
+        shared.drain();
+    }
+
     /// Queues a task on this worker's own deque.
     pub(crate) fn push(&self, task: Runnable) {
         self.local.push(task);
@@ -154,6 +183,7 @@ impl WorkerLocal {
         }
         // Out of work: batched group leaves must not wait for more work.
         context::flush_leaves();
+        crate::trace::record::worker_idle();
         let idle = &self.shared.idle;
         let mut searching = idle.try_start_search();
         loop {
@@ -228,14 +258,16 @@ impl WorkerLocal {
     }
 
     fn steal_shared(&self) -> Option<Runnable> {
-        if let Some(task) = take(|| self.shared.pinned[self.index].steal()) {
+        if let Some(pinned) = self.shared.pinned.get(self.index)
+            && let Some(task) = take(|| pinned.steal())
+        {
             return Some(task);
         }
         take(|| self.shared.injector.steal_batch_and_pop(&self.local))
     }
 
     fn steal_others(&self) -> Option<Runnable> {
-        let n = self.shared.stealers.len();
+        let n = self.shared.workers();
         if n <= 1 {
             return None;
         }

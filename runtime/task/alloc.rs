@@ -62,16 +62,15 @@ fn chunk_layout() -> Layout {
     Layout::from_size_align(CHUNK_SIZE, CHUNK_ALIGN).expect("valid chunk layout")
 }
 
-/// The chunk a thread is carving from.
+/// The chunk a thread is carving from: cells are carved at `chunk + used`.
 #[derive(Clone, Copy)]
 struct Bump {
     chunk: *mut Chunk,
-    cursor: usize,
-    end: usize,
+    used: usize,
     handed_out: usize,
 }
 
-const EMPTY: Bump = Bump { chunk: ptr::null_mut(), cursor: 0, end: 0, handed_out: 0 };
+const EMPTY: Bump = Bump { chunk: ptr::null_mut(), used: 0, handed_out: 0 };
 
 struct ThreadBump(Cell<Bump>);
 
@@ -102,16 +101,21 @@ pub(crate) fn allocate(layout: Layout) -> (NonNull<u8>, Origin) {
     }
     let carved = BUMP.try_with(|slot| {
         let mut bump = slot.0.get();
-        let mut start = bump.cursor.next_multiple_of(layout.align());
-        if bump.chunk.is_null() || start + layout.size() > bump.end {
+        // Chunks are aligned to CHUNK_ALIGN >= layout.align(), so aligning
+        // the offset aligns the address.
+        let mut offset = bump.used.next_multiple_of(layout.align());
+        if bump.chunk.is_null() || offset + layout.size() > CHUNK_SIZE {
             retire(bump);
             bump = fresh_chunk();
-            start = bump.cursor.next_multiple_of(layout.align());
+            offset = bump.used.next_multiple_of(layout.align());
         }
-        bump.cursor = start + layout.size();
+        bump.used = offset + layout.size();
         bump.handed_out += 1;
         slot.0.set(bump);
-        (start as *mut u8, Origin(bump.chunk))
+        // SAFETY: `offset + size <= CHUNK_SIZE`, so the cell lies inside the
+        // chunk's allocation.
+        let start = unsafe { bump.chunk.cast::<u8>().add(offset) };
+        (start, Origin(bump.chunk))
     });
     match carved {
         // SAFETY: `start` lies inside a live chunk allocation, so it is non-null.
@@ -152,8 +156,7 @@ fn fresh_chunk() -> Bump {
     // SAFETY: `memory` is a fresh allocation of CHUNK_SIZE bytes, aligned
     // for `Chunk`, which fits at its start.
     unsafe { memory.as_ptr().write(Chunk { live: AtomicUsize::new(GUARD) }) };
-    let base = memory.as_ptr() as usize;
-    Bump { chunk: memory.as_ptr(), cursor: base + size_of::<Chunk>(), end: base + CHUNK_SIZE, handed_out: 0 }
+    Bump { chunk: memory.as_ptr(), used: size_of::<Chunk>(), handed_out: 0 }
 }
 
 /// The owning thread is done carving from `bump`'s chunk.

@@ -6,29 +6,17 @@
 //! check `dirk::cancelled()` or wait with `dirk::sleep`, which registers the
 //! thread as a listener of its own task and so is woken by the cancellation.
 //!
-//! On a worker thread `dirk::sleep` does not hold the core: like `fetch`, it
-//! runs other tasks until its deadline (Dagger's `sleep` yields the same
-//! way), so sleeping tasks overlap instead of queueing. A task run meanwhile
-//! finishes before the sleeper resumes, so a sleep may last longer than
-//! asked when the other tasks are long. A worker lends itself out for at
-//! most [`SLEEP_NESTING`] sleeping tasks at a time; deeper sleeps block.
-//! Without that bound one worker would start every queued sleeping task
-//! before the others woke up to share them.
+//! On a worker thread `dirk::sleep` does not hold the core: it blocks inside
+//! [`block_in_place`](crate::block_in_place), so a spare worker runs other
+//! tasks meanwhile, and sleeping tasks overlap the way Dagger's yielding
+//! `sleep` lets them, each waking on time.
 
-use std::cell::Cell;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::listeners::Listener;
 use super::state::{CANCEL, FINISHING};
 use crate::exec::context;
-
-/// Sleeping tasks a worker thread holds at once while it runs other tasks.
-const SLEEP_NESTING: u32 = 4;
-
-thread_local! {
-    static SLEEPING: Cell<u32> = const { Cell::new(0) };
-}
 
 /// Whether the task running on this thread has been cancelled (always
 /// `false` outside a task).
@@ -54,9 +42,8 @@ pub fn cancelled() -> bool {
 /// is cancelled, whichever comes first. Returns `true` when the full
 /// duration passed. Outside a task it is `std::thread::sleep`.
 ///
-/// On a worker thread the sleeping task lends the thread to other tasks
-/// until its deadline, so it may wake late if one of them runs long. Do not
-/// hold a lock that other tasks take while sleeping.
+/// On a worker thread a spare worker keeps the core busy while the task
+/// sleeps (see [`block_in_place`](crate::block_in_place)).
 ///
 /// ```
 /// use dirk::prelude::*;
@@ -81,21 +68,11 @@ pub fn sleep(duration: Duration) -> bool {
             // Already complete: only a cancellation completes a running task.
             return false;
         }
-        let done = || stop() || Instant::now() >= deadline;
-        let depth = SLEEPING.with(Cell::get);
-        let helped = if depth < SLEEP_NESTING {
-            SLEEPING.with(|s| s.set(depth + 1));
-            let helped = context::with_worker(|w| w.map(|w| w.help_until(&done, None, Some(deadline))));
-            SLEEPING.with(|s| s.set(depth));
-            helped
-        } else {
-            None
-        };
-        if helped.is_none() {
-            while !done() {
+        crate::block_in_place(|| {
+            while !stop() && Instant::now() < deadline {
                 thread::park_timeout(deadline.saturating_duration_since(Instant::now()));
             }
-        }
+        });
         header.listeners.unregister_thread(&header.state, &me);
         !stop()
     })

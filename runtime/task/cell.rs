@@ -34,6 +34,7 @@ use super::raw::{Header, HeaderInit, TaskRef, VTable};
 use super::state::{BODY_DONE, COMPLETE, FAILED, FINISHING, LISTENERS, RUNNING, TAKEN};
 use crate::error::Error;
 use crate::exec::context;
+use crate::trace;
 
 /// What a task does when it runs: a call with its argument slots, or a
 /// closure. `for_each_input` lists the tasks whose results it reads.
@@ -129,10 +130,14 @@ unsafe fn run<B: Body>(task: TaskRef) {
         return;
     }
     let Some(body) = body else { return };
+    let traced = trace::record::on().then(trace::record::run_start);
     let outcome = {
         let _running = context::enter_task(header);
         catch_unwind(AssertUnwindSafe(|| body.call()))
     };
+    if let Some(start) = traced {
+        record_run(header, start, outcome.is_err());
+    }
     match outcome {
         // SAFETY: the value type of this cell is `B::Output`.
         Ok(value) => unsafe { succeed(task, &cell.prefix, value) },
@@ -211,6 +216,21 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
     }
 }
 
+/// Records a traced run of `header`'s body that started at `start`.
+#[cold]
+fn record_run(header: &Header, start: u64, failed: bool) {
+    trace::record::record(trace::record::Event::Run {
+        task: header.id.0,
+        name: trace::record::static_name(&header.name),
+        spawned: header.spawned_at,
+        worker: crate::current_worker() as u32,
+        thread: crate::current_thread().map_or(u32::MAX, |t| t as u32),
+        start,
+        end: trace::record::run_end(),
+        failed,
+    });
+}
+
 /// Drops a body, value or panic payload nobody needs, keeping a panic in a
 /// user's `Drop` from unwinding into the runtime.
 fn drop_quietly<T>(value: T) {
@@ -228,23 +248,35 @@ pub(crate) struct Completion {
 /// in turn; that cascade uses a work list, not recursion, so a failure at
 /// the head of a million-task chain does not overflow the stack.
 pub(crate) fn tell(first: Completion) {
+    let Completion { listeners, failure } = first;
+    let Some(error) = failure else {
+        // The common case: no failure to pass on, nothing to queue up.
+        return tell_each(listeners, None, &mut Vec::new());
+    };
     let mut work = Vec::new();
-    let mut next = Some(first);
-    while let Some(Completion { listeners, failure }) = next.take().or_else(|| work.pop()) {
-        for listener in listeners {
-            match listener {
-                Listener::Dependent(task) => {
-                    if let Some(error) = &failure {
-                        let h = task.header();
-                        if let Some(c) = h.fail(Error::upstream(h.id, h.name.clone(), error)) {
-                            work.push(c);
-                        }
+    tell_each(listeners, Some(&error), &mut work);
+    while let Some(Completion { listeners, failure }) = work.pop() {
+        tell_each(listeners, failure.as_ref(), &mut work);
+    }
+}
+
+/// Tells one completion's listeners; dependents failed by `failure` add
+/// their own completions to `work`.
+#[inline]
+fn tell_each(listeners: Taken, failure: Option<&Error>, work: &mut Vec<Completion>) {
+    for listener in listeners {
+        match listener {
+            Listener::Dependent(task) => {
+                if let Some(error) = failure {
+                    let h = task.header();
+                    if let Some(c) = h.fail(Error::upstream(h.id, h.name.clone(), error)) {
+                        work.push(c);
                     }
-                    input_done(task);
                 }
-                Listener::Thread(thread) => thread.unpark(),
-                Listener::Waker(waker) => waker.wake(),
+                input_done(task);
             }
+            Listener::Thread(thread) => thread.unpark(),
+            Listener::Waker(waker) => waker.wake(),
         }
     }
 }

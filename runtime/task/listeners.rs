@@ -102,3 +102,44 @@ impl std::fmt::Debug for Listeners {
         f.write_str("Listeners")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Registrations racing a completion: every listener is either told (it
+    /// is in the taken list) or refused (it saw COMPLETE), never lost.
+    #[test]
+    fn no_registration_is_lost_to_a_racing_completion() {
+        for _ in 0..20 {
+            let state = Arc::new(State::default());
+            let listeners = Arc::new(Listeners::default());
+            let refused = Arc::new(AtomicUsize::new(0));
+            let registrants: Vec<_> = (0..3)
+                .map(|_| {
+                    let (state, listeners, refused) = (state.clone(), listeners.clone(), refused.clone());
+                    std::thread::spawn(move || {
+                        for _ in 0..5 {
+                            if listeners.register(&state, Listener::Thread(std::thread::current())).is_err() {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            std::thread::yield_now();
+            let prev = state.set(COMPLETE);
+            let told =
+                if prev & LISTENERS != 0 || state.load() & LISTENERS != 0 { listeners.take(&state).count() } else { 0 };
+            for r in registrants {
+                r.join().unwrap();
+            }
+            // Anything registered after `take` would be lost: there must be none.
+            let late = listeners.take(&state).count();
+            assert_eq!(late, 0);
+            assert_eq!(told + refused.load(Ordering::SeqCst), 15);
+        }
+    }
+}

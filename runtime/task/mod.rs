@@ -220,3 +220,60 @@ impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
         Poll::Pending
     }
 }
+
+/// Small end-to-end runs of the task lifecycle, sized for Miri (`cargo xtask
+/// miri`): reference counts, the cell's slots, listener registration racing
+/// completion, moving the value to its last user, failure and cancellation.
+#[cfg(test)]
+mod tests {
+    use crate::{Error, Runtime, spawn};
+
+    #[crate::task]
+    fn add(a: u64, b: u64) -> u64 {
+        a + b
+    }
+
+    #[crate::task]
+    fn concat(a: &String, b: String) -> String {
+        format!("{a}{b}")
+    }
+
+    #[crate::task]
+    fn boom(_x: u64) -> u64 {
+        panic!("boom")
+    }
+
+    #[test]
+    fn a_diamond_with_moved_and_borrowed_values() {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        rt.run(|| {
+            for _ in 0..8 {
+                let a = spawn!(add(1, 2));
+                let b = spawn!(add(&a, 10));
+                let c = spawn!(add(&a, 20));
+                let d = spawn!(add(b, c));
+                assert_eq!(d.fetch().unwrap(), 36);
+                let s = crate::spawn(|| String::from("dirk"));
+                let t = spawn!(concat(&s, String::from("!")));
+                let u = spawn!(concat(&t, t.clone()));
+                assert_eq!(u.fetch().unwrap(), "dirk!dirk!");
+            }
+        });
+    }
+
+    #[test]
+    fn failures_and_cancellations_reach_dependents() {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        rt.run(|| {
+            let bad = spawn!(boom(1));
+            let after = spawn!(add(&bad, 1));
+            assert!(matches!(after.fetch(), Err(Error::Upstream { .. })));
+            let slow = crate::spawn(|| crate::sleep(std::time::Duration::from_secs(60)));
+            let waiting = spawn!(add(1, 1));
+            let dep = crate::spawn(move || waiting.fetch().unwrap());
+            slow.cancel();
+            assert!(slow.wait().unwrap_err().is_cancelled());
+            assert_eq!(dep.fetch().unwrap(), 2);
+        });
+    }
+}

@@ -52,6 +52,8 @@ pub(crate) struct Header {
     pub(crate) group: Option<GroupRef>,
     pub(crate) options: Option<Arc<Options>>,
     pub(crate) name: Name,
+    /// When the task was spawned, on the trace clock (0 when not tracing).
+    pub(crate) spawned_at: u64,
     pub(crate) listeners: Listeners,
     /// The error, when the task failed; written once, by the `FINISHING` winner.
     failure: UnsafeCell<Option<Box<Error>>>,
@@ -72,6 +74,7 @@ pub(crate) struct HeaderInit {
     pub(crate) group: Option<GroupRef>,
     pub(crate) options: Option<Arc<Options>>,
     pub(crate) name: Name,
+    pub(crate) spawned_at: u64,
 }
 
 impl Header {
@@ -89,6 +92,7 @@ impl Header {
             group: init.group,
             options: init.options,
             name: init.name,
+            spawned_at: init.spawned_at,
             listeners: Listeners::default(),
             failure: UnsafeCell::new(None),
         }

@@ -18,6 +18,8 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 
+use smallvec::SmallVec;
+
 use super::Task;
 use super::cell::{self, Body};
 use super::raw::TaskRef;
@@ -77,6 +79,43 @@ impl<T> ArgTaskRef<T> for Arg<&Task<T>> {
         self.take().clone()
     }
 }
+
+/// Picks a [`Tasks`] slot for an owned `Vec<Task<T>>`: every handle is a
+/// dependency.
+pub trait ArgTasks<T> {
+    /// The slot for this argument.
+    fn dirk_slot(&self) -> Tasks<T>;
+}
+
+impl<T> ArgTasks<T> for Arg<Vec<Task<T>>> {
+    fn dirk_slot(&self) -> Tasks<T> {
+        Tasks(self.take(), SmallVec::new())
+    }
+}
+
+impl<T> ArgTasks<T> for Arg<&Vec<Task<T>>> {
+    fn dirk_slot(&self) -> Tasks<T> {
+        Tasks(self.take().clone(), SmallVec::new())
+    }
+}
+
+impl<T> ArgTasks<T> for Arg<&[Task<T>]> {
+    fn dirk_slot(&self) -> Tasks<T> {
+        Tasks(self.take().to_vec(), SmallVec::new())
+    }
+}
+
+/// Several task results as one argument: `spawn!(f(handles))` with
+/// `handles: Vec<Task<T>>` runs `f` after all of them and gives it a
+/// `&[&T]` or a `Vec<&T>` (or a `Vec<T>`, moved or cloned like a single
+/// input).
+#[derive(Debug)]
+pub struct Tasks<T>(Vec<Task<T>>, SmallVec<[*const T; 4]>);
+
+// SAFETY: the pointers in the second field point into the results of the
+// tasks in the first (which are `Send + Sync`, as every task result is) and
+// are only made while providing, on the thread running the task.
+unsafe impl<T> Send for Tasks<T> {}
 
 /// Picks [`Value`] for everything else.
 pub trait ArgValue<T> {
@@ -141,6 +180,30 @@ impl<'a, T> Provide<'a, &'a T> for Task<T> {
     }
 }
 
+impl<'a, T> Provide<'a, &'a [&'a T]> for Tasks<T> {
+    fn provide(&'a mut self) -> &'a [&'a T] {
+        self.1.clear();
+        self.1.extend(self.0.iter().map(|t| t.ok() as *const T));
+        // SAFETY: `*const T` and `&T` have the same layout; every pointer
+        // was just made from a reference into a result that the handles in
+        // `self.0` keep alive (and unchanged) for as long as `self` is
+        // borrowed, which bounds `'a`.
+        unsafe { std::slice::from_raw_parts(self.1.as_ptr().cast::<&'a T>(), self.1.len()) }
+    }
+}
+
+impl<'a, T> Provide<'a, Vec<&'a T>> for Tasks<T> {
+    fn provide(&'a mut self) -> Vec<&'a T> {
+        self.0.iter().map(Task::ok).collect()
+    }
+}
+
+impl<'a, T: Clone> Provide<'a, Vec<T>> for Tasks<T> {
+    fn provide(&'a mut self) -> Vec<T> {
+        self.0.iter_mut().map(|t| t.provide()).collect()
+    }
+}
+
 /// A `Vec<T>` result read as a slice, for `fn f(xs: &[T])`.
 impl<'a, T> Provide<'a, &'a [T]> for Task<Vec<T>> {
     fn provide(&'a mut self) -> &'a [T] {
@@ -187,21 +250,27 @@ impl std::fmt::Debug for InputRef<'_> {
     }
 }
 
-/// One slot, as the runtime sees it: a dependency or not.
+/// One slot, as the runtime sees it: the dependencies it holds, if any.
 pub trait Slot {
-    /// The task this slot reads, if it is a dependency.
-    fn input(&self) -> Option<InputRef<'_>>;
+    /// Calls `f` with each task this slot reads.
+    fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>));
 }
 
 impl<T> Slot for Value<T> {
-    fn input(&self) -> Option<InputRef<'_>> {
-        None
-    }
+    fn inputs(&self, _: &mut dyn FnMut(InputRef<'_>)) {}
 }
 
 impl<T> Slot for Task<T> {
-    fn input(&self) -> Option<InputRef<'_>> {
-        Some(InputRef(&self.raw))
+    fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>)) {
+        f(InputRef(&self.raw));
+    }
+}
+
+impl<T> Slot for Tasks<T> {
+    fn inputs(&self, f: &mut dyn FnMut(InputRef<'_>)) {
+        for task in &self.0 {
+            f(InputRef(&task.raw));
+        }
     }
 }
 
@@ -217,9 +286,7 @@ impl Slots for () {
 
 impl<A: Slot, Rest: Slots> Slots for (A, Rest) {
     fn each_input(&self, f: &mut dyn FnMut(InputRef<'_>)) {
-        if let Some(input) = self.0.input() {
-            f(input);
-        }
+        self.0.inputs(f);
         self.1.each_input(f);
     }
 }

@@ -22,6 +22,7 @@ use super::{Task, TaskId};
 use crate::error::{Error, ScopeError};
 use crate::exec::{self, Shared, context};
 use crate::sched::{Options, Placement};
+use crate::trace;
 
 /// A body that is a closure with no inputs.
 pub(crate) struct Closure<F>(pub(crate) F);
@@ -71,6 +72,7 @@ pub(crate) fn spawn_body_on<B: Body>(
         group,
         options: inherited,
         name: name.unwrap_or(Cow::Borrowed(default_name)),
+        spawned_at: if trace::record::on() { trace::record::spawn_time() } else { 0 },
     };
     let (handle, queued) = new_task(init, body, inputs);
     let refused = match placement {
@@ -109,6 +111,9 @@ fn register(task: TaskRef) {
         // SAFETY: the task's body holds a reference to every input, and the
         // body lives until the task runs, which needs this input handled.
         let h = unsafe { input.as_ref() };
+        if trace::record::on() {
+            trace::record::record(trace::record::Event::Edge { from: h.id.0, to: task.header().id.0 });
+        }
         if h.listeners.register(&h.state, Listener::Dependent(task.clone())).is_ok() {
             continue;
         }

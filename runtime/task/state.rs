@@ -73,7 +73,14 @@ impl State {
     /// Applies `f` atomically while it returns `Some(next)`; returns the
     /// state before the change, or the state that made `f` refuse.
     pub(crate) fn update(&self, f: impl Fn(u32) -> Option<u32>) -> Result<u32, u32> {
-        self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, f)
+        let mut cur = self.0.load(Ordering::Acquire);
+        loop {
+            let Some(next) = f(cur) else { return Err(cur) };
+            match self.0.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(prev) => return Ok(prev),
+                Err(actual) => cur = actual,
+            }
+        }
     }
 
     /// Takes `LOCKED` (setting `extra` with it) unless `COMPLETE` is set;

@@ -5,8 +5,10 @@
 //! - `bench [--quick]`: run the benchmarks with their peers and write
 //!   BENCHMARKS.md.
 //! - `bless`: rewrite the compile-fail snapshots after an intended change.
+//! - `miri`: run the unsafe and lock-free pieces' unit tests under Miri.
 
 mod commands;
+mod plot;
 mod sh;
 
 use std::process::ExitCode;
@@ -17,8 +19,9 @@ fn main() -> ExitCode {
         Some("test") => commands::test::run(&args[1..]),
         Some("bench") => commands::bench::run(&args[1..]),
         Some("bless") => commands::bless::run(&args[1..]),
+        Some("miri") => commands::miri::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | bench [--quick] | bless>");
+            eprintln!("usage: cargo xtask <test | bench [--quick] | bless | miri>");
             return ExitCode::from(2);
         }
     };

@@ -80,7 +80,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
 
     quote! {{
         #[allow(unused_imports)]
-        use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgValue as _, Provide as _};
+        use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgTasks as _, ArgValue as _, Provide as _};
         #callee_let
         #(#wraps)*
         ::dirk::__private::spawn_call(

@@ -1,8 +1,10 @@
 //! `cargo xtask bench [--quick]`: run every benchmark binary, collect the
-//! `@bench {json}` lines they print, and write BENCHMARKS.md: per group, one
-//! table of every case with dirk's figure, each peer's, and dirk ÷ peer, all
-//! measured in the same run. `--quick` (DIRK_BENCH_QUICK=1) cuts sizes and
-//! repetitions for a smoke run that keeps the harness from rotting.
+//! `@bench {json}` and `@curve {json}` lines they print, and write
+//! BENCHMARKS.md (per group, one table of every case with dirk's figure,
+//! each peer's, and dirk ÷ peer, all measured in the same run) and one SVG
+//! chart per curve plot under `bench-plots/`. `--quick`
+//! (DIRK_BENCH_QUICK=1) cuts sizes and repetitions for a smoke run that
+//! keeps the harness from rotting.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,10 +13,31 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
+use crate::plot;
 use crate::sh::{cargo, root};
 
 /// The benchmark binaries in `benches/`, run in this order.
-const BENCHES: &[&str] = &["tasks", "stream"];
+const BENCHES: &[&str] = &["tasks", "taskbench", "stream"];
+
+/// One point of a curve: `plot` names the chart, `system` the line.
+#[derive(Debug, Deserialize)]
+struct CurvePoint {
+    plot: String,
+    system: String,
+    x: f64,
+    y: f64,
+}
+
+/// A target an issue sets for a figure (see `benches/harness`).
+#[derive(Debug, Deserialize)]
+struct Target {
+    group: String,
+    case: String,
+    system: String,
+    peer: Option<String>,
+    limit: f64,
+    what: String,
+}
 
 #[derive(Debug, Deserialize)]
 struct Record {
@@ -36,23 +59,65 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}: use `cargo xtask bench [--quick]`")),
         }
     }
-    let mut records = Vec::new();
+    let mut out = Output::default();
     for bench in BENCHES {
         eprintln!("== benchmark `{bench}`{}", if quick { " (quick)" } else { "" });
-        records.extend(run_bench(bench, quick)?);
+        run_bench(bench, quick, &mut out)?;
     }
+    let Output { records, curves, targets } = out;
     if records.is_empty() {
         return Err("the benchmarks reported no results".to_owned());
     }
     let command = format!("cargo xtask bench{}", if quick { " --quick" } else { "" });
-    let page = render(&records, &command, quick);
-    let path = root().join("BENCHMARKS.md");
+    // A quick run must not replace the recorded figures: it writes under target/.
+    let out_dir = if quick { root().join("target/bench-quick") } else { root() };
+    let charts = write_charts(&curves, &out_dir)?;
+    let page = render(&records, &targets, &charts, &command, quick);
+    let path = out_dir.join("BENCHMARKS.md");
     std::fs::write(&path, page).map_err(|e| format!("could not write {}: {e}", path.display()))?;
     eprintln!("wrote {} ({} results)", path.display(), records.len());
     Ok(())
 }
 
-fn run_bench(bench: &str, quick: bool) -> Result<Vec<Record>, String> {
+/// Writes one SVG per plot; returns (plot name, file path relative to the root).
+fn write_charts(curves: &[CurvePoint], out_dir: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let mut plots: BTreeMap<&str, BTreeMap<String, plot::Series>> = BTreeMap::new();
+    for p in curves {
+        plots.entry(&p.plot).or_default().entry(p.system.clone()).or_default().push((p.x, p.y));
+    }
+    let dir = out_dir.join("bench-plots");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    for (name, series) in &plots {
+        let (title, x_label, y_label, reference) = if name.starts_with("taskbench") {
+            (
+                format!("Task Bench {}: efficiency vs task granularity", &name["taskbench ".len()..]),
+                "task granularity (µs, wall time × cores ÷ tasks)",
+                "efficiency (of peak flop/s)",
+                Some((0.5, "50%")),
+            )
+        } else {
+            (name.to_string(), "x", "y", None)
+        };
+        let chart = plot::Chart { title: &title, x_label, y_label, reference };
+        let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let rel = format!("bench-plots/{}.svg", file.trim_matches('-'));
+        std::fs::write(root().join(&rel), plot::svg(&chart, series))
+            .map_err(|e| format!("could not write {rel}: {e}"))?;
+        written.push((name.to_string(), rel));
+    }
+    Ok(written)
+}
+
+/// Everything the benchmark binaries reported.
+#[derive(Default)]
+struct Output {
+    records: Vec<Record>,
+    curves: Vec<CurvePoint>,
+    targets: Vec<Target>,
+}
+
+fn run_bench(bench: &str, quick: bool, out: &mut Output) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["bench", "--bench", bench]).stdout(Stdio::piped()).stderr(Stdio::inherit());
     if quick {
@@ -60,23 +125,61 @@ fn run_bench(bench: &str, quick: bool) -> Result<Vec<Record>, String> {
     }
     let mut child = cmd.spawn().map_err(|e| format!("could not start cargo bench: {e}"))?;
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut records = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| format!("reading the output of `{bench}`: {e}"))?;
+        let parse = |json: &str| format!("bad line from `{bench}`: {json}");
         if let Some(json) = line.strip_prefix("@bench ") {
-            let record: Record =
-                serde_json::from_str(json).map_err(|e| format!("bad result line from `{bench}`: {e}: {json}"))?;
-            records.push(record);
+            out.records.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
+        } else if let Some(json) = line.strip_prefix("@curve ") {
+            out.curves.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
+        } else if let Some(json) = line.strip_prefix("@target ") {
+            out.targets.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
         }
     }
     let status = child.wait().map_err(|e| format!("waiting for `{bench}`: {e}"))?;
     if !status.success() {
         return Err(format!("benchmark `{bench}` failed ({status})"));
     }
-    Ok(records)
+    Ok(())
 }
 
-fn render(records: &[Record], command: &str, quick: bool) -> String {
+/// The targets table: each target with the figure measured and whether it is met.
+fn render_targets(records: &[Record], targets: &[Target], out: &mut String) {
+    if targets.is_empty() {
+        return;
+    }
+    let find = |t: &Target, system: &str| {
+        records.iter().find(|r| r.group == t.group && r.case == t.case && r.system == system)
+    };
+    let _ = writeln!(out, "## Targets\n");
+    let _ = writeln!(out, "| target | figure | measured | limit | met |");
+    let _ = writeln!(out, "|---|---|---:|---:|:---:|");
+    for t in targets {
+        let Some(mine) = find(t, &t.system) else { continue };
+        let (figure, value) = match &t.peer {
+            None => (format!("{} {} ({})", t.group, t.case, t.system), mine.value),
+            Some(peer) => match find(t, peer) {
+                Some(p) if p.value > 0.0 => {
+                    (format!("{} {}: {} ÷ {peer}", t.group, t.case, t.system), mine.value / p.value)
+                }
+                _ => continue,
+            },
+        };
+        let met = if mine.lower_is_better { value <= t.limit } else { value >= t.limit };
+        let unit = if t.peer.is_some() { "×".to_owned() } else { format!(" {}", mine.unit) };
+        let _ = writeln!(
+            out,
+            "| {} | {figure} | {}{unit} | {}{unit} | {} |",
+            t.what,
+            num(value),
+            num(t.limit),
+            if met { "yes" } else { "**no**" }
+        );
+    }
+    out.push('\n');
+}
+
+fn render(records: &[Record], targets: &[Target], charts: &[(String, String)], command: &str, quick: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# dirk benchmarks\n");
     let _ = writeln!(
@@ -88,6 +191,7 @@ fn render(records: &[Record], command: &str, quick: bool) -> String {
     let _ = writeln!(out, "- machine: {}", machine());
     let _ = writeln!(out, "- date: {}", date());
     let _ = writeln!(out, "- dirk ÷ peer below 1 means dirk is faster (for times) or slower (for rates)\n");
+    render_targets(records, targets, &mut out);
 
     let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<&Record>>> = BTreeMap::new();
     for r in records {
@@ -120,6 +224,9 @@ fn render(records: &[Record], command: &str, quick: bool) -> String {
             }
         }
         out.push('\n');
+        for (name, path) in charts.iter().filter(|(name, _)| name.starts_with(group)) {
+            let _ = writeln!(out, "![{name}]({path})\n");
+        }
     }
     out
 }

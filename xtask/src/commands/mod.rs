@@ -1,3 +1,4 @@
 pub(crate) mod bench;
 pub(crate) mod bless;
+pub(crate) mod miri;
 pub(crate) mod test;

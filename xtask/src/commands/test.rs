@@ -4,6 +4,8 @@
 //! 2. Check formatting, then clippy with warnings denied.
 //! 3. Run every test with nextest (each test in its own process, with the
 //!    time limits of `.config/nextest.toml`), then the doctests.
+//! 4. Run the unsafe and lock-free pieces under Miri (`cargo xtask miri`).
+//! 5. Run the benchmarks in their quick form, so the harness cannot rot.
 
 use std::process::Command;
 
@@ -34,6 +36,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
     sh::run(with_features(&["nextest", "run", "--workspace", "--profile", profile]))?;
     sh::run(with_features(&["test", "--workspace", "--doc"]))?;
+    super::miri::run(&[])?;
+    super::bench::run(&["--quick".to_owned()])?;
     Ok(())
 }
 
