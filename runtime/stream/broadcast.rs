@@ -408,6 +408,43 @@ mod tests {
     }
 
     #[test]
+    fn readers_on_other_threads_see_every_element() {
+        let n = if cfg!(miri) { 500 } else { 200_000u64 };
+        let (mut w, readers) = channel::<Box<u64>, 2>(16);
+        let handles: Vec<_> = readers
+            .into_iter()
+            .map(|mut r| {
+                std::thread::spawn(move || {
+                    let (mut sum, mut next) = (0u64, 0u64);
+                    loop {
+                        match r.poll() {
+                            Poll::Ready => {
+                                let v = **r.get();
+                                assert_eq!(v, next, "in order, each once");
+                                next += 1;
+                                sum += v;
+                                r.advance();
+                            }
+                            Poll::Empty => std::thread::yield_now(),
+                            Poll::Closed => return sum,
+                        }
+                    }
+                })
+            })
+            .collect();
+        for i in 0..n {
+            while w.reserve() != Space::Ready {
+                std::thread::yield_now();
+            }
+            w.push(Box::new(i));
+        }
+        w.close();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), n * (n - 1) / 2);
+        }
+    }
+
+    #[test]
     fn elements_are_dropped_exactly_once() {
         let counter = Arc::new(());
         let (mut w, [mut a, mut b]) = channel::<Arc<()>, 2>(2);
