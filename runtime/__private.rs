@@ -9,6 +9,7 @@ pub use crate::datadeps::private as datadeps;
 
 #[cfg(feature = "gpu")]
 pub use crate::gpu::task::gpu_task;
+pub use crate::stream::glue as stream;
 
 use crate::sched::Options;
 use crate::task::Task;

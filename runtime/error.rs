@@ -48,6 +48,16 @@ pub enum Error {
         /// The panic message (`"<non-string panic payload>"` when it was not a string).
         message: String,
     },
+    /// The task's function returned an error: a streaming stage whose `?`
+    /// met an `Err`. `message` is the error's `Display`.
+    Failed {
+        /// The task (stage) that failed.
+        task: TaskId,
+        /// Its name.
+        name: Name,
+        /// The error, as its `Display` shows it.
+        message: String,
+    },
     /// An input of the task failed, so the task did not run.
     Upstream {
         /// The task that did not run.
@@ -109,6 +119,7 @@ impl Error {
     pub fn task(&self) -> Option<TaskId> {
         match self {
             Error::Panicked { task, .. }
+            | Error::Failed { task, .. }
             | Error::Upstream { task, .. }
             | Error::Cancelled { task }
             | Error::WorkerLost { task, .. } => Some(*task),
@@ -156,6 +167,7 @@ impl fmt::Display for Error {
             Error::Panicked { task, name, message } => {
                 write!(f, "task {task} `{name}` panicked: {message}")
             }
+            Error::Failed { task, name, message } => write!(f, "task {task} `{name}` failed: {message}"),
             Error::Upstream { task, name, cause } => match cause.task() {
                 Some(root) => write!(f, "task {task} `{name}` did not run: its input task {root} failed: {cause}"),
                 None => write!(f, "task {task} `{name}` did not run: an input failed: {cause}"),

@@ -26,6 +26,8 @@
 //! - [`spawn!`] schedules a call and returns a [`Task`] handle at once; a
 //!   handle passed where its result type is expected makes a dependency.
 //! - [`sync`] waits for everything spawned inside a closure.
+//! - [`streaming!`] runs a block of stages as a pipeline and returns a
+//!   [`Stream`]; [`alloc::Counting`] lets a program count what it allocates.
 //! - [`Scope`] and [`with_options`] say where tasks may run.
 //! - Failures are [`Error`] values: a panicking task fails its dependents
 //!   with [`Error::Upstream`] and nothing else.
@@ -53,13 +55,72 @@ mod exec;
 pub mod gpu;
 mod plan;
 mod sched;
+mod stream;
 mod task;
 pub mod trace;
 mod transport;
 
+pub mod alloc;
+
 #[doc(hidden)]
 pub mod __private;
 
+/// A streaming region: a block of stages run over and over, connected by
+/// the names they use, returning a [`Stream`] of its tail expression.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// fn scale(x: f64, k: f64) -> f64 { x * k }
+/// fn smooth(x: f64, previous: f64) -> f64 { 0.5 * x + 0.5 * previous }
+///
+/// let samples = vec![1.0, 2.0, 3.0, 4.0];
+/// let mut next = samples.into_iter();
+/// let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+/// let sink = log.clone();
+/// let out = streaming! {
+///     let x = next.next()?;                  // a source: called every iteration, ends on None
+///     let y = scale(x, 2.0);                 // reads one element of x per iteration
+///     let z = smooth(y, delay(z, 0.0));      // z's value of the previous iteration (0.0 at first)
+///     sink.lock().unwrap().push(z);          // a stage without a name: a sink
+///     z                                      // the tail: what the Stream yields
+/// };
+/// assert_eq!(out.iter().collect::<Vec<_>>(), [1.0, 2.5, 4.25, 6.125]);
+/// out.wait()?;
+/// assert_eq!(log.lock().unwrap().len(), 4);
+/// # Ok::<(), dirk::Error>(())
+/// ```
+///
+/// - Every statement is a *stage*, called once per iteration with one
+///   element of each stream it names; `let x = ...` names its stream. Names
+///   from outside the block are constants, moved into the region once as
+///   by a `move` closure (`&file` borrows the region's copy; clone an `Arc`
+///   before the block to keep using it). A stage may mutate what it
+///   captured (`n += 1`): each stage is its own `FnMut`.
+/// - `?` at the end of a stage ends its stream on `None` and fails the
+///   region on `Err` ([`Error::Failed`]). [`finish_stream`] ends the calling
+///   stage after this iteration's value. An ended stage closes its stream:
+///   its consumers drain what is buffered and end too. With teardown (the
+///   default), a stage whose consumers have all ended stops;
+///   `#![dirk(teardown = false)]` keeps it running, its values dropped.
+/// - `delay(x, init)` reads `x`'s previous element (`init` first) and is
+///   the only way to close a cycle; a cycle without it, or a name used above
+///   its `let`, is a compile error.
+/// - A stream read by several stages is shared: a stage that only borrows
+///   it (`&x`) reads it in place, one that takes it by value gets a clone
+///   (so `T: Clone` is required there).
+/// - Options: `#![dirk(max_evals = n, teardown = false, report_allocs)]` for
+///   the region, `#[dirk(scope = .., buffer = n, max_evals = n, name = "..")]`
+///   on a stage. A zero `buffer` or `max_evals` is a compile error when
+///   written as a literal, [`Error::Config`] otherwise.
+/// - Stages in a linear chain with the same scope run as one loop with no
+///   buffer between them; other edges are bounded rings (`buffer` sets the
+///   capacity of a stage's output). Stages run cooperatively on the
+///   runtime's threads, so any region runs on one thread, and a stage
+///   waiting for input or room costs nothing.
+/// - A panicking stage fails the region with [`Error::Panicked`] naming it;
+///   every other stage stops.
+pub use dirk_macros::streaming;
 pub use dirk_macros::{main, spawn, task, test};
 
 pub use crate::cluster::data::{Mutable, Shard, mutable, mutable_on, shard};
@@ -70,6 +131,7 @@ pub use crate::exec::blocking::block_in_place;
 pub use crate::exec::{Builder, Runtime};
 pub use crate::plan::{Graph, NodeId, Plan};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};
+pub use crate::stream::{Iter as StreamIter, StageStats, Stats, Stream, finish_stream};
 pub use crate::task::cancel::{cancelled, sleep};
 pub use crate::task::group::sync;
 pub use crate::task::spawn::spawn;
@@ -116,4 +178,5 @@ pub mod prelude {
     pub use crate::{Error, Options, Runtime, Scope, Task, TaskId, spawn, task};
 
     pub use crate::datadeps;
+    pub use crate::{Stream, streaming};
 }

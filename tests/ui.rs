@@ -8,4 +8,5 @@ fn ui() {
     cases.compile_fail("tests/ui/spawn/*.rs");
     cases.compile_fail("tests/ui/task/*.rs");
     cases.compile_fail("tests/ui/datadeps/*.rs");
+    cases.compile_fail("tests/ui/streaming/*.rs");
 }

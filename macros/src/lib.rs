@@ -13,6 +13,14 @@ pub fn spawn(input: TokenStream) -> TokenStream {
     dirk_codegen::expand_spawn(input.into()).into()
 }
 
+/// A streaming region: every `let` in the block is a stage called once per
+/// iteration, connected by the names it uses. Returns a `Stream<T>` of the
+/// tail expression. See the `dirk` crate's documentation.
+#[proc_macro]
+pub fn streaming(input: TokenStream) -> TokenStream {
+    dirk_codegen::expand_streaming(input.into()).into()
+}
+
 /// Runs the calls of a block as tasks ordered by the data they read and
 /// write (`In`, `Out`, `InOut`). See `dirk::datadeps`.
 #[proc_macro]

@@ -127,6 +127,26 @@ impl Shared {
         }
     }
 
+    /// Queues a task that gave up its turn (a streaming node that used its
+    /// budget) behind the work already queued, so that tasks sharing a
+    /// thread take turns: on the worker's own deque when that is empty
+    /// (nothing to pass), otherwise at the back of the shared queue.
+    pub(crate) fn schedule_yielded(&'static self, task: Runnable) {
+        if task.header().placement != Placement::Any {
+            return self.schedule(task);
+        }
+        let task = context::with_worker(|worker| match worker {
+            Some(w) if std::ptr::eq(w.shared, self) => w.push_if_idle(task).err(),
+            _ => Some(task),
+        });
+        if let Some(task) = task {
+            self.inject(task);
+        }
+        if self.is_shutdown() {
+            self.drain();
+        }
+    }
+
     pub(crate) fn inject(&self, task: Runnable) {
         thread_local! {
             static INJECTED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };

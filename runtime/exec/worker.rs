@@ -69,6 +69,7 @@ impl WorkerLocal {
     pub(crate) fn main(self) {
         let _me = context::enter_worker(&self);
         self.shared.idle.register(self.index);
+        self.register_with_epoch();
         let shared = self.shared;
         while let Next::Task(task) = self.next(&|| shared.is_shutdown(), None) {
             run(task);
@@ -85,6 +86,7 @@ impl WorkerLocal {
     pub(crate) fn spare_main(self) {
         let _me = context::enter_worker(&self);
         self.shared.idle.register(self.index);
+        self.register_with_epoch();
         let shared = self.shared;
         loop {
             match self.next(&|| shared.is_shutdown() || shared.spares.extra(), None) {
@@ -109,6 +111,14 @@ impl WorkerLocal {
         shared.drain();
     }
 
+    /// A thread's first steal registers it with crossbeam's epoch collector
+    /// (the deques' memory reclamation), which allocates. Doing it at start
+    /// keeps that allocation out of a program's steady state, whichever
+    /// thread first needs to steal.
+    fn register_with_epoch(&self) {
+        let _ = self.shared.stealers[self.index].steal();
+    }
+
     /// Queues a task on this worker's own deque.
     pub(crate) fn push(&self, task: Runnable) {
         self.local.push(task);
@@ -116,6 +126,17 @@ impl WorkerLocal {
             self.drain_some();
         }
         self.shared.idle.notify_work();
+    }
+
+    /// Queues a task on this worker's own deque if the deque is empty;
+    /// hands it back otherwise (see `Shared::schedule_yielded`).
+    pub(crate) fn push_if_idle(&self, task: Runnable) -> Result<(), Runnable> {
+        if !self.local.is_empty() {
+            return Err(task);
+        }
+        self.local.push(task);
+        self.shared.idle.notify_work();
+        Ok(())
     }
 
     #[cold]

@@ -55,3 +55,43 @@ pub(crate) fn threads_cpu_time(prefix: &str) -> (usize, Duration) {
     }
     (threads, Duration::from_millis(ticks * 10))
 }
+
+/// Instantiates each test body twice: on a runtime with one thread and on
+/// one with a thread per core. The body runs on the test's own thread with
+/// that runtime entered, so everything it spawns or streams goes there.
+///
+/// ```ignore
+/// on_each_runtime! {
+///     fn name() { /* body */ }
+/// }
+/// ```
+#[allow(unused_macros)]
+macro_rules! on_each_runtime {
+    ($(fn $name:ident() $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                fn body() $body
+
+                #[test]
+                fn one_thread() {
+                    crate::common::within(crate::common::SHORT, || {
+                        let rt = dirk::Runtime::builder().threads(1).build().unwrap();
+                        rt.enter(body)
+                    });
+                }
+
+                #[test]
+                fn all_threads() {
+                    crate::common::within(crate::common::SHORT, || {
+                        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+                        let rt = dirk::Runtime::builder().threads(n).build().unwrap();
+                        rt.enter(body)
+                    });
+                }
+            }
+        )*
+    };
+}

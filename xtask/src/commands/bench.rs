@@ -17,7 +17,7 @@ use crate::plot;
 use crate::sh::{cargo, root};
 
 /// The benchmark binaries in `benches/`, run in this order.
-const BENCHES: &[&str] = &["tasks", "taskbench", "cluster", "datadeps", "gpu"];
+const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "cluster", "datadeps", "gpu"];
 
 /// The cargo features a benchmark binary needs (its `required-features`).
 const BENCH_FEATURES: &[(&str, &str)] = &[("gpu", "gpu")];

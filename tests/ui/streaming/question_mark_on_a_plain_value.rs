@@ -1,0 +1,12 @@
+use dirk::prelude::*;
+
+fn reading() -> u32 {
+    7
+}
+
+fn main() {
+    let _ = streaming! {
+        let x = reading()?;
+        x
+    };
+}
