@@ -189,6 +189,13 @@ mod tests {
     }
 
     #[test]
+    fn pointer_sized_numbers_keep_all_64_bits() {
+        // An address or a length above 4 GiB, as a task might return it.
+        let wide: (usize, isize) = ((1 << 40) + 7, -(1 << 40) - 7);
+        assert_eq!(decode::<(usize, isize)>(&to_vec(&wide).unwrap()).unwrap(), wide);
+    }
+
+    #[test]
     fn a_full_region_fails_instead_of_overflowing() {
         let mut region = AlignedVec::<ALIGN>::with_capacity(64);
         region.resize(64, 0);
