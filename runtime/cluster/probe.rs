@@ -256,7 +256,37 @@ fn plain_vec<T: Plain + Wire>(bytes: &[u8]) -> Result<Vec<T>, Error> {
     let items = archived.as_slice();
     // SAFETY: `T: Plain`: `Archived<T>` has `T`'s layout and meaning.
     let items: &[T] = unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<T>(), items.len()) };
-    Ok(items.to_vec())
+    Ok(copy_large(items))
+}
+
+/// At this size a fresh vector's first-touch page faults cost more than
+/// the copy: ask for huge pages.
+const HUGE_COPY: usize = 4 << 20;
+
+/// `items.to_vec()`, asking the kernel to back a large destination with
+/// transparent huge pages first. A fresh 64 MiB vector otherwise takes
+/// 16,384 page faults while it is written, which more than halves the
+/// bandwidth of the copy; with huge pages it takes 32.
+fn copy_large<T: Copy>(items: &[T]) -> Vec<T> {
+    let bytes = size_of_val(items);
+    if bytes < HUGE_COPY {
+        return items.to_vec();
+    }
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let base = out.as_mut_ptr() as usize;
+        let (start, end) = (base.next_multiple_of(HUGE), (base + bytes) & !(HUGE - 1));
+        if end > start {
+            // SAFETY: the range lies inside `out`'s allocation, which nothing
+            // has touched yet; MADV_HUGEPAGE is a hint that changes no
+            // contents, and its failure (THP off) is harmless.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    out.extend_from_slice(items);
+    out
 }
 
 /// # Safety
