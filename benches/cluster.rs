@@ -23,7 +23,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dirk::prelude::*;
-use harness::{pick, report, report_value, sample};
+use harness::{pick, report, report_value, sample, target, target_ratio};
 
 const MIB: usize = 1 << 20;
 
@@ -202,6 +202,13 @@ fn main() {
     }
     let s = sample(runs, || gbs(pull()));
     report("cluster", "transfer 64 MiB from a worker", "dirk (into a Vec here)", s, "GB/s", false);
+    for (case, system) in [
+        ("transfer 64 MiB to a worker", "dirk (read in place there)"),
+        ("transfer 64 MiB from a worker", "dirk (into a Vec here)"),
+    ] {
+        let what = format!("{case}: at least 50% of one core's memcpy (issue 5)");
+        target_ratio("cluster", case, system, "memcpy (one core)", 0.5, &what);
+    }
 
     // One task at a time, on a worker and here.
     let calls = pick(2000, 200);
@@ -231,4 +238,11 @@ fn main() {
     drop(cluster);
     report_value("cluster", "stencil_1d METG(50%)", "dirk on 2 worker processes x 1 thread", two, "us", true);
     report_value("cluster", "stencil_1d METG(50%)", "same in 1 process of 2 threads", one, "us", true);
+    target(
+        "cluster",
+        "stencil_1d METG(50%)",
+        "dirk on 2 worker processes x 1 thread",
+        50.0,
+        "Task Bench stencil_1d across 2 worker processes, METG(50%) at most 50 µs (issue 5)",
+    );
 }
