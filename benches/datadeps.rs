@@ -142,7 +142,13 @@ fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
         )
     });
     report("datadeps", &case, "dirk datadeps!", s, "ns/task", true);
-    target("datadeps", &case, "dirk datadeps!", 300.0, "a datadeps task with 2 tracked arguments at most 300 ns (issue 4)");
+    target(
+        "datadeps",
+        &case,
+        "dirk datadeps!",
+        300.0,
+        "a datadeps task with 2 tracked arguments at most 300 ns (issue 4)",
+    );
     let s = sample(runs, || {
         ns_per(
             time(|| {
