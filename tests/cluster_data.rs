@@ -174,3 +174,33 @@ fn small_data_moves_to_an_idle_worker_when_its_own_is_busy() {
         });
     });
 }
+
+#[task]
+fn total(xs: &[f64]) -> f64 {
+    xs.iter().sum()
+}
+
+#[dirk::test]
+fn a_trace_shows_remote_runs_and_the_bytes_moved() {
+    let rt = Runtime::builder().threads(2).workers(2).build().unwrap();
+    within(LONG, move || {
+        rt.run(|| {
+            let (sum, trace) = dirk::trace::record(|| {
+                let sent: Vec<f64> = vec![1.0; 1 << 16];
+                let made = spawn!(scope = Scope::worker(1), make(1 << 16, 0));
+                let there = spawn!(scope = Scope::worker(2), total(&made));
+                let here = spawn!(scope = Scope::worker(2), total(sent));
+                there.fetch().unwrap() + here.fetch().unwrap() + made.fetch().unwrap()[1]
+            });
+            assert_eq!(sum, ((0..1u64 << 16).map(|i| (i * 31 % 1000) as f64).sum::<f64>()) + 65536.0 + 31.0);
+            let runs: Vec<(&str, usize)> = trace.tasks().iter().map(|r| (r.name, r.worker)).collect();
+            assert!(runs.contains(&("make", 1)), "{runs:?}");
+            assert_eq!(runs.iter().filter(|r| **r == ("total", 2)).count(), 2, "{runs:?}");
+            let moved: Vec<(u64, usize, usize)> = trace.transfers().iter().map(|t| (t.bytes, t.from, t.to)).collect();
+            // The argument sent from here to worker 2, the value made on
+            // worker 1 read on worker 2, and that value brought here.
+            let big = |from, to| moved.iter().any(|&(b, f, t)| b >= 8 << 16 && (f, t) == (from, to));
+            assert!(big(0, 2) && big(1, 2) && big(1, 0), "{moved:?}");
+        });
+    });
+}

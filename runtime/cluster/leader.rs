@@ -35,8 +35,9 @@ use parking_lot::Mutex;
 
 use super::cost::{Candidate, CostModel};
 use super::registry::ResultGlue;
-use crate::Error;
 use crate::exec::Shared;
+use crate::trace::record::Event;
+use crate::{Error, trace};
 use crate::sched::{Placement, Scope};
 use crate::task::cell;
 use crate::task::raw::TaskRef;
@@ -81,6 +82,8 @@ struct Pending {
     blobs: Blobs,
     missing: usize,
     sent: Instant,
+    /// When it was sent, on the trace's clock (0 when not tracing).
+    sent_ticks: u64,
 }
 
 /// A result a worker keeps.
@@ -347,6 +350,7 @@ impl Cluster {
             blobs: Blobs::default(),
             missing: 0,
             sent: Instant::now(),
+            sent_ticks: if trace::record::on() { trace::record::now() } else { 0 },
         };
         let mut forwards = Vec::new();
         let mut failure = None;
@@ -401,6 +405,13 @@ impl Cluster {
             // SAFETY: no reference from `each_arg` is alive; we hold the claim.
             unsafe { remote.release_inputs() };
             return cell::fail_elsewhere(task, error);
+        }
+        if trace::record::on() {
+            for arg in &pending.args {
+                if let Some(Arg::Blob(blob)) = arg {
+                    trace_moved(call, blob_len(blob), 0, worker);
+                }
+            }
         }
         pending.missing = forwards.len();
         link.load.fetch_add(1, Ordering::Relaxed);
@@ -493,6 +504,9 @@ impl Cluster {
                 unsafe { remote.release_inputs() };
                 let h = p.task.header();
                 let (id, name) = (h.id, h.name.clone());
+                if p.sent_ticks != 0 {
+                    trace_remote_run(&p, matches!(outcome, ArchivedOutcome::Panicked { .. }));
+                }
                 match outcome {
                     ArchivedOutcome::Value { blob, size } => {
                         remote.keep(id.get());
@@ -574,6 +588,18 @@ impl Cluster {
 
     /// Hands pulled bytes (or the failure to get them) to one purpose.
     fn deliver(&'static self, object: u64, purpose: PullFor, bytes: Result<&[u8], Error>) {
+        if trace::record::on()
+            && let Ok(b) = &bytes
+        {
+            let from = self.resident.lock().get(&object).map_or(0, |r| r.worker);
+            match &purpose {
+                PullFor::Fill { .. } => trace_moved(object, b.len() as u64, from, 0),
+                PullFor::Forward { call, .. } => {
+                    let to = self.calls.lock().get(call).map_or(0, |p| p.worker);
+                    trace_moved(*call, b.len() as u64, from, to);
+                }
+            }
+        }
         match purpose {
             PullFor::Fill { task, then } => {
                 let filled = bytes.and_then(|b| match self.resident.lock().get(&object).and_then(|r| r.fill) {
@@ -831,4 +857,33 @@ impl Cluster {
 /// This process's placement for an optional thread.
 fn here(thread: Option<usize>) -> Placement {
     thread.map_or(Placement::Any, Placement::Thread)
+}
+
+/// The length of the bytes a blob names.
+fn blob_len(blob: &Blob) -> u64 {
+    match blob {
+        Blob::Frame { len, .. } | Blob::Ring { len, .. } => *len,
+    }
+}
+
+/// Records `bytes` of `task`'s data moved from worker `from` to `to`.
+fn trace_moved(task: u64, bytes: u64, from: u32, to: u32) {
+    trace::record::record(Event::Moved { task, bytes, from, to, at: trace::record::now() });
+}
+
+/// Records the run of a task on another worker as process 0 saw it: from
+/// when its call was sent until its result came back (the worker's own
+/// clock is not comparable with this one).
+fn trace_remote_run(p: &Pending, failed: bool) {
+    let h = p.task.header();
+    trace::record::record(Event::Run {
+        task: h.id.0,
+        name: trace::record::static_name(&h.name),
+        spawned: h.spawned_at,
+        worker: p.worker,
+        thread: p.thread.unwrap_or(u32::MAX),
+        start: p.sent_ticks,
+        end: trace::record::now(),
+        failed,
+    });
 }

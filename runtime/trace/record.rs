@@ -39,7 +39,6 @@ pub(crate) enum Event {
     Run { task: u64, name: &'static str, spawned: u64, worker: u32, thread: u32, start: u64, end: u64, failed: bool },
     /// `bytes` of a task's data moved from one worker to another. Recorded
     /// by the transports that move data between workers and devices.
-    #[allow(dead_code)]
     Moved { task: u64, bytes: u64, from: u32, to: u32, at: u64 },
 }
 
