@@ -36,17 +36,17 @@ use parking_lot::Mutex;
 use super::cost::{Candidate, CostModel};
 use super::registry::ResultGlue;
 use crate::exec::Shared;
-use crate::trace::record::Event;
-use crate::{Error, trace};
 use crate::sched::{Placement, Scope};
 use crate::task::cell;
 use crate::task::raw::TaskRef;
 use crate::task::slots::SlotRef;
 use crate::task::state::ELSEWHERE;
+use crate::trace::record::Event;
 use crate::transport::frame::{ArchivedBlob, ArchivedMessage, ArchivedOutcome, Arg, Blob, Blobs, Message};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{Incoming, Io, Outbox};
 use crate::transport::wire::BlobWriter;
+use crate::{Error, trace};
 
 /// Values up to this size travel inside frames; larger ones through the ring.
 pub(crate) const INLINE_MAX: usize = 64 << 10;
