@@ -119,6 +119,8 @@ pub(crate) struct Cluster {
     pub(crate) local_load: AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) ring_files: Mutex<Vec<std::path::PathBuf>>,
+    /// Streaming stages running on workers.
+    pub(crate) streams: super::stream::Stages,
     calls: Mutex<HashMap<u64, Pending>>,
     resident: Mutex<HashMap<u64, Resident>>,
     pulls: Mutex<HashMap<u64, (Vec<PullFor>, Instant)>>,
@@ -154,6 +156,7 @@ impl Cluster {
             local_load: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             ring_files: Mutex::new(Vec::new()),
+            streams: Default::default(),
             calls: Mutex::new(HashMap::new()),
             resident: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
@@ -165,7 +168,7 @@ impl Cluster {
         self.links.get().map_or(&[], |l| l)
     }
 
-    fn link(&self, worker: u32) -> Option<&Link> {
+    pub(crate) fn link(&self, worker: u32) -> Option<&Link> {
         self.links().get(worker.checked_sub(1)? as usize)
     }
 
@@ -540,6 +543,10 @@ impl Cluster {
                     Ok(())
                 });
             }
+            ArchivedMessage::StageBell { stage } => self.streams.bell(stage.to_native()),
+            ArchivedMessage::StageFailed { stage, message } => {
+                self.streams.failed(stage.to_native(), message.to_string());
+            }
             _ => {}
         }
     }
@@ -737,6 +744,7 @@ impl Cluster {
         if !link.alive.swap(false, Ordering::AcqRel) {
             return;
         }
+        self.streams.lost(worker);
         let stopping = self.stopping.load(Ordering::Acquire);
         if !stopping {
             eprintln!("dirk: lost worker {worker} (pid {}): {why}", link.pid);
