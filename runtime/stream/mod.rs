@@ -41,8 +41,8 @@ pub mod glue {
     pub use super::inputs::{Inputs, Polled};
     pub use super::node::{GroupBody, NodeRef};
     pub use super::proxy::{
-        ArchiveDeref, ArchiveNone, ArchiveProbe, ArchiveValue, DecodeProbe, Decodes, NoDecode, RemoteForm, RemoteGroup,
-        Returns, archived_const, const_writer, result_probe,
+        ArchiveDeref, ArchiveNone, ArchiveProbe, ArchiveValue, DecodeProbe, Decoder, Decodes, NoDecode, RemoteForm,
+        RemoteGroup, Returns, archived_const, const_writer, result_probe,
     };
     pub use super::region::{Builder, Group, GroupStart, RegionOptions};
     pub use super::spsc::{SpscReader, SpscWriter};

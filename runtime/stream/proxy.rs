@@ -283,7 +283,7 @@ where
     }
 
     /// One element (or the end) to the worker; `true` on progress.
-    fn send(&mut self, cx: &Cx<'_>) -> Result<bool, Error> {
+    fn send(&mut self) -> Result<bool, Error> {
         if let Some(bytes) = &self.pending {
             if !self.link.to_worker.push(Kind::Value, bytes) {
                 return Ok(false);
@@ -310,7 +310,7 @@ where
             Polled::Closed => {
                 self.sending = false;
                 self.need_end = true;
-                return self.send(cx);
+                return self.send();
             }
         }
         let items = self.inputs.get();
@@ -337,7 +337,7 @@ where
             self.need_end = true;
         }
         if self.pending.is_some() {
-            return self.send(cx).map(|_| true);
+            return self.send().map(|_| true);
         }
         Ok(true)
     }
@@ -387,7 +387,7 @@ where
                 self.link.from_worker.advance();
                 progress = true;
             }
-            match self.send(cx) {
+            match self.send() {
                 Ok(sent) => progress |= sent,
                 Err(e) => return self.fail(region, e),
             }
@@ -527,6 +527,9 @@ pub fn result_probe<A, F: Returns<A>>(_: &F) -> DecodeProbe<F::Out> {
     DecodeProbe(PhantomData)
 }
 
+/// Rebuilds a value of type `R` from its archive.
+pub type Decoder<R> = fn(&[u8]) -> Result<R, Error>;
+
 /// Whether a result type can be rebuilt from an archive.
 #[derive(Debug)]
 pub struct DecodeProbe<R>(PhantomData<fn() -> R>);
@@ -534,11 +537,11 @@ pub struct DecodeProbe<R>(PhantomData<fn() -> R>);
 /// A result that archives.
 pub trait Decodes<R> {
     /// Its decoder.
-    fn decoder(&self) -> Option<fn(&[u8]) -> Result<R, Error>>;
+    fn decoder(&self) -> Option<Decoder<R>>;
 }
 
 impl<R: Wire> Decodes<R> for &DecodeProbe<R> {
-    fn decoder(&self) -> Option<fn(&[u8]) -> Result<R, Error>> {
+    fn decoder(&self) -> Option<Decoder<R>> {
         Some(wire::decode::<R>)
     }
 }
@@ -546,11 +549,11 @@ impl<R: Wire> Decodes<R> for &DecodeProbe<R> {
 /// A result that does not archive.
 pub trait NoDecode<R> {
     /// None.
-    fn decoder(&self) -> Option<fn(&[u8]) -> Result<R, Error>>;
+    fn decoder(&self) -> Option<Decoder<R>>;
 }
 
 impl<R> NoDecode<R> for DecodeProbe<R> {
-    fn decoder(&self) -> Option<fn(&[u8]) -> Result<R, Error>> {
+    fn decoder(&self) -> Option<Decoder<R>> {
         None
     }
 }
