@@ -7,6 +7,13 @@
 //!   same 64 MiB with `copy_from_slice`.
 //! - `spawn+fetch latency`: one task on another process and its result
 //!   back, one at a time; the peer is the same on a thread of this process.
+//! - `stream u64 pipeline`: `streaming!` with a source on process 0 and a
+//!   stage (`x + 1`, a `#[task]`) on worker 1, the tail read on process 0,
+//!   as ns per element and elements per second; the peer is the same
+//!   pipeline with the stage scoped to process 0.
+//! - `stream 1 MiB elements`: the same with `Vec<f64>` elements of 1 MiB
+//!   read in place by the stage (`&[f64]`), as bandwidth; the peer is the
+//!   same pipeline in one process.
 //! - `stencil_1d METG(50%)`: Task Bench's stencil (each point depends on
 //!   its three neighbours of the step before; each task runs the
 //!   compute-bound kernel, 64 doubles `a = a*a + a`) on 2 worker processes
@@ -156,6 +163,56 @@ fn metg(name: &str, rt: &Runtime, cores: usize, workers: usize, peak: f64) -> f6
     best
 }
 
+#[task]
+fn bump(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+#[task]
+fn block_len(xs: &[f64]) -> u64 {
+    black_box(xs.as_ptr());
+    xs.len() as u64
+}
+
+/// The u64 pipeline with its stage on `worker`: the time it took for `n` elements.
+fn stream_u64(rt: &Runtime, n: u64, worker: usize) -> Duration {
+    rt.run(|| {
+        let start = Instant::now();
+        let mut i = 0u64;
+        let out = streaming! {
+            let x = { i += 1; (i <= n).then_some(i) }?;
+            #[dirk(scope = Scope::worker(black_box(worker)))]
+            let y = bump(x);
+            y
+        };
+        let total = out.iter().fold(0u64, u64::wrapping_add);
+        out.wait().unwrap();
+        let took = start.elapsed();
+        assert_eq!(total, (n + 1) * (n + 2) / 2 - 1);
+        took
+    })
+}
+
+/// The pipeline of 1 MiB `Vec<f64>` elements with its stage on `worker`.
+fn stream_blocks(rt: &Runtime, n: usize, worker: usize) -> Duration {
+    let block = vec![1.0f64; MIB / 8];
+    rt.run(|| {
+        let start = Instant::now();
+        let mut i = 0;
+        let out = streaming! {
+            let xs = { i += 1; (i <= n).then(|| block.clone()) }?;
+            #[dirk(scope = Scope::worker(black_box(worker)))]
+            let len = block_len(&xs);
+            len
+        };
+        let total: u64 = out.iter().sum();
+        out.wait().unwrap();
+        let took = start.elapsed();
+        assert_eq!(total, (n * MIB / 8) as u64);
+        took
+    })
+}
+
 #[dirk::main]
 fn main() {
     let runs = pick(7, 2);
@@ -223,6 +280,25 @@ fn main() {
             start.elapsed().as_secs_f64() * 1e6 / calls as f64
         });
         report("cluster", "spawn+fetch latency", system, s, "us", true);
+    }
+    drop(rt);
+
+    // Streaming: a stage on worker 1 against the same pipeline in one process.
+    let rt = Runtime::builder().threads(2).workers(1).worker_threads(1).build().expect("cluster");
+    let elements = pick(1_000_000, 100_000);
+    let blocks = pick(1024, 128);
+    for (system, worker) in [("dirk, stage on worker 1", 1), ("same in one process", 0)] {
+        stream_u64(&rt, elements / 10, worker);
+        let times: Vec<Duration> = (0..=runs).map(|_| stream_u64(&rt, elements, worker)).collect();
+        let mut it = times.iter();
+        let ns = sample(runs, || it.next().expect("one time per run").as_secs_f64() * 1e9 / elements as f64);
+        report("cluster", "stream u64 pipeline, ns/element", system, ns, "ns", true);
+        let mut it = times.iter();
+        let rate = sample(runs, || elements as f64 / it.next().expect("one time per run").as_secs_f64() / 1e6);
+        report("cluster", "stream u64 pipeline, elements/s", system, rate, "M/s", false);
+        stream_blocks(&rt, blocks / 8, worker);
+        let s = sample(runs, || (blocks * MIB) as f64 / stream_blocks(&rt, blocks, worker).as_secs_f64() / 1e9);
+        report("cluster", "stream 1 MiB elements", system, s, "GB/s", false);
     }
     drop(rt);
 

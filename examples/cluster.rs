@@ -1,6 +1,6 @@
 //! Worker processes, as in Dagger's notebook: tasks scoped to workers,
 //! tasks spread over every process and thread, and tasks that go where
-//! their data lives.
+//! their data lives, and a `streaming!` stage that runs on a worker.
 //!
 //! ```sh
 //! cargo run --release --example cluster
@@ -39,6 +39,12 @@ fn where_am_i_data(a: &[f64]) -> (usize, f64) {
     (dirk::current_worker(), a.iter().sum())
 }
 
+/// A streaming stage: called once per element, on the worker its scope names.
+#[task]
+fn smooth(window: &[f64], weight: f64) -> (usize, f64) {
+    (dirk::current_worker(), window.iter().sum::<f64>() * weight / window.len() as f64)
+}
+
 #[dirk::main]
 fn main() -> Result<(), dirk::Error> {
     // Under mpirun the other ranks are the workers; otherwise start two.
@@ -62,6 +68,21 @@ fn main() -> Result<(), dirk::Error> {
             let (worker, sum) = spawn!(where_am_i_data(&a)).fetch()?;
             println!("the array lives on worker {last}; a task reading it ran on worker {worker} (sum {sum:.1})");
         }
+
+        // A stream whose middle stage runs on the last worker: each window
+        // travels through a shared-memory ring, is read in place there, and
+        // the result comes back through a second ring, in order.
+        let mut k = 0;
+        let out = streaming! {
+            let window = { k += 1; (k <= 5).then(|| vec![k as f64; 4096]) }?;
+            #[dirk(scope = Scope::worker(last))]
+            let smoothed = smooth(&window, 0.5);
+            smoothed
+        };
+        for (worker, value) in out.iter() {
+            println!("a window smoothed on worker {worker}: {value}");
+        }
+        out.wait()?;
         Ok(())
     })
 }

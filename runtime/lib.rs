@@ -168,6 +168,14 @@ pub fn current_worker() -> usize {
     cluster::current_worker()
 }
 
+/// Bytes of frames this process has sent to or received from other
+/// processes of its cluster over their sockets (values that travel through
+/// the shared-memory rings are not counted): lets a program check that
+/// large values do not go through the socket.
+pub fn socket_bytes() -> u64 {
+    transport::socket::socket_bytes()
+}
+
 /// The README's example, compiled and run as a doctest so it stays true.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -122,6 +122,8 @@ pub(crate) struct Cluster {
     pub(crate) local_load: AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) ring_files: Mutex<Vec<std::path::PathBuf>>,
+    /// Streaming stages running on workers.
+    pub(crate) streams: super::stream::Stages,
     calls: Mutex<HashMap<u64, Pending>>,
     resident: Mutex<HashMap<u64, Resident>>,
     pulls: Mutex<HashMap<u64, (Vec<PullFor>, Instant)>>,
@@ -157,6 +159,7 @@ impl Cluster {
             local_load: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             ring_files: Mutex::new(Vec::new()),
+            streams: Default::default(),
             calls: Mutex::new(HashMap::new()),
             resident: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
@@ -168,7 +171,7 @@ impl Cluster {
         self.links.get().map_or(&[], |l| l)
     }
 
-    fn link(&self, worker: u32) -> Option<&Link> {
+    pub(crate) fn link(&self, worker: u32) -> Option<&Link> {
         self.links().get(worker.checked_sub(1)? as usize)
     }
 
@@ -554,6 +557,10 @@ impl Cluster {
                     Ok(())
                 });
             }
+            ArchivedMessage::StageBell { stage } => self.streams.bell(stage.to_native()),
+            ArchivedMessage::StageFailed { stage, message } => {
+                self.streams.failed(stage.to_native(), message.to_string());
+            }
             _ => {}
         }
     }
@@ -763,6 +770,7 @@ impl Cluster {
         if !link.alive.swap(false, Ordering::AcqRel) {
             return;
         }
+        self.streams.lost(worker);
         let stopping = self.stopping.load(Ordering::Acquire);
         if !stopping {
             eprintln!("dirk: lost worker {worker} (pid {}): {why}", link.pid);

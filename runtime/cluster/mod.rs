@@ -10,6 +10,7 @@
 //!   arguments and results cross.
 //! - [`remote`]: the task body that may run elsewhere.
 //! - [`cost`]: the cost model.
+//! - [`stream`]: streaming stages run by workers.
 //! - [`data`]: `dirk::mutable` and `dirk::shard`.
 
 pub(crate) mod archived;
@@ -21,6 +22,7 @@ pub mod probe;
 pub(crate) mod registry;
 pub(crate) mod remote;
 pub(crate) mod serve;
+pub(crate) mod stream;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Poll, Waker};

@@ -25,6 +25,7 @@ use tokio::net::UnixStream;
 use super::archived::RemoteArgs;
 use super::launch::{self, cookie, unhex};
 use super::leader::INLINE_MAX;
+use super::stream::{WorkerStage, WorkerStages};
 use super::{env, registry};
 use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blob, Blobs, Message, Outcome};
 use crate::transport::shm::{Consumer, Producer};
@@ -38,6 +39,7 @@ struct Worker {
     ring_in: Option<Consumer>,
     ring_out: Option<Mutex<Producer>>,
     objects: Mutex<HashMap<u64, Arc<AlignedVec<16>>>>,
+    stages: WorkerStages,
     /// What `Shutdown` does: exit, or (under MPI) finalize first.
     stop: Box<dyn Fn() + Send + Sync>,
 }
@@ -48,6 +50,16 @@ thread_local! {
 
 pub(crate) fn received(i: usize) -> Option<Range<usize>> {
     RECEIVED.with(|r| r.borrow().get(i).cloned())
+}
+
+/// Records where the arguments of the call about to run lie (for
+/// [`received`]); an empty list clears them.
+pub(crate) fn set_received(slices: &[&[u8]]) {
+    RECEIVED.with(|r| {
+        let mut r = r.borrow_mut();
+        r.clear();
+        r.extend(slices.iter().map(|s| s.as_ptr() as usize..s.as_ptr() as usize + s.len()));
+    });
 }
 
 fn die(code: i32, message: String) -> ! {
@@ -118,6 +130,7 @@ pub(crate) fn serve() -> ! {
         ring_in: Some(ring_in),
         ring_out: Some(Mutex::new(ring_out)),
         objects: Mutex::new(HashMap::new()),
+        stages: WorkerStages::default(),
         stop: Box::new(|| std::process::exit(0)),
     });
     *worker.lock() = Some(me);
@@ -173,6 +186,7 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
         ring_in: None,
         ring_out: None,
         objects: Mutex::new(HashMap::new()),
+        stages: WorkerStages::default(),
         stop: Box::new(move || {
             let _ = stop_tx.lock().unwrap_or_else(|e| e.into_inner()).send(());
         }),
@@ -279,6 +293,46 @@ impl Worker {
                 }
             }
             ArchivedMessage::Shutdown => (self.stop)(),
+            ArchivedMessage::StageStart { stage, task, thread, consts, slot, input, output } => {
+                let stage = stage.to_native();
+                let consts = consts
+                    .iter()
+                    .map(|b| match b {
+                        ArchivedBlob::Frame { offset, len } => {
+                            let o = offset.to_native() as usize;
+                            let mut v = AlignedVec::<16>::with_capacity(len.to_native() as usize);
+                            v.extend_from_slice(&frame.blobs()[o..o + len.to_native() as usize]);
+                            Ok(v)
+                        }
+                        ArchivedBlob::Ring { .. } => Err(Error::Codec("a stage's constant in a ring".to_owned())),
+                    })
+                    .collect::<Result<Vec<_>, Error>>();
+                let started = consts.and_then(|consts| {
+                    let thread = thread.as_ref().map(|t| t.to_native() as usize);
+                    let (task, slot) = (task.to_native(), slot.to_native() as usize);
+                    WorkerStage::start(stage, task, thread, consts, slot, input, output, self.outbox.clone())
+                });
+                match started {
+                    Ok(s) => {
+                        self.stages.insert(s.clone());
+                        self.rt.enter(|| s.wake());
+                    }
+                    Err(e) => {
+                        let message = format!("the stage could not start on worker {}: {e}", super::current_worker());
+                        let _ = self.outbox.send(&Message::StageFailed { stage, message }, Blobs::default());
+                    }
+                }
+            }
+            ArchivedMessage::StageBell { stage } => {
+                if let Some(s) = self.stages.get(stage.to_native()) {
+                    self.rt.enter(|| s.wake());
+                }
+            }
+            ArchivedMessage::StageStop { stage } => {
+                if let Some(s) = self.stages.remove(stage.to_native()) {
+                    s.stop();
+                }
+            }
             _ => {}
         }
     }
@@ -377,7 +431,7 @@ impl Worker {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

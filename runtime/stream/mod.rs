@@ -14,6 +14,7 @@
 //! - [`stage`]: one statement's books (`max_evals`, `finish_stream`,
 //!   allocations) and fused chains.
 //! - [`node`]: turns, parking and waking, ending.
+//! - [`proxy`]: a stage scoped to another worker process.
 //! - [`region`]: how a region stops (failure, cancel, teardown) and the
 //!   builder the emitted code calls; [`handle`]: [`Stream<T>`].
 
@@ -23,6 +24,7 @@ pub(crate) mod edge;
 pub(crate) mod handle;
 pub(crate) mod inputs;
 pub(crate) mod node;
+pub(crate) mod proxy;
 pub(crate) mod region;
 pub(crate) mod spsc;
 pub(crate) mod stage;
@@ -38,9 +40,14 @@ pub mod glue {
     pub use super::edge::{Cloned, Discard, Input, Output, Peek, Poll, Space, Take, Waker, cloned, share};
     pub use super::inputs::{Inputs, Polled};
     pub use super::node::{GroupBody, NodeRef};
+    pub use super::proxy::{
+        ArchiveDeref, ArchiveNone, ArchiveProbe, ArchiveValue, DecodeProbe, Decoder, Decodes, NoDecode, RemoteForm,
+        RemoteGroup, Returns, archived_const, const_writer, result_probe,
+    };
     pub use super::region::{Builder, Group, GroupStart, RegionOptions};
     pub use super::spsc::{SpscReader, SpscWriter};
     pub use super::stage::{
         Chain, Cx, DelayMember, Flow, Head, IntoFlow, Keep, KeepCopy, KeepOnly, Link, Member, Step, flow,
     };
+    pub use crate::transport::wire::BlobWriter;
 }

@@ -224,11 +224,11 @@ pub struct RegionOptions {
 
 /// Wires a region: rings, then groups, then [`Builder::start`].
 pub struct Builder {
-    rt: &'static Shared,
-    region: Arc<Region>,
+    pub(crate) rt: &'static Shared,
+    pub(crate) region: Arc<Region>,
     options: RegionOptions,
-    error: RefCell<Option<Error>>,
-    nodes: RefCell<Vec<NodeRef>>,
+    pub(crate) error: RefCell<Option<Error>>,
+    pub(crate) nodes: RefCell<Vec<NodeRef>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -300,7 +300,7 @@ impl Builder {
         }
     }
 
-    fn core(&self, index: usize, max_evals: Option<u64>) -> Core {
+    pub(crate) fn core(&self, index: usize, max_evals: Option<u64>) -> Core {
         if max_evals == Some(0) {
             self.config_error(format!(
                 "stage `{}` has `max_evals = 0`, so it would never run: give at least 1, or leave it out",
@@ -377,12 +377,12 @@ impl<I> std::fmt::Debug for GroupStart<'_, I> {
 
 /// A group being wired: its head, and the chain after it so far.
 pub struct Group<'b, I, H, M, C> {
-    builder: &'b Builder,
-    scope: Option<Scope>,
-    inputs: I,
+    pub(crate) builder: &'b Builder,
+    pub(crate) scope: Option<Scope>,
+    pub(crate) inputs: I,
     head: H,
     chain: C,
-    stages: Vec<usize>,
+    pub(crate) stages: Vec<usize>,
     mid: PhantomData<fn() -> M>,
 }
 
@@ -520,22 +520,17 @@ where
     {
         let builder = self.builder;
         let head = self.stages[0];
-        let placement = match &self.scope {
-            None => Placement::Any,
-            Some(scope) => match builder.rt.place(Some(scope)) {
-                Ok(placement) => placement,
-                Err(reason) => {
-                    let stage = &builder.region.stages[head];
-                    builder.error.borrow_mut().get_or_insert(Error::Scope(ScopeError {
-                        task: stage.id,
-                        name: stage.name.clone(),
-                        scope: scope.to_string(),
-                        reason,
-                    }));
-                    Placement::Any
-                }
-            },
-        };
+        let mut placement = self.placement();
+        if let Placement::Workers { mask, .. } = placement
+            && mask & 1 == 0
+        {
+            self.scope_error(
+                "other worker processes run only #[task] functions: make the stage one call of a #[task] \
+                 function whose streaming argument is passed as it is, or scope it to worker 0"
+                    .to_owned(),
+            );
+            placement = Placement::Any;
+        }
         let node = Node::new(builder.region.clone(), self.stages.into_boxed_slice());
         let body = GroupBody {
             inputs: self.inputs,
@@ -548,6 +543,33 @@ where
         let name = builder.region.stages[head].name.clone();
         let node = new_node(builder.rt, placement, name, node, body);
         builder.nodes.borrow_mut().push(node);
+    }
+
+    /// Where the group's scope puts it; a scope that cannot be met is the
+    /// region's `Error::Scope` (and the group runs anywhere).
+    pub(crate) fn placement(&self) -> Placement {
+        match &self.scope {
+            None => Placement::Any,
+            Some(scope) => match self.builder.rt.place(Some(scope)) {
+                Ok(placement) => placement,
+                Err(reason) => {
+                    self.scope_error(reason);
+                    Placement::Any
+                }
+            },
+        }
+    }
+
+    /// Records that the group's scope cannot be met, and why.
+    pub(crate) fn scope_error(&self, reason: String) {
+        let stage = &self.builder.region.stages[self.stages[0]];
+        let scope = self.scope.as_ref().map_or_else(String::new, ToString::to_string);
+        self.builder.error.borrow_mut().get_or_insert(Error::Scope(ScopeError {
+            task: stage.id,
+            name: stage.name.clone(),
+            scope,
+            reason,
+        }));
     }
 }
 

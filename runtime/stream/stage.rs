@@ -180,7 +180,7 @@ impl Core {
 
     /// Calls the stage once and applies `max_evals` and `finish_stream`.
     #[inline]
-    fn run<O>(&mut self, cx: &mut Cx<'_>, call: impl FnOnce() -> Flow<O>) -> Flow<O> {
+    pub(crate) fn run<O>(&mut self, cx: &mut Cx<'_>, call: impl FnOnce() -> Flow<O>) -> Flow<O> {
         cx.current = self.index;
         let flow = if self.count_allocs {
             let before = alloc::thread_allocations();

@@ -52,6 +52,25 @@ pub(crate) enum Message {
     Free { objects: Vec<u64> },
     /// Stop: the worker exits.
     Shutdown,
+    /// Process 0 to a worker: run streaming stage `stage` with registered
+    /// task `task`: its constant arguments travel here, its streaming
+    /// argument (at position `slot`) arrives element by element through the
+    /// ring file `input`, results go back through the ring file `output`.
+    StageStart {
+        stage: u64,
+        task: u64,
+        thread: Option<u32>,
+        consts: Vec<Blob>,
+        slot: u32,
+        input: String,
+        output: String,
+    },
+    /// The other side of stage `stage` may be parked: look at its rings.
+    StageBell { stage: u64 },
+    /// Process 0 to a worker: stage `stage` is over (ended or cancelled).
+    StageStop { stage: u64 },
+    /// A worker to process 0: stage `stage` could not start.
+    StageFailed { stage: u64, message: String },
 }
 
 /// One argument of a call: a value sent along, or a value the worker kept.
@@ -96,6 +115,10 @@ impl Message {
             Message::Value { .. } => 7,
             Message::Free { .. } => 8,
             Message::Shutdown => 9,
+            Message::StageStart { .. } => 10,
+            Message::StageBell { .. } => 11,
+            Message::StageStop { .. } => 12,
+            Message::StageFailed { .. } => 13,
         }
     }
 }
@@ -112,11 +135,15 @@ impl ArchivedMessage {
             ArchivedMessage::Value { .. } => 7,
             ArchivedMessage::Free { .. } => 8,
             ArchivedMessage::Shutdown => 9,
+            ArchivedMessage::StageStart { .. } => 10,
+            ArchivedMessage::StageBell { .. } => 11,
+            ArchivedMessage::StageStop { .. } => 12,
+            ArchivedMessage::StageFailed { .. } => 13,
         }
     }
 }
 
-const KINDS: std::ops::RangeInclusive<u16> = 1..=9;
+const KINDS: std::ops::RangeInclusive<u16> = 1..=13;
 
 /// A frame's header, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +227,11 @@ pub(crate) fn decode_payload<'p>(header: &Header, payload: &'p [u8]) -> Result<&
         }
         ArchivedMessage::Done { outcome: ArchivedOutcome::Value { blob, .. }, .. } => check(blob)?,
         ArchivedMessage::Value { blob, .. } => check(blob)?,
+        ArchivedMessage::StageStart { consts, .. } => {
+            for blob in consts.iter() {
+                check(blob)?;
+            }
+        }
         _ => {}
     }
     Ok(message)

@@ -48,32 +48,34 @@ use crate::Error;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"dirkring");
 const DATA: usize = 4096;
-const HEAD: usize = 64;
-const TAIL: usize = 128;
+pub(crate) const HEAD: usize = 64;
+pub(crate) const TAIL: usize = 128;
 /// Regions start at multiples of this (a cache line; archives need 16).
 pub(crate) const REGION_ALIGN: u64 = 64;
 
-/// One mapped ring file.
+/// One mapped ring file (also the base of [`records`](super::records)).
 #[derive(Debug)]
-struct Mapping {
+pub(crate) struct Mapping {
     map: MmapRaw,
-    capacity: u64,
+    pub(crate) capacity: u64,
 }
 
 impl Mapping {
-    fn counter(&self, at: usize) -> &AtomicU64 {
-        // SAFETY: `at` is 64 or 128, inside the header page, 8-aligned (the
+    /// The shared word at header offset `at` (a multiple of 64 below 4096).
+    pub(crate) fn counter(&self, at: usize) -> &AtomicU64 {
+        debug_assert!(at.is_multiple_of(64) && at < DATA);
+        // SAFETY: `at` is a multiple of 64 below 4096, inside the header page, 8-aligned (the
         // mapping is page-aligned); the page lives as long as `self.map`, and
         // both processes touch these words only atomically.
         unsafe { &*(self.map.as_mut_ptr().add(at) as *const AtomicU64) }
     }
 
-    fn data(&self) -> *mut u8 {
+    pub(crate) fn data(&self) -> *mut u8 {
         // SAFETY: the mapping is DATA + capacity bytes long.
         unsafe { self.map.as_mut_ptr().add(DATA) }
     }
 
-    fn open(path: &Path, create_capacity: Option<u64>) -> Result<Mapping, Error> {
+    pub(crate) fn open(path: &Path, create_capacity: Option<u64>) -> Result<Mapping, Error> {
         let io = |what: &str, e: std::io::Error| Error::Transport(format!("{what} {}: {e}", path.display()));
         let file: File = match create_capacity {
             Some(capacity) => {

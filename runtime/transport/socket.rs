@@ -128,6 +128,18 @@ impl Incoming {
 /// The most a payload buffer grows ahead of the bytes read.
 const READ_STEP: usize = 16 << 20;
 
+/// Bytes of frames this process sent or received on its sockets.
+static SOCKET_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes of frames this process sent or received on its sockets so far.
+pub(crate) fn socket_bytes() -> u64 {
+    SOCKET_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count(bytes: usize) {
+    SOCKET_BYTES.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Reads and validates one frame.
 pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, cookie: u64) -> Result<Incoming, Error> {
     let mut head = [0u8; HEADER_LEN];
@@ -135,6 +147,7 @@ pub(crate) async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R, cookie: u64) 
     let header = frame::decode_header(&head, cookie)?;
     let mut payload = AlignedVec::<ALIGN>::new();
     let len = header.payload_len() as usize;
+    count(HEADER_LEN + len);
     // Grow with the bytes that arrive, so that a header claiming a huge
     // payload costs nothing until the payload comes.
     while payload.len() < len {
@@ -195,6 +208,7 @@ impl Outbox {
     /// (its closing already failed whatever waited on it).
     pub(crate) fn send(&self, message: &Message, blobs: frame::Blobs) -> Result<(), Error> {
         let frame = frame::encode(message, blobs, self.cookie)?;
+        count(frame.0.len() + frame.1.len());
         if (self.sink)(frame) { Ok(()) } else { Err(Error::Transport("the link is closed".to_owned())) }
     }
 }

@@ -1,7 +1,7 @@
 //! `spawn!`: parse the options and the call, check them, emit the spawn.
 
 mod emit;
-mod parse;
+pub(crate) mod parse;
 
 use proc_macro2::TokenStream;
 

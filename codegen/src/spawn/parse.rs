@@ -147,7 +147,7 @@ pub(crate) fn parse(input: TokenStream, diagnostics: &mut Diagnostics) -> Option
 /// The workers a scope names when it is written as a literal:
 /// `Scope::worker(2)`, `Scope::workers([1, 2])`, either followed by
 /// `.thread(t)`.
-fn literal_workers(expr: &Expr) -> Option<Vec<u64>> {
+pub(crate) fn literal_workers(expr: &Expr) -> Option<Vec<u64>> {
     match expr {
         Expr::MethodCall(m) if m.method == "thread" || m.method == "into" => literal_workers(&m.receiver),
         Expr::Paren(p) => literal_workers(&p.expr),

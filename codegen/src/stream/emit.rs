@@ -34,6 +34,7 @@ use syn::{Expr, Ident};
 
 use super::graph::{Graph, bound_names};
 use super::plan::{Plan, Read};
+use super::remote;
 
 fn glue() -> TokenStream {
     quote!(::dirk::__private::stream)
@@ -191,9 +192,17 @@ pub(crate) fn emit(graph: &Graph, plan: &Plan) -> TokenStream {
             }
             None => quote!(#glue::Discard),
         };
+        let head_max = some_or_none(head_stage.stmt.options.value("max_evals"));
+        let form = remote::form(graph, group, &head_max);
+        let (before, remote) = match form {
+            None => (quote!(), quote!()),
+            Some(Ok(f)) => (f.before, f.call),
+            Some(Err(error)) => (error, quote!()),
+        };
         quote! {
+            #before
             #[allow(unused_mut, clippy::redundant_closure_call)]
-            let () = #chain.to(#out);
+            let () = #chain #remote.to(#out);
         }
     });
 
@@ -212,6 +221,8 @@ pub(crate) fn emit(graph: &Graph, plan: &Plan) -> TokenStream {
     };
 
     quote! {{
+        #[allow(unused_imports)]
+        use #glue::{ArchiveDeref as _, ArchiveNone as _, ArchiveValue as _, Decodes as _, NoDecode as _};
         let #region = #glue::Builder::new(
             #glue::RegionOptions { max_evals: #max, teardown: #teardown, report_allocs: #report },
             &[#(#labels),*],

@@ -10,6 +10,7 @@ mod emit;
 mod graph;
 mod parse;
 mod plan;
+mod remote;
 
 use proc_macro2::TokenStream;
 use quote::quote;

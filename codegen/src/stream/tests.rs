@@ -142,3 +142,30 @@ fn the_expansion_wires_the_builder() {
     let failed = super::expand_streaming(quote! { let a = f(a); a }).to_string();
     assert!(failed.contains("compile_error") && failed.contains("unreachable"), "{failed}");
 }
+
+#[test]
+fn a_call_scoped_to_a_worker_gets_a_remote_form() {
+    let out = super::expand_streaming(quote! {
+        let x = src()?;
+        #[dirk(scope = Scope::worker(1))]
+        let y = f(x, k);
+        y
+    })
+    .to_string();
+    assert!(out.contains(". remote ("), "{out}");
+    assert!(out.contains("must_be_task :: < f >"), "{out}");
+    assert!(out.contains("slot : 0usize"), "{out}");
+}
+
+#[test]
+fn a_literal_worker_scope_needs_a_call() {
+    let out = super::expand_streaming(quote! {
+        let x = src()?;
+        #[dirk(scope = Scope::worker(1))]
+        let y = x + 1;
+        y
+    })
+    .to_string();
+    assert!(out.contains("compile_error"), "{out}");
+    assert!(out.contains("it is not a function call"), "{out}");
+}
