@@ -353,3 +353,25 @@ fn a_gpu_stage_on_a_device_that_cannot_open_fails_with_a_gpu_error() {
         });
     });
 }
+
+#[test]
+fn a_gpu_region_whose_runtime_shut_down_ends_with_cancelled() {
+    within(GPU_LIMIT, || {
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        let out = rt.enter(|| {
+            let mut next = 0u32;
+            streaming! {
+                let k = { next = next.wrapping_add(1); next };
+                let frame = GpuVec::from(synth(k));
+                #[dirk(scope = Scope::gpu(0))] let y = fir(frame);
+                let r = y.len();
+                r
+            }
+        });
+        assert_eq!(out.next_timeout(Duration::from_secs(60)), Ok(Some(N)));
+        drop(rt);
+        let err = out.wait().unwrap_err();
+        assert!(err.is_cancelled(), "{err:?}");
+        assert!(out.is_finished());
+    });
+}
