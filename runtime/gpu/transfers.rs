@@ -2,7 +2,7 @@
 //! upload ([`Gpu::upload`](super::Gpu::upload), a host vector's first use
 //! by a kernel) and every download (a host read of device-only data) adds
 //! one, with its bytes; an upload a streaming GPU stage started ahead of
-//! the element's iteration (see [`prefetch`](super::prefetch)) counts as a
+//! the element's iteration (see `gpu/prefetch.rs`) counts as a
 //! prefetch too. Relaxed counters: a snapshot taken after the tasks
 //! that moved data were waited for sees their moves.
 

@@ -145,7 +145,7 @@ impl<T: Element> GpuVec<T> {
 
     /// Starts copying the data to `runner`'s device unless it is there
     /// already: what a streaming GPU stage does with its next element
-    /// ([`prefetch`](super::prefetch)). The upload is queued and this
+    /// (see `gpu/prefetch.rs`). The upload is queued and this
     /// returns at once (a copy only another GPU holds is downloaded first,
     /// which waits). `Ok(true)` when it uploaded.
     pub(crate) fn prefetch_to(&self, runner: &Arc<Runner>) -> Result<bool, Error> {

@@ -96,7 +96,7 @@ pub(crate) enum Blocked {
 
 /// What a node does with the next element of each input after every
 /// iteration: a node placed on a GPU starts uploading it while the
-/// iteration's kernels run ([`gpu::prefetch`](crate::gpu)); `None` elsewhere.
+/// iteration's kernels run (see `gpu/prefetch.rs`); `None` elsewhere.
 pub(crate) type Ahead<'a> = Option<&'a mut dyn FnMut(&dyn std::any::Any)>;
 
 /// A group of stages as its node drives it.
