@@ -67,8 +67,13 @@ fn a_dag_mixing_cpu_and_gpu_tasks_moves_each_value_once() {
         assert_eq!(values.0, b.iter().map(|&x| f64::from(x)).sum::<f64>());
         assert_eq!(values.1, (c[0], c[n - 1]));
         assert_eq!(values.2, c);
-        let expected =
-            Transfers { uploads: 2, downloads: 2, bytes_uploaded: bytes(2 * n), bytes_downloaded: bytes(2 * n) };
+        let expected = Transfers {
+            uploads: 2,
+            downloads: 2,
+            bytes_uploaded: bytes(2 * n),
+            bytes_downloaded: bytes(2 * n),
+            prefetches: 0,
+        };
         assert_eq!(moved, expected);
     });
 }
@@ -85,7 +90,8 @@ fn a_chain_of_gpu_tasks_stays_on_the_device() {
             v.fetch_vec().unwrap()
         });
         assert_eq!(out, vec![(1u64 << 20) as f32; n]);
-        let expected = Transfers { uploads: 1, downloads: 1, bytes_uploaded: bytes(n), bytes_downloaded: bytes(n) };
+        let expected =
+            Transfers { uploads: 1, downloads: 1, bytes_uploaded: bytes(n), bytes_downloaded: bytes(n), prefetches: 0 };
         assert_eq!(moved, expected);
     });
 }

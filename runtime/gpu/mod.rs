@@ -98,13 +98,17 @@
 //!
 //! # Streams of values
 //!
-//! Everything a GPU stage of a stream needs is here: [`Gpu::upload`] queues
-//! an upload and returns at once with a resident [`GpuVec`] (so the next
-//! element's upload overlaps the current element's kernels), launches are
-//! asynchronous, and results stay resident until a consumer reads them.
+//! A `streaming!` stage scoped with `#[dirk(scope = Scope::gpu(i))]` runs
+//! its iterations on GPU `i`'s runner, and the `#[task(gpu)]` functions it
+//! calls get that device's context at once. Results stay resident, so
+//! consecutive GPU stages pass data on the device; after each iteration the
+//! stage starts uploading the next element if it is a host `GpuVec`
+//! already waiting in its input, overlapping the current kernels (counted
+//! in [`Transfers::prefetches`]; see `gpu/prefetch.rs`).
 
 mod context;
 mod kernels;
+mod prefetch;
 mod processor;
 mod provide;
 #[doc(hidden)]
@@ -116,6 +120,7 @@ pub use cubecl;
 pub use cubecl::Device;
 
 pub use self::context::{Gpu, with_any_gpu, with_gpu};
+pub(crate) use self::prefetch::Prefetch;
 pub use self::processor::{Processor, processors};
 pub(crate) use self::processor::{Processors, help_until};
 pub use self::transfers::Transfers;

@@ -1,7 +1,9 @@
 //! Counting what crosses between host and device, per GPU processor: every
 //! upload ([`Gpu::upload`](super::Gpu::upload), a host vector's first use
 //! by a kernel) and every download (a host read of device-only data) adds
-//! one, with its bytes. Relaxed counters: a snapshot taken after the tasks
+//! one, with its bytes; an upload a streaming GPU stage started ahead of
+//! the element's iteration (see `gpu/prefetch.rs`) counts as a
+//! prefetch too. Relaxed counters: a snapshot taken after the tasks
 //! that moved data were waited for sees their moves.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +15,7 @@ pub(crate) struct Counters {
     downloads: AtomicU64,
     bytes_uploaded: AtomicU64,
     bytes_downloaded: AtomicU64,
+    prefetches: AtomicU64,
 }
 
 impl Counters {
@@ -26,12 +29,17 @@ impl Counters {
         self.bytes_downloaded.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    pub(crate) fn prefetched(&self) {
+        self.prefetches.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> Transfers {
         Transfers {
             uploads: self.uploads.load(Ordering::Relaxed),
             downloads: self.downloads.load(Ordering::Relaxed),
             bytes_uploaded: self.bytes_uploaded.load(Ordering::Relaxed),
             bytes_downloaded: self.bytes_downloaded.load(Ordering::Relaxed),
+            prefetches: self.prefetches.load(Ordering::Relaxed),
         }
     }
 }
@@ -48,6 +56,9 @@ pub struct Transfers {
     pub bytes_uploaded: u64,
     /// Bytes copied device-to-host.
     pub bytes_downloaded: u64,
+    /// Of the uploads, those a streaming GPU stage started for the element
+    /// after the one it was working on, before that element's iteration.
+    pub prefetches: u64,
 }
 
 impl std::ops::Sub for Transfers {
@@ -60,6 +71,7 @@ impl std::ops::Sub for Transfers {
             downloads: self.downloads - rhs.downloads,
             bytes_uploaded: self.bytes_uploaded - rhs.bytes_uploaded,
             bytes_downloaded: self.bytes_downloaded - rhs.bytes_downloaded,
+            prefetches: self.prefetches - rhs.prefetches,
         }
     }
 }

@@ -143,6 +143,24 @@ impl<T: Element> GpuVec<T> {
         handle
     }
 
+    /// Starts copying the data to `runner`'s device unless it is there
+    /// already: what a streaming GPU stage does with its next element
+    /// (see `gpu/prefetch.rs`). The upload is queued and this
+    /// returns at once (a copy only another GPU holds is downloaded first,
+    /// which waits). `Ok(true)` when it uploaded.
+    pub(crate) fn prefetch_to(&self, runner: &Arc<Runner>) -> Result<bool, Error> {
+        let mut copies = self.inner.copies.lock();
+        if copies.iter().any(|r| Arc::ptr_eq(&r.runner, runner)) {
+            return Ok(false);
+        }
+        let client = runner.client().map_err(|reason| runner.unavailable(reason))?;
+        let bytes = T::as_bytes(self.download(&copies)?);
+        runner.counters.uploaded(bytes.len());
+        let handle = client.create_from_slice(if bytes.is_empty() { &[0] } else { bytes });
+        copies.push(Resident { runner: Arc::clone(runner), handle });
+        Ok(true)
+    }
+
     /// The data as a kernel argument for a `&[T]` parameter, uploaded to
     /// `gpu` first if it is not there yet. Pass it only to parameters the
     /// kernel reads: a kernel that writes through it breaks every other

@@ -345,6 +345,16 @@ impl<T: Send + Sync> Input for BroadcastReader<T> {
     fn bind(&mut self, waker: &Waker) {
         self.cursor().side.set_waker(Some(waker.clone()));
     }
+
+    fn upcoming(&mut self) -> Option<&dyn std::any::Any>
+    where
+        Self: 'static,
+    {
+        if self.poll() != Poll::Ready {
+            return None;
+        }
+        Some(self.get())
+    }
 }
 
 impl<T: Send + Sync> Peek for BroadcastReader<T> {

@@ -191,6 +191,15 @@ pub trait Input: Send {
     fn close(&mut self);
     /// Sets who is woken when this end is parked and the writer progresses.
     fn bind(&mut self, waker: &Waker);
+    /// The element `get` would give next, if one is ready, looked at
+    /// without reading it: a node placed on a GPU starts its upload early
+    /// (see `gpu::prefetch`). Rings answer; other inputs need not.
+    fn upcoming(&mut self) -> Option<&dyn std::any::Any>
+    where
+        Self: 'static,
+    {
+        None
+    }
 }
 
 /// The writing end of an edge, as a node sees it.
@@ -296,6 +305,12 @@ where
     }
     fn bind(&mut self, waker: &Waker) {
         self.inner.bind(waker);
+    }
+    fn upcoming(&mut self) -> Option<&dyn std::any::Any>
+    where
+        Self: 'static,
+    {
+        self.inner.upcoming()
     }
 }
 

@@ -38,6 +38,14 @@ pub trait Inputs: Send {
     fn close(&mut self);
     /// Sets who is woken for every input.
     fn bind(&mut self, waker: &Waker);
+    /// Shows `each` the next element of every input that has one ready,
+    /// without reading it (see [`Input::upcoming`]).
+    fn upcoming(&mut self, each: &mut dyn FnMut(&dyn std::any::Any))
+    where
+        Self: 'static,
+    {
+        let _ = each;
+    }
 }
 
 impl Inputs for () {
@@ -106,6 +114,13 @@ macro_rules! tuple_inputs {
 
             fn bind(&mut self, waker: &Waker) {
                 $(self.$index.bind(waker);)+
+            }
+
+            fn upcoming(&mut self, each: &mut dyn FnMut(&dyn std::any::Any))
+            where
+                Self: 'static,
+            {
+                $(if let Some(next) = self.$index.upcoming() { each(next) })+
             }
         }
     };

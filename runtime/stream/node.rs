@@ -94,10 +94,16 @@ pub(crate) enum Blocked {
     Output,
 }
 
+/// What a node does with the next element of each input after every
+/// iteration: a node placed on a GPU starts uploading it while the
+/// iteration's kernels run (see `gpu/prefetch.rs`); `None` elsewhere.
+pub(crate) type Ahead<'a> = Option<&'a mut dyn FnMut(&dyn std::any::Any)>;
+
 /// A group of stages as its node drives it.
 pub(crate) trait Turn: Send + 'static {
-    /// Runs up to `budget` iterations.
-    fn turn(&mut self, cx: &mut Cx<'_>, budget: u32) -> TurnEnd;
+    /// Runs up to `budget` iterations, showing `ahead` the next input
+    /// elements after each.
+    fn turn(&mut self, cx: &mut Cx<'_>, budget: u32, ahead: Ahead<'_>) -> TurnEnd;
     /// Publishes what the turn wrote and read.
     fn flush(&mut self);
     /// Parks on `on`; `false` if it is ready again.
@@ -166,7 +172,7 @@ where
     C: Chain<M> + 'static,
     W: Output<C::Out> + 'static,
 {
-    fn turn(&mut self, cx: &mut Cx<'_>, budget: u32) -> TurnEnd {
+    fn turn(&mut self, cx: &mut Cx<'_>, budget: u32, mut ahead: Ahead<'_>) -> TurnEnd {
         let teardown = cx.region.teardown;
         for _ in 0..budget {
             if cx.region.is_cancelled() {
@@ -205,6 +211,9 @@ where
             }
             if !self.head.core().is_live() || (teardown && !self.output_open) {
                 return TurnEnd::Done;
+            }
+            if let Some(ahead) = ahead.as_deref_mut() {
+                self.inputs.upcoming(ahead);
             }
         }
         TurnEnd::Budget
@@ -407,13 +416,17 @@ unsafe fn run<B: Turn>(task: TaskRef) {
 fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) -> bool {
     let region = &*node.region;
     let mut cx = Cx { region, current: node.stages[0] };
+    #[cfg(feature = "gpu")]
+    let mut ahead = crate::gpu::Prefetch::on(header.placement).map(|p| move |next: &dyn std::any::Any| p.offer(next));
+    #[cfg(not(feature = "gpu"))]
+    let mut ahead: Option<fn(&dyn std::any::Any)> = None;
     loop {
         if header.state.load() & FINISHING != 0 {
-            region.interrupted(header.id);
+            region.interrupted(header.id, header.error());
         }
         let budget = node.budget.load(Ordering::Relaxed);
         let start = Instant::now();
-        let end = catch_unwind(AssertUnwindSafe(|| body.turn(&mut cx, budget)));
+        let end = catch_unwind(AssertUnwindSafe(|| body.turn(&mut cx, budget, ahead.as_mut().map(|f| f as _))));
         body.flush();
         body.publish(region);
         let took = start.elapsed();

@@ -137,10 +137,11 @@ impl Region {
     }
 
     /// A node found its header failed without the region asking: its
-    /// runtime shut down.
-    pub(crate) fn interrupted(&self, node: TaskId) {
+    /// runtime shut down (`Cancelled`), or its processor cannot run it (the
+    /// header's error, such as `Error::Gpu` for a device that cannot open).
+    pub(crate) fn interrupted(&self, node: TaskId, error: Option<&Error>) {
         if self.flags.load(Ordering::Acquire) & CANCEL == 0 {
-            self.fail(Error::Cancelled { task: node });
+            self.fail(error.cloned().unwrap_or(Error::Cancelled { task: node }));
         }
     }
 

@@ -302,6 +302,20 @@ impl<T: Send> Input for SpscReader<T> {
     fn bind(&mut self, waker: &Waker) {
         self.ring.reader.set_waker(Some(waker.clone()));
     }
+
+    fn upcoming(&mut self) -> Option<&dyn std::any::Any>
+    where
+        Self: 'static,
+    {
+        if self.poll() != Poll::Ready {
+            return None;
+        }
+        let slot = &self.ring.slots[self.head & self.ring.mask];
+        // SAFETY: `poll` said the slot is in [head, tail_seen): written,
+        // published and owned by the reader; it is only borrowed here, and
+        // the borrow of `self` keeps `get` from moving it out meanwhile.
+        Some(unsafe { (*slot.get()).assume_init_ref() })
+    }
 }
 
 impl<T: Send> Take for SpscReader<T> {
