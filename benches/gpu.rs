@@ -32,7 +32,11 @@ use cubecl::prelude::*;
 use dirk::Scope;
 use dirk::gpu::{Gpu, GpuVec, processors, with_gpu};
 use dirk::prelude::*;
+use filter::{edge_fraction, edges, image};
 use harness::{ns_per, pick, report, sample, time};
+
+#[path = "../examples/shared/filter.rs"]
+mod filter;
 
 #[task(gpu)]
 fn empty(_gpu: &Gpu) {}
@@ -243,8 +247,8 @@ fn main() {
             let mut next = 0;
             let out = streaming! {
                 let k = { next += 1; (next <= frames).then_some(next - 1) }?;
-                #[dirk(buffer = 4)] let image = frame(k);
-                #[dirk(scope = Scope::gpu(0), buffer = 4)] let found = edges(image);
+                #[dirk(buffer = 4)] let pixels = GpuVec::from(image(k));
+                #[dirk(scope = Scope::gpu(0), buffer = 4)] let found = edges(pixels);
                 let fraction = edge_fraction(found.host().unwrap());
                 fraction
             };
@@ -261,7 +265,7 @@ fn main() {
         rt.enter(|| {
             let found: Vec<_> =
                 (0..frames).map(|k| spawn!(scope = Scope::gpu(0), edges(spawn!(frame_task(k))))).collect();
-            let fractions: Vec<_> = found.iter().map(|e| spawn!(edge_fraction_task(e))).collect();
+            let fractions: Vec<_> = found.iter().map(|e| spawn!(edge_fraction(e))).collect();
             fractions.iter().for_each(|f| f.wait().unwrap());
         });
         frames as f64 / start.elapsed().as_secs_f64()
@@ -269,86 +273,9 @@ fn main() {
     report(&group, case, "dirk tasks per frame", s, "frames/s", false);
 }
 
-const WIDTH: usize = 320;
-const HEIGHT: usize = 240;
-
-#[cube(launch)]
-fn blur(image: &[f32], out: &mut [f32], width: u32, height: u32) {
-    let pos = ABSOLUTE_POS;
-    if pos < out.len() {
-        let x = (pos % width as usize) as i32;
-        let y = (pos / width as usize) as i32;
-        let mut acc = 0.0f32;
-        for dy in 0..3i32 {
-            for dx in 0..3i32 {
-                let sx = clamp(x + dx - 1, 0, width as i32 - 1);
-                let sy = clamp(y + dy - 1, 0, height as i32 - 1);
-                acc += image[(sy * width as i32 + sx) as usize];
-            }
-        }
-        out[pos] = acc / 9.0;
-    }
-}
-
-#[cube(launch)]
-fn sobel(image: &[f32], out: &mut [f32], width: u32, height: u32) {
-    let pos = ABSOLUTE_POS;
-    if pos < out.len() {
-        let w = width as usize;
-        let (x, y) = (pos % w, pos / w);
-        let mut magnitude = 0.0f32;
-        if x > 0 && y > 0 && x + 1 < w && y + 1 < height as usize {
-            let (top, mid, bottom) = ((y - 1) * w + x, y * w + x, (y + 1) * w + x);
-            let gx = image[top + 1] + 2.0 * image[mid + 1] + image[bottom + 1]
-                - image[top - 1]
-                - 2.0 * image[mid - 1]
-                - image[bottom - 1];
-            let gy = image[bottom - 1] + 2.0 * image[bottom] + image[bottom + 1]
-                - image[top - 1]
-                - 2.0 * image[top]
-                - image[top + 1];
-            magnitude = f32::sqrt(gx * gx + gy * gy);
-        }
-        out[pos] = magnitude;
-    }
-}
-
-/// Blur, then edges: the blurred frame stays on the device.
-#[task(gpu)]
-fn edges(gpu: &Gpu, frame: GpuVec<f32>) -> GpuVec<f32> {
-    let (count, dim) = gpu.grid(frame.len());
-    let (w, h) = (WIDTH as u32, HEIGHT as u32);
-    let mut blurred = gpu.empty::<f32>(frame.len());
-    blur::launch(gpu.client(), count.clone(), dim, frame.arg(gpu), blurred.arg_mut(gpu), w, h);
-    let mut out = gpu.empty::<f32>(frame.len());
-    sobel::launch(gpu.client(), count, dim, blurred.arg(gpu), out.arg_mut(gpu), w, h);
-    out
-}
-
-/// Frame `k`: a bright disc moving over a gradient.
-fn frame(k: usize) -> GpuVec<f32> {
-    let (cx, cy, r) = ((40 + 3 * k) % WIDTH, HEIGHT / 2, 30.0);
-    (0..WIDTH * HEIGHT)
-        .map(|i| {
-            let (x, y) = (i % WIDTH, i / WIDTH);
-            let d = ((x as f32 - cx as f32).powi(2) + (y as f32 - cy as f32).powi(2)).sqrt();
-            x as f32 / WIDTH as f32 * 0.2 + if d < r { 1.0 } else { 0.0 }
-        })
-        .collect()
-}
-
 #[task]
 fn frame_task(k: usize) -> GpuVec<f32> {
-    frame(k)
-}
-
-fn edge_fraction(edges: &[f32]) -> f32 {
-    edges.iter().filter(|&&e| e > 1.0).count() as f32 / edges.len() as f32
-}
-
-#[task]
-fn edge_fraction_task(edges: &[f32]) -> f32 {
-    edge_fraction(edges)
+    image(k).into()
 }
 
 /// Spawns an empty GPU task on `rt` with `scope`.

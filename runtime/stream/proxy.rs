@@ -30,7 +30,7 @@ use rkyv::util::AlignedVec;
 
 use super::edge::{Output, Space, Waker};
 use super::inputs::{Inputs, Polled};
-use super::node::{Blocked, Node, Turn, TurnEnd, new_node};
+use super::node::{Ahead, Blocked, Node, Turn, TurnEnd, new_node};
 use super::region::{Group, Region};
 use super::stage::{Core, Cx, Flow};
 use crate::Error;
@@ -352,7 +352,8 @@ where
     W: Output<O> + 'static,
     O: 'static,
 {
-    fn turn(&mut self, cx: &mut Cx<'_>, budget: u32) -> TurnEnd {
+    /// A proxy runs on process 0's threads, never on a GPU: `ahead` is unused.
+    fn turn(&mut self, cx: &mut Cx<'_>, budget: u32, _ahead: Ahead<'_>) -> TurnEnd {
         let region = cx.region;
         for _ in 0..budget {
             if region.is_cancelled() {
