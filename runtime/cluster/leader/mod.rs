@@ -24,6 +24,8 @@
 //! left and their inputs are still available; values it kept are lost, and
 //! tasks that need them fail with `Error::WorkerLost`.
 
+mod pulls;
+
 use std::collections::HashMap;
 use std::process::Child;
 use std::sync::OnceLock;
@@ -33,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use self::pulls::{blob_len, trace_moved, trace_remote_run};
 use super::cost::{Candidate, CostModel};
 use super::registry::ResultGlue;
 use crate::exec::Shared;
@@ -41,8 +44,7 @@ use crate::task::cell;
 use crate::task::raw::TaskRef;
 use crate::task::slots::SlotRef;
 use crate::task::state::ELSEWHERE;
-use crate::trace::record::Event;
-use crate::transport::frame::{ArchivedBlob, ArchivedMessage, ArchivedOutcome, Arg, Blob, Blobs, Message};
+use crate::transport::frame::{ArchivedMessage, ArchivedOutcome, Arg, Blob, Blobs, Message};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{Incoming, Io, Outbox};
 use crate::transport::wire::BlobWriter;
@@ -565,205 +567,6 @@ impl Cluster {
         }
     }
 
-    /// Runs `f` on the bytes `blob` names, from the frame or `link`'s ring
-    /// (which is released afterwards).
-    fn with_blob<R>(
-        &self,
-        link: &Link,
-        frame: &Incoming,
-        blob: &ArchivedBlob,
-        f: impl FnOnce(&[u8]) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        match blob {
-            ArchivedBlob::Frame { offset, len } => {
-                let (o, l) = (offset.to_native() as usize, len.to_native() as usize);
-                f(&frame.blobs()[o..o + l])
-            }
-            ArchivedBlob::Ring { start, pos, len } => {
-                let (start, pos, len) = (start.to_native(), pos.to_native(), len.to_native());
-                let ring = link
-                    .ring_in
-                    .as_ref()
-                    .ok_or_else(|| Error::Codec("a value in a ring on a link without one".into()))?;
-                let bytes = ring.read(start, pos, len)?;
-                let out = f(bytes);
-                ring.release(start, pos + len);
-                out
-            }
-        }
-    }
-
-    /// Hands pulled bytes (or the failure to get them) to one purpose.
-    fn deliver(&'static self, object: u64, purpose: PullFor, bytes: Result<&[u8], Error>) {
-        if trace::record::on()
-            && let Ok(b) = &bytes
-        {
-            let from = self.resident.lock().get(&object).map_or(0, |r| r.worker);
-            match &purpose {
-                PullFor::Fill { .. } => trace_moved(object, b.len() as u64, from, 0),
-                PullFor::Forward { call, .. } => {
-                    let to = self.calls.lock().get(call).map_or(0, |p| p.worker);
-                    trace_moved(*call, b.len() as u64, from, to);
-                }
-            }
-        }
-        match purpose {
-            PullFor::Fill { task, then } => {
-                let filled = bytes.and_then(|b| match self.resident.lock().get(&object).and_then(|r| r.fill) {
-                    // SAFETY: `task` completed ELSEWHERE with the result type
-                    // the glue was made for, and pulls of one object are
-                    // merged, so this is its only filler.
-                    Some(glue) => unsafe { (glue.fill)(&task, b) },
-                    None => Err(Error::Codec("the result cannot cross processes".to_owned())),
-                });
-                if let Err(e) = filled {
-                    self.failed_pulls.lock().insert(object, e);
-                }
-                match then {
-                    Then::Thread(t) => t.unpark(),
-                    Then::Waker(w) => w.wake(),
-                    Then::Route(t) => self.after_pull(t, object),
-                }
-            }
-            PullFor::Forward { call, arg } => {
-                let ready = {
-                    let mut calls = self.calls.lock();
-                    let Some(p) = calls.get_mut(&call) else { return };
-                    match bytes {
-                        Ok(b) => {
-                            let link = self.link(p.worker);
-                            let mut blobs = std::mem::take(&mut p.blobs);
-                            let blob = match link {
-                                Some(link) => self.copy_out(link, &mut blobs, b),
-                                None => blobs.push(b),
-                            };
-                            p.blobs = blobs;
-                            p.args[arg] = Some(Arg::Blob(blob));
-                            p.missing -= 1;
-                            p.missing == 0
-                        }
-                        Err(e) => {
-                            let p = calls.remove(&call).expect("present");
-                            drop(calls);
-                            if let Some(l) = self.link(p.worker) {
-                                l.load.fetch_sub(1, Ordering::Relaxed);
-                            }
-                            if let Some(r) = p.task.remote() {
-                                // SAFETY: we hold the claim; nothing from `each_arg` is alive.
-                                unsafe { r.release_inputs() };
-                            }
-                            cell::fail_elsewhere(p.task, e);
-                            return;
-                        }
-                    }
-                };
-                if ready {
-                    self.send_call(call);
-                }
-            }
-        }
-    }
-
-    /// A task waiting for an input's value: route it again, or fail it when
-    /// the value could not be brought.
-    fn after_pull(&'static self, task: TaskRef, object: u64) {
-        let failed = self.failed_pulls.lock().get(&object).cloned();
-        match failed {
-            Some(error) => {
-                let h = task.header();
-                if let Some(c) = h.fail(Error::upstream(h.id, h.name.clone(), &error)) {
-                    cell::tell(c);
-                }
-                task.run();
-            }
-            None => self.route(task),
-        }
-    }
-
-    /// Copies bytes into `link`'s ring (or the frame, when small or full).
-    fn copy_out(&self, link: &Link, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
-        if bytes.len() > INLINE_MAX
-            && let Some(ring) = &link.ring_out
-        {
-            let mut ring = ring.lock();
-            if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
-                // SAFETY: the reserved region is free and at least this long.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
-                ring.commit(&region, bytes.len());
-                return Blob::Ring { start: region.start, pos: region.pos, len: bytes.len() as u64 };
-            }
-        }
-        blobs.push(bytes)
-    }
-
-    /// Asks the worker keeping `object` for it, merging requests.
-    fn pull(&'static self, object: u64, purpose: PullFor) {
-        let resident = self.resident.lock().get(&object).copied();
-        let lost = match resident {
-            Some(r) if !r.lost => None,
-            Some(r) => Some(Error::WorkerLost { worker: r.worker, task: crate::TaskId(object) }),
-            None => Some(Error::Transport(format!("no worker keeps the value of task {object}"))),
-        };
-        if let Some(error) = lost {
-            self.failed_pulls.lock().insert(object, error.clone());
-            return self.deliver(object, purpose, Err(error));
-        }
-        let r = resident.expect("checked");
-        let first = {
-            let mut pulls = self.pulls.lock();
-            let entry = pulls.entry(object).or_insert_with(|| (Vec::new(), Instant::now()));
-            entry.0.push(purpose);
-            entry.0.len() == 1
-        };
-        if first && let Some(link) = self.link(r.worker) {
-            let _ = link.outbox.send(&Message::Pull { object }, Blobs::default());
-        }
-    }
-
-    /// Brings the value of `task` (complete `ELSEWHERE`) here; `then` is
-    /// told when it arrived or could not.
-    pub(crate) fn pull_here(&'static self, task: TaskRef, then: Then) {
-        let object = task.header().id.get();
-        if task.header().state.load() & ELSEWHERE == 0 {
-            return self.deliver_now(then, task);
-        }
-        self.pull(object, PullFor::Fill { task, then });
-    }
-
-    fn deliver_now(&'static self, then: Then, task: TaskRef) {
-        match then {
-            Then::Thread(t) => t.unpark(),
-            Then::Waker(w) => w.wake(),
-            Then::Route(t) => {
-                drop(task);
-                self.route(t)
-            }
-        }
-    }
-
-    /// Why the value of `object` could not be brought here, if it could not.
-    pub(crate) fn pull_failure(&self, object: u64) -> Option<Error> {
-        self.failed_pulls.lock().get(&object).cloned()
-    }
-
-    /// The task with result `object` is gone: its worker may free it.
-    pub(crate) fn forget(&self, object: u64) {
-        self.failed_pulls.lock().remove(&object);
-        let Some(r) = self.resident.lock().remove(&object) else { return };
-        if let Some(link) = self.link(r.worker)
-            && link.alive.load(Ordering::Acquire)
-        {
-            let full = {
-                let mut frees = link.frees.lock();
-                frees.push(object);
-                (frees.len() >= FREE_BATCH).then(|| std::mem::take(&mut *frees))
-            };
-            if let Some(objects) = full {
-                let _ = link.outbox.send(&Message::Free { objects }, Blobs::default());
-            }
-        }
-    }
-
     /// `worker`'s connection ended (on the I/O thread).
     pub(crate) fn on_lost(&'static self, worker: u32, why: Error) {
         let Some(link) = self.link(worker) else { return };
@@ -865,33 +668,4 @@ impl Cluster {
 /// This process's placement for an optional thread.
 fn here(thread: Option<usize>) -> Placement {
     thread.map_or(Placement::Any, Placement::Thread)
-}
-
-/// The length of the bytes a blob names.
-fn blob_len(blob: &Blob) -> u64 {
-    match blob {
-        Blob::Frame { len, .. } | Blob::Ring { len, .. } => *len,
-    }
-}
-
-/// Records `bytes` of `task`'s data moved from worker `from` to `to`.
-fn trace_moved(task: u64, bytes: u64, from: u32, to: u32) {
-    trace::record::record(Event::Moved { task, bytes, from, to, at: trace::record::now() });
-}
-
-/// Records the run of a task on another worker as process 0 saw it: from
-/// when its call was sent until its result came back (the worker's own
-/// clock is not comparable with this one).
-fn trace_remote_run(p: &Pending, failed: bool) {
-    let h = p.task.header();
-    trace::record::record(Event::Run {
-        task: h.id.0,
-        name: trace::record::static_name(&h.name),
-        spawned: h.spawned_at,
-        worker: p.worker,
-        thread: p.thread.unwrap_or(u32::MAX),
-        start: p.sent_ticks,
-        end: trace::record::now(),
-        failed,
-    });
 }
