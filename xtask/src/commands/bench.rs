@@ -105,7 +105,7 @@ fn write_charts(curves: &[CurvePoint], out_dir: &std::path::Path) -> Result<Vec<
         let chart = plot::Chart { title: &title, x_label, y_label, reference };
         let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
         let rel = format!("bench-plots/{}.svg", file.trim_matches('-'));
-        std::fs::write(root().join(&rel), plot::svg(&chart, series))
+        std::fs::write(out_dir.join(&rel), plot::svg(&chart, series))
             .map_err(|e| format!("could not write {rel}: {e}"))?;
         written.push((name.to_string(), rel));
     }
