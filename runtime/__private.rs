@@ -59,24 +59,7 @@ pub type AlignedBytes = rkyv::util::AlignedVec<16>;
 pub use crate::task::slots::SlotRef;
 pub use linkme;
 
-/// Spawns `f(slots)` like [`spawn_call`]; on a runtime with worker
-/// processes a registered `#[task]` (the function item spelled `path`) may
-/// run in any of them, its arguments archived with `encoders`.
-pub fn spawn_task<S, F, R>(
-    options: Option<Options>,
-    name: &'static str,
-    path: &'static str,
-    encoders: &[Option<Encode>],
-    slots: S,
-    f: F,
-) -> Task<R>
-where
-    S: RemoteSlots + Send + 'static,
-    F: FnOnce(S) -> R + Send + 'static,
-    R: Send + Sync + 'static,
-{
-    crate::cluster::remote::spawn_task(options, name, path, encoders, slots, f)
-}
+pub use crate::cluster::remote::spawn_task;
 
 /// Checks at compile time that `T` is the companion of a `#[task]`: what
 /// `spawn!` emits for a literal scope naming another worker.

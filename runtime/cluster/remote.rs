@@ -138,9 +138,11 @@ where
     }
 }
 
-/// Spawns `f(slots)`: on a runtime with worker processes, a registered
-/// `#[task]` (found by `path`) may run in any of them.
-pub(crate) fn spawn_task<S, F, R>(
+/// Spawns `f(slots)` like `spawn_call`; on a runtime with worker
+/// processes a registered `#[task]` (the function item spelled `path`) may
+/// run in any of them, its arguments archived with `encoders`. Emitted by
+/// `spawn!` through `__private`.
+pub fn spawn_task<S, F, R>(
     options: Option<Options>,
     name: &'static str,
     path: &'static str,
