@@ -24,10 +24,10 @@ use tokio::net::UnixStream;
 
 use super::archived::RemoteArgs;
 use super::launch::{self, cookie, unhex};
-use super::leader::INLINE_MAX;
+use super::leader::{INLINE_MAX, copy_out};
 use super::stream::{WorkerStage, WorkerStages};
 use super::{env, registry};
-use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blob, Blobs, Message, Outcome};
+use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{self, Incoming, Io, Outbox, read_frame, write_frame};
 use crate::{Error, Runtime, Scope};
@@ -282,7 +282,7 @@ impl Worker {
                 let bytes = self.objects.lock().get(&object).cloned();
                 if let Some(bytes) = bytes {
                     let mut blobs = Blobs::default();
-                    let blob = self.copy_out(&mut blobs, &bytes);
+                    let blob = copy_out(self.ring_out.as_ref(), &mut blobs, &bytes);
                     let _ = self.outbox.send(&Message::Value { object, blob }, blobs);
                 }
             }
@@ -412,22 +412,6 @@ impl Worker {
                 .outbox
                 .send(&Message::Done { call, micros, outcome: Outcome::Failed { message } }, Blobs::default());
         }
-    }
-
-    /// Copies a kept value into the ring to process 0 (or the frame).
-    fn copy_out(&self, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
-        if bytes.len() > INLINE_MAX
-            && let Some(ring) = &self.ring_out
-        {
-            let mut ring = ring.lock();
-            if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
-                // SAFETY: the reserved region is free and at least this long.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
-                ring.commit(&region, bytes.len());
-                return Blob::Ring { start: region.start, pos: region.pos, len: bytes.len() as u64 };
-            }
-        }
-        blobs.push(bytes)
     }
 }
 

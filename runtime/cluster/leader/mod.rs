@@ -53,6 +53,24 @@ use crate::{Error, trace};
 /// Values up to this size travel inside frames; larger ones through the ring.
 pub(crate) const INLINE_MAX: usize = 64 << 10;
 
+/// Copies `bytes` into `ring` when they are too large for a frame and the
+/// ring has room; into the frame's `blobs` otherwise. Used by both ends of
+/// a link.
+pub(crate) fn copy_out(ring: Option<&Mutex<Producer>>, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
+    if bytes.len() > INLINE_MAX
+        && let Some(ring) = ring
+    {
+        let mut ring = ring.lock();
+        if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
+            // SAFETY: the reserved region is free and at least this long.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
+            ring.commit(&region, bytes.len());
+            return Blob::Ring { start: region.start, pos: region.pos, len: bytes.len() as u64 };
+        }
+    }
+    blobs.push(bytes)
+}
+
 /// Arguments up to this size are archived in a scratch buffer first.
 const SMALL: usize = 4096;
 

@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{Cluster, FREE_BATCH, INLINE_MAX, Link, Pending, PullFor, Then};
+use super::{Cluster, FREE_BATCH, Link, Pending, PullFor, Then, copy_out};
 use crate::task::cell;
 use crate::task::raw::TaskRef;
 use crate::task::state::ELSEWHERE;
@@ -91,7 +91,7 @@ impl Cluster {
                             let link = self.link(p.worker);
                             let mut blobs = std::mem::take(&mut p.blobs);
                             let blob = match link {
-                                Some(link) => self.copy_out(link, &mut blobs, b),
+                                Some(link) => copy_out(link.ring_out.as_ref(), &mut blobs, b),
                                 None => blobs.push(b),
                             };
                             p.blobs = blobs;
@@ -135,22 +135,6 @@ impl Cluster {
             }
             None => self.route(task),
         }
-    }
-
-    /// Copies bytes into `link`'s ring (or the frame, when small or full).
-    pub(super) fn copy_out(&self, link: &Link, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
-        if bytes.len() > INLINE_MAX
-            && let Some(ring) = &link.ring_out
-        {
-            let mut ring = ring.lock();
-            if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
-                // SAFETY: the reserved region is free and at least this long.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
-                ring.commit(&region, bytes.len());
-                return Blob::Ring { start: region.start, pos: region.pos, len: bytes.len() as u64 };
-            }
-        }
-        blobs.push(bytes)
     }
 
     /// Asks the worker keeping `object` for it, merging requests.
