@@ -317,6 +317,24 @@ fn a_vec_of_handles_is_a_list_of_dependencies() {
     });
 }
 
+#[test]
+fn handles_keep_their_order_however_many_there_are() {
+    #[task]
+    fn digits(parts: &[&i64]) -> i64 {
+        parts.iter().fold(0, |acc, x| acc * 10 + **x)
+    }
+    on_each_runtime(|| {
+        // A few handles are kept in the task itself, more in a vector.
+        for n in [1, 3, 4, 5, 9] {
+            let parts: Vec<Task<i64>> = (1..=n).map(|i| spawn!(add(i, 0))).collect();
+            let expected = (1..=n).fold(0, |acc, x| acc * 10 + x);
+            assert_eq!(spawn!(digits(&parts)).fetch().unwrap(), expected, "{n} handles by reference");
+            assert_eq!(spawn!(digits(parts.as_slice())).fetch().unwrap(), expected, "{n} handles from a slice");
+            assert_eq!(spawn!(digits(parts)).fetch().unwrap(), expected, "{n} handles moved");
+        }
+    });
+}
+
 #[task]
 fn boom_task(x: i64) -> i64 {
     panic!("no {x}")

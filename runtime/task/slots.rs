@@ -97,28 +97,36 @@ pub trait ArgTasks<T> {
 
 impl<T> ArgTasks<T> for Arg<Vec<Task<T>>> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take(), SmallVec::new())
+        let handles = self.take();
+        // A few handles move into the task's cell and their vector is freed
+        // here, on the thread that allocated it: freeing it on the thread
+        // that runs the task costs more than such a task's scheduling.
+        let handles = if handles.len() <= INLINE_TASKS { handles.into_iter().collect() } else { handles.into() };
+        Tasks(handles, SmallVec::new())
     }
 }
 
 impl<T> ArgTasks<T> for Arg<&Vec<Task<T>>> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take().clone(), SmallVec::new())
+        Tasks(self.take().iter().cloned().collect(), SmallVec::new())
     }
 }
 
 impl<T> ArgTasks<T> for Arg<&[Task<T>]> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take().to_vec(), SmallVec::new())
+        Tasks(self.take().iter().cloned().collect(), SmallVec::new())
     }
 }
+
+/// Handles of a [`Tasks`] argument kept in the task's own cell.
+const INLINE_TASKS: usize = 4;
 
 /// Several task results as one argument: `spawn!(f(handles))` with
 /// `handles: Vec<Task<T>>` runs `f` after all of them and gives it a
 /// `&[&T]` or a `Vec<&T>` (or a `Vec<T>`, moved or cloned like a single
 /// input).
 #[derive(Debug)]
-pub struct Tasks<T>(Vec<Task<T>>, SmallVec<[*const T; 4]>);
+pub struct Tasks<T>(SmallVec<[Task<T>; INLINE_TASKS]>, SmallVec<[*const T; INLINE_TASKS]>);
 
 // SAFETY: the pointers in the second field point into the results of the
 // tasks in the first (which are `Send + Sync`, as every task result is) and
