@@ -88,12 +88,9 @@ impl Cluster {
                     let Some(p) = calls.get_mut(&call) else { return };
                     match bytes {
                         Ok(b) => {
-                            let link = self.link(p.worker);
+                            let ring = self.link(p.worker).and_then(|link| link.ring_out.as_ref());
                             let mut blobs = std::mem::take(&mut p.blobs);
-                            let blob = match link {
-                                Some(link) => copy_out(link.ring_out.as_ref(), &mut blobs, b),
-                                None => blobs.push(b),
-                            };
+                            let blob = copy_out(ring, &mut blobs, b);
                             p.blobs = blobs;
                             p.args[arg] = Some(Arg::Blob(blob));
                             p.missing -= 1;
