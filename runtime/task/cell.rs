@@ -149,16 +149,7 @@ unsafe fn run<B: Body>(task: TaskRef) {
         Err(payload) => {
             let error = Error::panicked(header.id, header.name.clone(), &*payload);
             drop_quietly(payload);
-            let prev = header.state.set(FINISHING | BODY_DONE);
-            if prev & FINISHING != 0 {
-                if prev & COMPLETE != 0 {
-                    header.leave_group();
-                }
-                return;
-            }
-            let completion = header.complete_failed(error);
-            drop(task);
-            tell(completion);
+            end_failed(task, error);
         }
     }
 }
@@ -295,6 +286,12 @@ pub(crate) fn complete_elsewhere(task: TaskRef) {
 
 /// Ends a task claimed by [`start_elsewhere`] with a failure.
 pub(crate) fn fail_elsewhere(task: TaskRef, error: Error) {
+    end_failed(task, error);
+}
+
+/// Ends a task whose body this side ran (here or elsewhere) with a failure,
+/// unless it was already failed (cancelled) meanwhile.
+fn end_failed(task: TaskRef, error: Error) {
     let header = task.header();
     let prev = header.state.set(FINISHING | BODY_DONE);
     if prev & FINISHING != 0 {
