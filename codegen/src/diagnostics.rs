@@ -62,3 +62,13 @@ impl Drop for Diagnostics {
         }
     }
 }
+
+/// Option names for a message: "`a`, `b` and `c`" (or "no options").
+pub(crate) fn list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.as_slice() {
+        [] => "no options".to_owned(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}

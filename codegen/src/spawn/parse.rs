@@ -12,6 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, Ident, Token};
 
 use crate::Diagnostics;
+use crate::diagnostics::list;
 
 /// The options `spawn!` understands, as written by users.
 pub(crate) const OPTIONS: &[&str] = &["scope", "name", "retries"];
@@ -243,14 +244,5 @@ fn callee_text(call: &Expr) -> String {
         }
         Expr::MethodCall(m) => format!("..{}(..)", m.method),
         _ => "f(..)".to_owned(),
-    }
-}
-
-fn list(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    match quoted.as_slice() {
-        [] => "no options".to_owned(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }

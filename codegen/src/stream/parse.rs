@@ -23,6 +23,7 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Expr, Ident, Token};
 
 use crate::Diagnostics;
+use crate::diagnostics::list;
 
 /// Options a stage takes.
 pub(crate) const STAGE_OPTIONS: &[&str] = &["scope", "buffer", "max_evals", "name"];
@@ -93,15 +94,6 @@ pub(crate) struct Block {
     pub(crate) stmts: Vec<Stmt>,
     pub(crate) tail: Option<Tail>,
     pub(crate) span: Span,
-}
-
-fn list(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    match quoted.as_slice() {
-        [] => "no options".to_owned(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
 }
 
 /// Reads `#[dirk(..)]` attributes into options, checking their names.
