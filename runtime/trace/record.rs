@@ -11,6 +11,7 @@
 //! The switch is one relaxed atomic load per hook when tracing is off.
 
 use std::cell::{Cell, UnsafeCell};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -30,7 +31,7 @@ pub(crate) fn set_on(on: bool) {
 }
 
 /// What happened, as recorded.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
     /// A task's output is one of `task`'s inputs.
     Edge { from: u64, to: u64 },
@@ -42,9 +43,88 @@ pub(crate) enum Event {
     Moved { task: u64, bytes: u64, from: u32, to: u32, at: u64 },
 }
 
+/// An event as a log stores it: four words (32 bytes, two events to a
+/// cache line), built in registers and stored word by word.
+///
+/// | kind  | word 0 | word 1 | word 2: low, high      | word 3: bits 0-31, 32-47, 48-55, 56-63 |
+/// |-------|--------|--------|------------------------|-----------------------------------------|
+/// | run   | task   | start  | name id, end-start     | start-spawned, thread, worker, kind     |
+/// | edge  | from   | to     |                        | kind                                    |
+/// | moved | task   | at     | bytes                  | to (bits 32-47), from, kind             |
+///
+/// Spans are [`span`]-encoded; a thread outside the pool is `u16::MAX`, an
+/// unrecorded spawn is `NO_SPAN`. Workers fit a byte (a cluster has at most
+/// 64) and threads 16 bits.
+#[derive(Clone, Copy, Default)]
+struct Packed([u64; 4]);
+
+const EDGE: u64 = 1;
+const RUN: u64 = 2;
+const MOVED: u64 = 3;
+/// With `RUN`: the body panicked.
+const FAILED: u64 = 0x80;
+const NO_SPAN: u32 = u32::MAX;
+const LONG: u32 = 1 << 31;
+
+/// A span of clock ticks in 32 bits: exact below 2^31 ticks (about a
+/// second), in steps of 2^16 ticks (tens of microseconds) above.
+fn span(ticks: u64) -> u32 {
+    if ticks < u64::from(LONG) { ticks as u32 } else { LONG | (ticks >> 16).min(u64::from(LONG - 2)) as u32 }
+}
+
+fn unspan(span: u32) -> u64 {
+    if span & LONG == 0 { u64::from(span) } else { u64::from(span & !LONG) << 16 }
+}
+
+/// Word 3: a 32-bit field, a 16-bit one, a byte and the kind.
+fn word3(low: u32, mid: u32, byte: u32, kind: u64) -> u64 {
+    u64::from(low) | u64::from(mid.min(u32::from(u16::MAX))) << 32 | u64::from(byte.min(255)) << 48 | kind << 56
+}
+
+impl Packed {
+    #[inline]
+    fn pack(event: Event, name_id: impl FnOnce(&'static str) -> u32) -> Packed {
+        match event {
+            Event::Edge { from, to } => Packed([from, to, 0, EDGE << 56]),
+            Event::Run { task, name, spawned, worker, thread, start, end, failed } => {
+                let took = span(end.saturating_sub(start));
+                let waited = if spawned == 0 { NO_SPAN } else { span(start.saturating_sub(spawned)) };
+                let kind = RUN | if failed { FAILED } else { 0 };
+                Packed([
+                    task,
+                    start,
+                    u64::from(name_id(name)) | u64::from(took) << 32,
+                    word3(waited, thread, worker, kind),
+                ])
+            }
+            Event::Moved { task, bytes, from, to, at } => Packed([task, at, bytes, word3(0, to, from, MOVED)]),
+        }
+    }
+
+    fn unpack(self, names: &[&'static str]) -> Option<Event> {
+        let [a, b, c, d] = self.0;
+        let (low, mid, byte, kind) = (d as u32, (d >> 32) as u16, u32::from((d >> 48) as u8), d >> 56);
+        Some(match kind & !FAILED {
+            EDGE => Event::Edge { from: a, to: b },
+            RUN => Event::Run {
+                task: a,
+                name: names.get(c as u32 as usize).copied().unwrap_or("?"),
+                spawned: if low == NO_SPAN { 0 } else { b.saturating_sub(unspan(low)) },
+                worker: byte,
+                thread: if mid == u16::MAX { u32::MAX } else { u32::from(mid) },
+                start: b,
+                end: b + unspan((c >> 32) as u32),
+                failed: kind & FAILED != 0,
+            },
+            MOVED => Event::Moved { task: a, bytes: c, from: byte, to: u32::from(mid), at: b },
+            _ => return None,
+        })
+    }
+}
+
 const CHUNK: usize = 4096;
 
-struct Chunk(Box<[UnsafeCell<Event>]>);
+struct Chunk(Box<[UnsafeCell<Packed>]>);
 
 // SAFETY: a slot is written by the owning thread before it publishes the
 // length covering it, and read by the collector only below the published
@@ -73,12 +153,58 @@ fn logs() -> &'static Mutex<Vec<Arc<Log>>> {
     LOGS.get_or_init(|| Mutex::new(Vec::new()))
 }
 
+/// Task names by id, for the runs a log records by name id.
+#[derive(Default)]
+struct Names {
+    list: Vec<&'static str>,
+    ids: HashMap<(usize, usize), u32>,
+}
+
+fn names() -> &'static Mutex<Names> {
+    static NAMES: OnceLock<Mutex<Names>> = OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+/// Names a writer saw last, by a hash of their address: (address, length, id).
+const NAME_CACHE: usize = 16;
+
 struct Writer {
     log: Arc<Log>,
     current: Arc<Chunk>,
     index: Cell<usize>,
     /// Events this thread published in total (only it writes `published`).
     total: Cell<usize>,
+    names: Cell<[(usize, usize, u32); NAME_CACHE]>,
+}
+
+impl Writer {
+    /// The id of `name`, from this writer's cache or the global table.
+    #[inline]
+    fn name_id(&self, name: &'static str) -> u32 {
+        let key = (name.as_ptr() as usize, name.len());
+        let slot = (key.0 >> 3 ^ key.1) % NAME_CACHE;
+        // SAFETY: `names` is this writer's own; no reference into it lives.
+        let cached = unsafe { (*self.names.as_ptr())[slot] };
+        if (cached.0, cached.1) == key {
+            return cached.2;
+        }
+        let id = name_id_slow(name, key);
+        // SAFETY: as above.
+        unsafe { (*self.names.as_ptr())[slot] = (key.0, key.1, id) };
+        id
+    }
+}
+
+#[cold]
+fn name_id_slow(name: &'static str, key: (usize, usize)) -> u32 {
+    let mut names = names().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&id) = names.ids.get(&key) {
+        return id;
+    }
+    let id = names.list.len() as u32;
+    names.list.push(name);
+    names.ids.insert(key, id);
+    id
 }
 
 thread_local! {
@@ -86,28 +212,41 @@ thread_local! {
 }
 
 /// Appends `event` to this thread's log.
+#[inline]
 pub(crate) fn record(event: Event) {
     let _ = WRITER.try_with(|cell| {
         // SAFETY: the thread-local is only touched here, by its own thread,
         // and `record` does not re-enter itself.
         let writer = unsafe { &mut *cell.get() };
         let writer = writer.get_or_insert_with(new_writer);
+        let packed = Packed::pack(event, |name| writer.name_id(name));
         let index = writer.index.get();
         if index == CHUNK {
-            let chunk = new_chunk();
-            writer.log.chunks.lock().unwrap_or_else(|e| e.into_inner()).list.push(chunk.clone());
-            writer.current = chunk;
-            writer.index.set(0);
-            return record_at(writer, 0, event);
+            return record_in_new_chunk(writer, packed);
         }
-        record_at(writer, index, event);
+        record_at(writer, index, packed);
     });
 }
 
-fn record_at(writer: &Writer, index: usize, event: Event) {
-    // SAFETY: slot `index` of the current chunk is unpublished and only
-    // this thread writes it.
-    unsafe { *writer.current.0[index].get() = event };
+#[cold]
+fn record_in_new_chunk(writer: &mut Writer, packed: Packed) {
+    let chunk = new_chunk();
+    writer.log.chunks.lock().unwrap_or_else(|e| e.into_inner()).list.push(chunk.clone());
+    writer.current = chunk;
+    writer.index.set(0);
+    record_at(writer, 0, packed);
+}
+
+#[inline]
+fn record_at(writer: &Writer, index: usize, packed: Packed) {
+    let slot = writer.current.0[index].get().cast::<u64>();
+    for (i, word) in packed.0.into_iter().enumerate() {
+        // SAFETY: slot `index` of the current chunk is unpublished and only
+        // this thread writes it; a `Packed` is four `u64`s. Volatile keeps
+        // the four stores apart: merged, they went through the stack into
+        // vector loads that could not take the words from the stores.
+        unsafe { slot.add(i).write_volatile(word) };
+    }
     writer.index.set(index + 1);
     let total = writer.total.get() + 1;
     writer.total.set(total);
@@ -116,8 +255,7 @@ fn record_at(writer: &Writer, index: usize, event: Event) {
 }
 
 fn new_chunk() -> Arc<Chunk> {
-    let empty = Event::Edge { from: 0, to: 0 };
-    Arc::new(Chunk((0..CHUNK).map(|_| UnsafeCell::new(empty)).collect()))
+    Arc::new(Chunk((0..CHUNK).map(|_| UnsafeCell::new(Packed::default())).collect()))
 }
 
 fn new_writer() -> Writer {
@@ -125,7 +263,8 @@ fn new_writer() -> Writer {
     let chunks = Chunks { list: vec![chunk.clone()], base: 0, taken: 0 };
     let log = Arc::new(Log { chunks: Mutex::new(chunks), published: AtomicUsize::new(0) });
     logs().lock().unwrap_or_else(|e| e.into_inner()).push(log.clone());
-    Writer { log, current: chunk, index: Cell::new(0), total: Cell::new(0) }
+    let names = Cell::new([(0, 0, 0); NAME_CACHE]);
+    Writer { log, current: chunk, index: Cell::new(0), total: Cell::new(0), names }
 }
 
 /// The events published since the last collection (or [`skip`]), from every
@@ -133,6 +272,7 @@ fn new_writer() -> Writer {
 /// next. Chunks wholly collected are freed.
 pub(crate) fn collect() -> Vec<Event> {
     let mut out = Vec::new();
+    let names = names().lock().unwrap_or_else(|e| e.into_inner()).list.clone();
     for log in logs().lock().unwrap_or_else(|e| e.into_inner()).iter() {
         let mut chunks = log.chunks.lock().unwrap_or_else(|e| e.into_inner());
         let published = log.published.load(Ordering::Acquire);
@@ -140,7 +280,8 @@ pub(crate) fn collect() -> Vec<Event> {
             let at = index - chunks.base;
             // SAFETY: slots below the published count were written and
             // published with release ordering (module note).
-            out.push(unsafe { *chunks.list[at / CHUNK].0[at % CHUNK].get() });
+            let packed = unsafe { *chunks.list[at / CHUNK].0[at % CHUNK].get() };
+            out.extend(packed.unpack(&names));
         }
         chunks.taken = published;
         release_taken(&mut chunks);
@@ -269,4 +410,73 @@ fn intern(s: &str) -> &'static str {
     let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
     names.insert(leaked);
     leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(event: Event) -> Event {
+        let mut names = Vec::new();
+        let packed = Packed::pack(event, |name| {
+            names.push(name);
+            names.len() as u32 - 1
+        });
+        packed.unpack(&names).expect("a known kind")
+    }
+
+    #[test]
+    fn events_survive_packing() {
+        let run = Event::Run {
+            task: u64::MAX - 3,
+            name: "stage",
+            spawned: 1_000,
+            worker: 63,
+            thread: 7,
+            start: 5_000,
+            end: 9_999,
+            failed: true,
+        };
+        assert_eq!(round_trip(run), run);
+        let outside = Event::Run {
+            task: 2,
+            name: "free",
+            spawned: 0,
+            worker: 0,
+            thread: u32::MAX,
+            start: 10,
+            end: 10,
+            failed: false,
+        };
+        assert_eq!(round_trip(outside), outside);
+        let edge = Event::Edge { from: 1 << 40, to: (1 << 40) + 1 };
+        assert_eq!(round_trip(edge), edge);
+        let moved = Event::Moved { task: 9, bytes: (5 << 32) + 17, from: 2, to: 3, at: 123_456 };
+        assert_eq!(round_trip(moved), moved);
+    }
+
+    #[test]
+    fn long_spans_keep_their_length_to_within_a_step() {
+        let start = 1 << 50;
+        let (took, waited) = (3u64 << 40, 1u64 << 33);
+        let run = Event::Run {
+            task: 1,
+            name: "long",
+            spawned: start - waited,
+            worker: 0,
+            thread: 0,
+            start,
+            end: start + took,
+            failed: false,
+        };
+        let Event::Run { spawned, end, .. } = round_trip(run) else { panic!("a run") };
+        assert!((end - start).abs_diff(took) < 1 << 16, "took {} for {took}", end - start);
+        assert!((start - spawned).abs_diff(waited) < 1 << 16, "waited {} for {waited}", start - spawned);
+        assert_eq!(unspan(span(u64::MAX)), u64::from(LONG - 2) << 16, "saturates");
+    }
+
+    #[test]
+    fn a_packed_event_is_half_a_cache_line() {
+        assert_eq!(std::mem::size_of::<Packed>(), 32);
+    }
 }
