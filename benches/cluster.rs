@@ -3,8 +3,8 @@
 //!
 //! - `transfer 64 MiB`: a `Vec<f64>` of 64 MiB from process 0 to a worker
 //!   (read in place there by a task taking `&[f64]`), and from a worker to
-//!   process 0 (`fetch`), as bandwidth; the peer is one core copying the
-//!   same 64 MiB with `copy_from_slice`.
+//!   process 0 (read in place here by such a task), as bandwidth; the peer
+//!   is one core copying the same 64 MiB with `copy_from_slice`.
 //! - `spawn+fetch latency`: one task on another process and its result
 //!   back, one at a time; the peer is the same on a thread of this process.
 //! - `stream u64 pipeline`: `streaming!` with a source on process 0 and a
@@ -244,7 +244,7 @@ fn main() {
         gbs(start.elapsed())
     });
     report("cluster", "transfer 64 MiB to a worker", "dirk (read in place there)", s, "GB/s", false);
-    // Into a `Vec` here, read by a task of process 0 (`fetch` would add a clone).
+    // Read in place here by a task of process 0 taking `&[f64]` (`fetch` would copy it into a `Vec`).
     let pull = || {
         let there = rt.run(|| spawn!(scope = Scope::worker(1), make(n)));
         there.wait().unwrap();
@@ -258,10 +258,10 @@ fn main() {
         pull();
     }
     let s = sample(runs, || gbs(pull()));
-    report("cluster", "transfer 64 MiB from a worker", "dirk (into a Vec here)", s, "GB/s", false);
+    report("cluster", "transfer 64 MiB from a worker", "dirk (read in place here)", s, "GB/s", false);
     for (case, system) in [
         ("transfer 64 MiB to a worker", "dirk (read in place there)"),
-        ("transfer 64 MiB from a worker", "dirk (into a Vec here)"),
+        ("transfer 64 MiB from a worker", "dirk (read in place here)"),
     ] {
         let what = format!("{case}: at least 50% of one core's memcpy (issue 5)");
         target_ratio("cluster", case, system, "memcpy (one core)", 0.5, &what);

@@ -30,6 +30,11 @@ fn where_is_archived(xs: &Archived<Vec<f64>>) -> (usize, bool, f64) {
 }
 
 #[task]
+fn fails_on(xs: &[f64]) -> f64 {
+    panic!("read {}", xs.len())
+}
+
+#[task]
 fn make(n: usize, seed: u64) -> Vec<f64> {
     (0..n).map(|i| ((i as u64 * 31 + seed) % 1000) as f64).collect()
 }
@@ -57,6 +62,17 @@ fn a_remote_task_reads_a_100_mb_vector_in_place() {
             let (worker, ptr, start, end, _) = spawn!(scope = Scope::worker(1), where_is(&made)).fetch().unwrap();
             assert_eq!(worker, 1);
             assert!(start <= ptr && ptr + BIG * 8 <= end, "{ptr:#x} in {start:#x}..{end:#x} ({})", end - start);
+
+            // Read by a task here: in place too, where worker 1 wrote it.
+            let (worker, ptr, start, end, last) = spawn!(scope = Scope::worker(0), where_is(&made)).fetch().unwrap();
+            assert_eq!(worker, 0);
+            assert_eq!(last, ((((BIG - 1) as u64) * 31 + 3) % 1000) as f64);
+            assert!(start <= ptr && ptr + BIG * 8 <= end, "{ptr:#x} in {start:#x}..{end:#x} ({})", end - start);
+            // A panic there fails the task, and the bytes it held go back.
+            let error = spawn!(scope = Scope::worker(0), fails_on(&made)).fetch().unwrap_err();
+            assert!(matches!(&error, dirk::Error::Panicked { message, .. } if message == "read 12500000"), "{error}");
+            let (worker, ..) = spawn!(scope = Scope::worker(0), where_is(&made)).fetch().unwrap();
+            assert_eq!(worker, 0);
 
             // And brought here whole when the program asks for it.
             let here = made.fetch().unwrap();

@@ -61,6 +61,8 @@ fn a_killed_worker_fails_its_tasks_and_retried_tasks_run_elsewhere() {
             let err = spawn!(total(&kept)).fetch().unwrap_err();
             assert!(matches!(err.root(), Error::WorkerLost { worker: 1, .. }), "{err}");
             assert!(matches!(kept.fetch().unwrap_err(), Error::WorkerLost { worker: 1, .. }));
+            let err = spawn!(scope = Scope::worker(0), total(&kept)).fetch().unwrap_err();
+            assert!(matches!(err.root(), Error::WorkerLost { worker: 1, .. }), "{err}");
             // Scoped to the lost worker only: fails at once.
             let err = spawn!(scope = Scope::worker(1), nap(0)).fetch().unwrap_err();
             assert!(matches!(err, Error::WorkerLost { worker: 1, .. }), "{err}");

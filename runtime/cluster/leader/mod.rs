@@ -15,7 +15,8 @@
 //!    written into the task; a large one stays in the worker (the task
 //!    completes `ELSEWHERE`) until someone here needs it
 //!    ([`bring_here`](super::bring_here)) or a task on another worker does
-//!    (forwarded as in step 2).
+//!    (forwarded as in step 2). A registered task routed here reads such a
+//!    value in place in the ring instead ([`here`]).
 //! 4. When the task's last handle goes, the worker is told to free the
 //!    object.
 //!
@@ -24,6 +25,7 @@
 //! left and their inputs are still available; values it kept are lost, and
 //! tasks that need them fail with `Error::WorkerLost`.
 
+mod here;
 mod pulls;
 
 use std::collections::HashMap;
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use self::here::HereCall;
 use self::pulls::{blob_len, trace_moved, trace_remote_run};
 use super::cost::{Candidate, CostModel};
 use super::registry::ResultGlue;
@@ -44,7 +47,7 @@ use crate::task::cell;
 use crate::task::raw::TaskRef;
 use crate::task::slots::SlotRef;
 use crate::task::state::ELSEWHERE;
-use crate::transport::frame::{ArchivedMessage, ArchivedOutcome, Arg, Blob, Blobs, Message};
+use crate::transport::frame::{ArchivedBlob, ArchivedMessage, ArchivedOutcome, Arg, Blob, Blobs, Message};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{Incoming, Io, Outbox};
 use crate::transport::wire::BlobWriter;
@@ -121,6 +124,8 @@ enum PullFor {
     Fill { task: TaskRef, then: Then },
     /// Into argument `arg` of pending call `call`.
     Forward { call: u64, arg: usize },
+    /// Read in place by argument `arg` of the call `call` run here.
+    Here { call: u64, arg: usize },
 }
 
 /// Who waits for a value to arrive here.
@@ -145,6 +150,7 @@ pub(crate) struct Cluster {
     /// Streaming stages running on workers.
     pub(crate) streams: super::stream::Stages,
     calls: Mutex<HashMap<u64, Pending>>,
+    here_calls: Mutex<HashMap<u64, HereCall>>,
     resident: Mutex<HashMap<u64, Resident>>,
     pulls: Mutex<HashMap<u64, (Vec<PullFor>, Instant)>>,
     failed_pulls: Mutex<HashMap<u64, Error>>,
@@ -184,6 +190,7 @@ impl Cluster {
             resident: Mutex::new(HashMap::new()),
             pulls: Mutex::new(HashMap::new()),
             failed_pulls: Mutex::new(HashMap::new()),
+            here_calls: Mutex::new(HashMap::new()),
         }
     }
 
@@ -343,6 +350,9 @@ impl Cluster {
             }
         });
         if let Some(input) = elsewhere {
+            if self.reads_in_place(&task) {
+                return self.run_in_place(task, placement, input);
+            }
             return self.pull_here(input, Then::Route(task));
         }
         if task.remote().is_some() {
@@ -569,6 +579,28 @@ impl Cluster {
             ArchivedMessage::Value { object, blob } => {
                 let object = object.to_native();
                 let Some((waiting, asked)) = self.pulls.lock().remove(&object) else { return };
+                if let ArchivedBlob::Ring { start, pos, len } = blob
+                    && waiting.iter().any(|p| matches!(p, PullFor::Here { .. }))
+                {
+                    // Held for the calls that read it in place here.
+                    let held = self.hold(link, start.to_native(), pos.to_native(), len.to_native());
+                    if let Ok(h) = &held {
+                        self.cost.learn_transfer(h.len() as u64, asked.elapsed());
+                    }
+                    for purpose in waiting {
+                        match (purpose, &held) {
+                            (PullFor::Here { call, arg }, held) => {
+                                if let (true, Ok(h)) = (trace::record::on(), held) {
+                                    trace_moved(call, h.len() as u64, worker, 0);
+                                }
+                                self.here_arg(call, arg, held.clone());
+                            }
+                            (purpose, Ok(h)) => self.deliver(object, purpose, Ok(h.bytes())),
+                            (purpose, Err(e)) => self.deliver(object, purpose, Err(e.clone())),
+                        }
+                    }
+                    return;
+                }
                 let _ = self.with_blob(link, &frame, blob, |bytes| {
                     self.cost.learn_transfer(bytes.len() as u64, asked.elapsed());
                     for purpose in waiting {

@@ -62,9 +62,11 @@ impl Cluster {
                     let to = self.calls.lock().get(call).map_or(0, |p| p.worker);
                     trace_moved(*call, b.len() as u64, from, to);
                 }
+                PullFor::Here { call, .. } => trace_moved(*call, b.len() as u64, from, 0),
             }
         }
         match purpose {
+            PullFor::Here { call, arg } => self.here_arg_copied(call, arg, bytes),
             PullFor::Fill { task, then } => {
                 let filled = bytes.and_then(|b| match self.resident.lock().get(&object).and_then(|r| r.fill) {
                     // SAFETY: `task` completed ELSEWHERE with the result type
