@@ -378,7 +378,7 @@ impl Runtime {
             return f();
         }
         let latch = RunLatch { out: Mutex::new(None), done: AtomicBool::new(false), caller: thread::current() };
-        let job = RunJob { f: Some(f), latch: &latch };
+        let job = RunJob { f: Some(f), latch: &raw const latch };
         let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || job.run());
         // SAFETY: `body` borrows `latch` and whatever `f` borrows. It is
         // either run or dropped unrun, and in both cases `RunJob::drop`
@@ -403,26 +403,39 @@ struct RunLatch<R> {
     caller: Thread,
 }
 
-struct RunJob<'a, F, R> {
+struct RunJob<F, R> {
     f: Option<F>,
-    latch: &'a RunLatch<R>,
+    /// A pointer, not a reference: the caller frees the latch as soon as it
+    /// sees `done`, which may be before `drop` returns, and a reference held
+    /// by a running function's argument must outlive that call.
+    latch: *const RunLatch<R>,
 }
 
-impl<F: FnOnce() -> R, R> RunJob<'_, F, R> {
+// SAFETY: the job carries `f` (`Send`) to a worker and sends an `R` (`Send`)
+// back through the latch, whose other parts (a mutex, an atomic, a
+// `Thread`) may be used from any thread.
+unsafe impl<F: Send, R: Send> Send for RunJob<F, R> {}
+
+impl<F: FnOnce() -> R, R> RunJob<F, R> {
     fn run(mut self) {
         if let Some(f) = self.f.take() {
             let out = catch_unwind(AssertUnwindSafe(f));
-            *self.latch.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+            // SAFETY: the latch lives until `done` is set, in `drop` below.
+            let latch = unsafe { &*self.latch };
+            *latch.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
         }
     }
 }
 
-impl<F, R> Drop for RunJob<'_, F, R> {
+impl<F, R> Drop for RunJob<F, R> {
     fn drop(&mut self) {
         drop(self.f.take());
-        let caller = self.latch.caller.clone();
-        self.latch.done.store(true, Ordering::Release);
-        // `self.latch` may be gone from here on.
+        // SAFETY: the latch lives until `done` is set just below; this
+        // reference is not used after that.
+        let latch = unsafe { &*self.latch };
+        let caller = latch.caller.clone();
+        latch.done.store(true, Ordering::Release);
+        // The latch may be gone from here on.
         caller.unpark();
     }
 }
