@@ -196,10 +196,9 @@ impl Cluster {
                     calls.remove(&call).expect("present")
                 }
                 Err(error) => {
-                    let c = calls.remove(&call).expect("present");
+                    let HereCall { task, args, .. } = calls.remove(&call).expect("present");
                     drop(calls);
-                    let task = c.task.clone();
-                    drop(c);
+                    drop(args); // gives back the regions that did arrive
                     if let Some(remote) = task.remote() {
                         // SAFETY: we hold the claim; nothing from `each_arg` is alive.
                         unsafe { remote.release_inputs() };
