@@ -69,11 +69,17 @@ impl<B: Body> Cell<B> {
 pub(crate) fn new_task<B: Body>(init: HeaderInit, body: B, pending: u32) -> (TaskRef, TaskRef) {
     let (memory, origin) = alloc::allocate(Layout::new::<Cell<B>>());
     let cell = memory.cast::<Cell<B>>();
-    let header = Header::new(init, &Cell::<B>::VTABLE, origin, pending);
-    let value = Prefix { header, value: UnsafeCell::new(MaybeUninit::uninit()) };
-    // SAFETY: `memory` is fresh, sized and aligned for `Cell<B>`.
-    unsafe { cell.as_ptr().write(Cell { prefix: value, body: UnsafeCell::new(Some(body)) }) };
-    let ptr = cell.cast::<Header>();
+    let cell = cell.as_ptr();
+    // The fields are written one by one, in place: a whole `Cell` built
+    // first would be copied in, its uninitialised value included.
+    // SAFETY: `memory` is fresh, sized and aligned for `Cell<B>`; the value
+    // stays uninitialised, as a `MaybeUninit` may.
+    unsafe {
+        (&raw mut (*cell).prefix.header).write(Header::new(init, &Cell::<B>::VTABLE, origin, pending));
+        (&raw mut (*cell).body).write(UnsafeCell::new(Some(body)));
+    }
+    // SAFETY: `cell` is non-null (it came from `memory`).
+    let ptr = unsafe { NonNull::new_unchecked(cell) }.cast::<Header>();
     // SAFETY: the header starts the cell (`repr(C)`) and counts two references.
     unsafe { (TaskRef::from_raw(ptr), TaskRef::from_raw(ptr)) }
 }

@@ -81,6 +81,7 @@ pub(crate) struct HeaderInit {
 
 impl Header {
     /// A header with two references: the spawner's handle and the queue's.
+    #[inline(always)]
     pub(crate) fn new(init: HeaderInit, vtable: &'static VTable, origin: Origin, pending: u32) -> Header {
         Header {
             state: State::default(),
