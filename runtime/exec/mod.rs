@@ -16,7 +16,6 @@
 pub(crate) mod affinity;
 pub(crate) mod blocking;
 pub(crate) mod context;
-pub(crate) mod deque;
 pub(crate) mod idle;
 pub(crate) mod wait;
 pub(crate) mod worker;
@@ -27,8 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 
-use self::deque::Stealer;
-use crossbeam_deque::Injector;
+use crossbeam_deque::{Injector, Stealer, Worker};
 
 use self::idle::Idle;
 use self::worker::{Runnable, WorkerLocal};
@@ -618,13 +616,14 @@ impl Builder {
         if !(1..=MAX_THREADS).contains(&threads) {
             return Err(Error::Config(format!("a runtime needs between 1 and {MAX_THREADS} threads, not {threads}")));
         }
-        let (mut deques, stealers): (Vec<_>, Vec<_>) = (0..threads + self.max_spares).map(|_| worker::deque()).unzip();
-        let spare_deques = deques.split_off(threads);
+        let deques: Vec<Worker<Runnable>> = (0..threads).map(|_| Worker::new_lifo()).collect();
+        let spare_deques: Vec<Worker<Runnable>> = (0..self.max_spares).map(|_| Worker::new_lifo()).collect();
+        let stealers = deques.iter().chain(&spare_deques).map(Worker::stealer).collect();
         let shared: &'static Shared = Box::leak(Box::new(Shared {
             threads,
             injector: Injector::new(),
             pinned: (0..threads).map(|_| Injector::new()).collect(),
-            stealers: stealers.into(),
+            stealers,
             idle: Idle::new(threads, self.max_spares),
             spares: blocking::Spares::new(threads, spare_deques, self.stack_size, self.thread_name.clone()),
             shutdown: AtomicBool::new(false),
