@@ -37,8 +37,8 @@ const CHUNK_ALIGN: usize = 64;
 /// Cells bigger than this use the global allocator.
 const MAX_CELL: usize = 1024;
 const GUARD: usize = usize::MAX / 2;
-/// Free chunks kept for reuse (1 MiB): enough that a spawner running ahead
-/// of its thieves by a full local deque does not go back to `malloc`.
+/// Free chunks kept for reuse (1 MiB), so that bursts of spawning reuse
+/// chunks instead of going back to `malloc` and fresh pages.
 const POOL: usize = 256;
 
 /// A free chunk's address, as the pool holds it.

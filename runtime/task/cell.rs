@@ -68,8 +68,7 @@ impl<B: Body> Cell<B> {
 /// Builds a task cell; returns two references (the handle's and the queue's).
 pub(crate) fn new_task<B: Body>(init: HeaderInit, body: B, pending: u32) -> (TaskRef, TaskRef) {
     let (memory, origin) = alloc::allocate(Layout::new::<Cell<B>>());
-    let cell = memory.cast::<Cell<B>>();
-    let cell = cell.as_ptr();
+    let cell = memory.cast::<Cell<B>>().as_ptr();
     // The fields are written one by one, in place: a whole `Cell` built
     // first would be copied in, its uninitialised value included.
     // SAFETY: `memory` is fresh, sized and aligned for `Cell<B>`; the value
@@ -78,8 +77,7 @@ pub(crate) fn new_task<B: Body>(init: HeaderInit, body: B, pending: u32) -> (Tas
         (&raw mut (*cell).prefix.header).write(Header::new(init, &Cell::<B>::VTABLE, origin, pending));
         (&raw mut (*cell).body).write(UnsafeCell::new(Some(body)));
     }
-    // SAFETY: `cell` is non-null (it came from `memory`).
-    let ptr = unsafe { NonNull::new_unchecked(cell) }.cast::<Header>();
+    let ptr = memory.cast::<Header>();
     // SAFETY: the header starts the cell (`repr(C)`) and counts two references.
     unsafe { (TaskRef::from_raw(ptr), TaskRef::from_raw(ptr)) }
 }
