@@ -25,9 +25,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle, Thread};
 
-use crossbeam_deque::Worker;
 use parking_lot::Mutex;
 
+use super::deque::Local;
 use super::worker::{Runnable, WorkerLocal};
 use super::{Shared, context};
 
@@ -38,7 +38,7 @@ pub(crate) struct Spares {
     running: AtomicUsize,
     blocked: AtomicUsize,
     /// Deques of the spares not started yet, by spare number.
-    deques: Mutex<Vec<Option<Worker<Runnable>>>>,
+    deques: Mutex<Vec<Option<Local<Runnable>>>>,
     /// Parked spares (worker index, thread).
     pool: Mutex<Vec<(usize, Thread)>>,
     /// Set by a blocker that wakes a parked spare, per spare number.
@@ -49,7 +49,7 @@ pub(crate) struct Spares {
 }
 
 impl Spares {
-    pub(crate) fn new(first: usize, deques: Vec<Worker<Runnable>>, stack_size: usize, name: String) -> Spares {
+    pub(crate) fn new(first: usize, deques: Vec<Local<Runnable>>, stack_size: usize, name: String) -> Spares {
         let max = deques.len();
         Spares {
             first,

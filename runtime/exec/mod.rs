@@ -16,6 +16,7 @@
 pub(crate) mod affinity;
 pub(crate) mod blocking;
 pub(crate) mod context;
+pub(crate) mod deque;
 pub(crate) mod idle;
 pub(crate) mod wait;
 pub(crate) mod worker;
@@ -26,7 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 
-use crossbeam_deque::{Injector, Stealer, Worker};
+use self::deque::Stealer;
+use crossbeam_deque::Injector;
 
 use self::idle::Idle;
 use self::worker::{Runnable, WorkerLocal};
@@ -616,14 +618,13 @@ impl Builder {
         if !(1..=MAX_THREADS).contains(&threads) {
             return Err(Error::Config(format!("a runtime needs between 1 and {MAX_THREADS} threads, not {threads}")));
         }
-        let deques: Vec<Worker<Runnable>> = (0..threads).map(|_| Worker::new_lifo()).collect();
-        let spare_deques: Vec<Worker<Runnable>> = (0..self.max_spares).map(|_| Worker::new_lifo()).collect();
-        let stealers = deques.iter().chain(&spare_deques).map(Worker::stealer).collect();
+        let (mut deques, stealers): (Vec<_>, Vec<_>) = (0..threads + self.max_spares).map(|_| worker::deque()).unzip();
+        let spare_deques = deques.split_off(threads);
         let shared: &'static Shared = Box::leak(Box::new(Shared {
             threads,
             injector: Injector::new(),
             pinned: (0..threads).map(|_| Injector::new()).collect(),
-            stealers,
+            stealers: stealers.into(),
             idle: Idle::new(threads, self.max_spares),
             spares: blocking::Spares::new(threads, spare_deques, self.stack_size, self.thread_name.clone()),
             shutdown: AtomicBool::new(false),

@@ -4,7 +4,11 @@
 //! Where a worker looks, in order: its local deque (LIFO: the task it just
 //! made ready is hot in cache), its pinned queue (tasks scoped to this
 //! thread), the injector (spawns from outside the pool, taken in batches),
-//! then the other workers' deques (stealing half from a random victim).
+//! then the other workers' deques (stealing up to half, at most 32, from a
+//! random victim). A worker that finds nothing looks again a few times over
+//! a microsecond or two before it announces that it searches: a producer
+//! reads that announcement on every push, and a thief that flips it for
+//! every task it takes would cost the producer a cache miss per push.
 //! Every 61st look starts at the pinned queue and the injector instead, so
 //! a worker that keeps feeding itself cannot starve them.
 //!
@@ -14,19 +18,39 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use crossbeam_deque::{Steal, Worker};
+use std::ptr::NonNull;
 
 use super::Shared;
 use super::context;
+use super::deque::{self, Local, Pointer, Steal, Stealer};
 use super::idle::Woken;
 use crate::task::listeners::Listener;
 use crate::task::raw::{Header, TaskRef};
 
 pub(crate) type Runnable = TaskRef;
 
+impl Pointer for TaskRef {
+    fn into_raw(self) -> NonNull<()> {
+        let ptr = self.as_ptr().cast();
+        std::mem::forget(self);
+        ptr
+    }
+
+    unsafe fn from_raw(ptr: NonNull<()>) -> Self {
+        // SAFETY: `ptr` came from `into_raw`, which kept its reference.
+        unsafe { TaskRef::from_raw(ptr.cast()) }
+    }
+}
+
+/// A worker's deque: room for twice the length at which its worker starts
+/// running its own tasks (see `WorkerLocal::push`).
+pub(crate) fn deque() -> (Local<Runnable>, Stealer<Runnable>) {
+    deque::new(2 * LOCAL_LIMIT)
+}
+
 /// A local deque longer than this makes the spawning worker run queued
 /// tasks itself, so spawning millions of tasks does not grow memory.
-const LOCAL_LIMIT: usize = 1 << 16;
+const LOCAL_LIMIT: usize = 1 << 12;
 
 /// Rounds of the search before a worker parks (some tens of microseconds).
 const SEARCH_ROUNDS: u32 = 48;
@@ -37,10 +61,17 @@ const SEARCH_ROUNDS: u32 = 48;
 /// core until the next scheduler tick.
 const SPIN_ONLY_ROUNDS: u32 = 2;
 
+/// Looks at the queues, 1, 2, 4, ... 32 spin hints apart, before a worker
+/// out of work announces a search (see the module note).
+const QUIET_ROUNDS: u32 = 6;
+
+/// The most tasks one look at the injector moves to the local deque.
+const INJECTOR_BATCH: usize = 16;
+
 pub(crate) struct WorkerLocal {
     pub(crate) shared: &'static Shared,
     pub(crate) index: usize,
-    local: Worker<Runnable>,
+    local: Local<Runnable>,
     tick: Cell<u32>,
     rng: Cell<u32>,
     draining: Cell<bool>,
@@ -54,7 +85,7 @@ enum Next {
 }
 
 impl WorkerLocal {
-    pub(crate) fn new(shared: &'static Shared, index: usize, local: Worker<Runnable>) -> Self {
+    pub(crate) fn new(shared: &'static Shared, index: usize, local: Local<Runnable>) -> Self {
         WorkerLocal {
             shared,
             index,
@@ -111,19 +142,27 @@ impl WorkerLocal {
         shared.drain();
     }
 
-    /// A thread's first steal registers it with crossbeam's epoch collector
-    /// (the deques' memory reclamation), which allocates. Doing it at start
-    /// keeps that allocation out of a program's steady state, whichever
-    /// thread first needs to steal.
+    /// A thread's first steal from a crossbeam deque (a compiled plan's
+    /// runners use them) registers it with crossbeam's epoch collector,
+    /// which allocates. Doing it at start keeps that allocation out of a
+    /// program's steady state.
     fn register_with_epoch(&self) {
-        let _ = self.shared.stealers[self.index].steal();
+        let _ = crossbeam_deque::Worker::<u8>::new_lifo().stealer().steal();
     }
 
     /// Queues a task on this worker's own deque.
     pub(crate) fn push(&self, task: Runnable) {
-        self.local.push(task);
-        if self.local.len() > LOCAL_LIMIT && !self.draining.get() {
-            self.drain_some();
+        match self.local.push(task) {
+            // The length bound reads only this worker's own state; the
+            // exact length, only when that bound is over the limit.
+            Ok(()) if self.local.len_at_most() > LOCAL_LIMIT && !self.draining.get() => {
+                if self.local.len() > LOCAL_LIMIT {
+                    self.drain_some();
+                }
+            }
+            Ok(()) => {}
+            // Full while draining (tasks run by `drain_some` spawn more).
+            Err(task) => self.shared.injector.push(task),
         }
         self.shared.idle.notify_work();
     }
@@ -134,7 +173,7 @@ impl WorkerLocal {
         if !self.local.is_empty() {
             return Err(task);
         }
-        self.local.push(task);
+        self.local.push(task)?;
         self.shared.idle.notify_work();
         Ok(())
     }
@@ -190,6 +229,17 @@ impl WorkerLocal {
     fn next(&self, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> Next {
         if let Some(task) = self.find_task() {
             return Next::Task(task);
+        }
+        for round in 0..QUIET_ROUNDS {
+            for _ in 0..(1u32 << round) {
+                std::hint::spin_loop();
+            }
+            if let Some(task) = self.find_task() {
+                return Next::Task(task);
+            }
+            if ready() {
+                return Next::Ready;
+            }
         }
         // Out of work: batched group leaves must not wait for more work.
         context::flush_leaves();
@@ -269,11 +319,26 @@ impl WorkerLocal {
 
     fn steal_shared(&self) -> Option<Runnable> {
         if let Some(pinned) = self.shared.pinned.get(self.index)
-            && let Some(task) = take(|| pinned.steal())
+            && let Some(task) = take(|| pinned.steal().into())
         {
             return Some(task);
         }
-        take(|| self.shared.injector.steal_batch_and_pop(&self.local))
+        self.steal_injector()
+    }
+
+    /// Takes the oldest task of the injector and moves up to half of the
+    /// rest (at most `INJECTOR_BATCH`) to the local deque.
+    fn steal_injector(&self) -> Option<Runnable> {
+        let injector = &self.shared.injector;
+        let first = take(|| injector.steal().into())?;
+        for _ in 0..(injector.len() / 2).min(INJECTOR_BATCH) {
+            let Some(task) = take(|| injector.steal().into()) else { break };
+            if let Err(task) = self.local.push(task) {
+                injector.push(task);
+                break;
+            }
+        }
+        Some(first)
     }
 
     fn steal_others(&self) -> Option<Runnable> {
@@ -305,6 +370,16 @@ impl WorkerLocal {
 fn run(task: Runnable) {
     context::flush_leaves_unless(task.header().group);
     task.run();
+}
+
+impl<T> From<crossbeam_deque::Steal<T>> for Steal<T> {
+    fn from(steal: crossbeam_deque::Steal<T>) -> Self {
+        match steal {
+            crossbeam_deque::Steal::Success(value) => Steal::Success(value),
+            crossbeam_deque::Steal::Empty => Steal::Empty,
+            crossbeam_deque::Steal::Retry => Steal::Retry,
+        }
+    }
 }
 
 /// Retries a steal until it succeeds or finds the queue empty.

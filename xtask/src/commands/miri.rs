@@ -1,18 +1,18 @@
 //! `cargo xtask miri`: run the unit tests of the lock-free and unsafe pieces
 //! (task cells and their reference counts, the listener lock, the state
-//! word, the chunk allocator, the idle protocol, compiled plans, streaming
-//! rings) under Miri.
+//! word, the chunk allocator, the idle protocol, the run queues, compiled
+//! plans, streaming rings) under Miri.
 //!
-//! Tree Borrows, because crossbeam-epoch (under the deques) is only sound
-//! under it; leaks are ignored because runtimes' shared state is leaked on
-//! purpose and crossbeam-epoch keeps a global collector.
+//! Tree Borrows, because crossbeam-epoch (under compiled plans' deques) is
+//! only sound under it; leaks are ignored because runtimes' shared state is
+//! leaked on purpose and crossbeam-epoch keeps a global collector.
 
 use std::process::Command;
 
 use crate::sh;
 
 /// The unit-test filters Miri runs.
-const FILTERS: &[&str] = &["task::", "exec::idle", "plan::", "stream::"];
+const FILTERS: &[&str] = &["task::", "exec::idle", "exec::deque", "plan::", "stream::"];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.first() {
