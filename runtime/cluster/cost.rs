@@ -82,29 +82,37 @@ impl CostModel {
         self.run_times.lock().get(&id).copied().unwrap_or(0.0)
     }
 
-    /// The cost of running function `id` on `c`, in seconds.
-    pub(crate) fn cost(&self, id: u64, c: &Candidate) -> f64 {
-        c.bytes_to_move as f64 / self.bandwidth() + c.load as f64 / c.threads.max(1) as f64 * self.run_time(id)
-    }
-
     /// The best of `candidates` for function `id` (see the module note).
+    ///
+    /// The learned figures are read once: the I/O thread updates them while
+    /// tasks are placed, and a best chosen from one reading must be found
+    /// again among the candidates.
     pub(crate) fn choose(&self, id: u64, candidates: &[Candidate]) -> Option<u32> {
-        if candidates.is_empty() {
-            return None;
-        }
-        let key = |c: &Candidate| (self.cost(id, c), c.load as f64 / c.threads.max(1) as f64);
-        let best = candidates.iter().map(key).fold((f64::INFINITY, f64::INFINITY), |a, b| if b < a { b } else { a });
+        let (bandwidth, run_time) = (self.bandwidth(), self.run_time(id));
+        let keys: Vec<(f64, f64)> = candidates
+            .iter()
+            .map(|c| (cost_with(bandwidth, run_time, c), c.load as f64 / c.threads.max(1) as f64))
+            .collect();
+        let best = keys.iter().copied().fold((f64::INFINITY, f64::INFINITY), |a, b| if b < a { b } else { a });
         let tied: Vec<u32> = candidates
             .iter()
-            .filter(|c| {
-                let (cost, load) = key(c);
-                cost <= best.0 * (1.0 + 1e-9) + 1e-9 && load <= best.1 + 1e-9
-            })
-            .map(|c| c.worker)
+            .zip(&keys)
+            .filter(|(_, (cost, load))| *cost <= best.0 * (1.0 + 1e-9) + 1e-9 && *load <= best.1 + 1e-9)
+            .map(|(c, _)| c.worker)
             .collect();
+        if tied.is_empty() {
+            // No cost compares (not a number): any candidate will do.
+            return candidates.first().map(|c| c.worker);
+        }
         let turn = self.rotate.fetch_add(1, Ordering::Relaxed);
         Some(tied[turn % tied.len()])
     }
+}
+
+/// The cost of running a function on `c` with the given learned figures
+/// (bytes per second, seconds per run), in seconds.
+fn cost_with(bandwidth: f64, run_time: f64, c: &Candidate) -> f64 {
+    c.bytes_to_move as f64 / bandwidth + c.load as f64 / c.threads.max(1) as f64 * run_time
 }
 
 #[cfg(test)]
@@ -142,6 +150,25 @@ mod tests {
         assert_eq!(m.choose(1, &[c(1, 0, 8), c(2, 1 << 20, 0)]), Some(2));
         // 1 GiB to move (about 1 s) does not.
         assert_eq!(m.choose(1, &[c(1, 0, 8), c(2, 1 << 30, 0)]), Some(1));
+    }
+
+    #[test]
+    fn placing_while_run_times_are_learned_always_picks_a_candidate() {
+        let m = std::sync::Arc::new(CostModel::new());
+        let learner = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u64 {
+                    m.learn_run(1, Duration::from_micros(i % 97));
+                }
+            })
+        };
+        for _ in 0..20_000 {
+            let pick = m.choose(1, &[c(1, 0, 3), c(2, 0, 3), c(3, 64, 3)]);
+            assert!(matches!(pick, Some(1 | 2)), "{pick:?}");
+        }
+        learner.join().unwrap();
+        assert_eq!(m.choose(1, &[]), None);
     }
 
     #[test]
