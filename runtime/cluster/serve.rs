@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -115,13 +115,12 @@ pub(crate) fn serve() -> ! {
         Ok::<_, Error>(s)
     });
     let stream = stream.unwrap_or_else(|e| die(4, format!("dirk worker {id}: {e}")));
-    let worker: Arc<Mutex<Option<Arc<Worker>>>> = Arc::new(Mutex::new(None));
+    // Process 0 sends calls as soon as it reads `Ready`, so frames can
+    // arrive before the worker below exists: the reader waits for it (a
+    // few instructions away, on this thread) rather than drop them.
+    let worker: Arc<OnceLock<Arc<Worker>>> = Arc::new(OnceLock::new());
     let w2 = worker.clone();
-    let handler = Arc::new(move |frame: Incoming| {
-        if let Some(w) = w2.lock().clone() {
-            w.on_frame(frame);
-        }
-    });
+    let handler = Arc::new(move |frame: Incoming| w2.wait().on_frame(frame));
     let closed = Box::new(move |_why: Error| std::process::exit(0));
     let outbox = socket::start_link(io.handle(), stream, cookie, handler, closed);
     let me = Arc::new(Worker {
@@ -133,7 +132,7 @@ pub(crate) fn serve() -> ! {
         stages: WorkerStages::default(),
         stop: Box::new(|| std::process::exit(0)),
     });
-    *worker.lock() = Some(me);
+    let _ = worker.set(me);
     let _io = io;
     loop {
         std::thread::park();
@@ -191,7 +190,6 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
             let _ = stop_tx.lock().unwrap_or_else(|e| e.into_inner()).send(());
         }),
     });
-    let _ = outbox.send(&Message::Ready { threads: me.rt.threads() as u32 }, Blobs::default());
     let handler = me.clone();
     mpi.set_handler(Arc::new(move |_, frame| match frame {
         Ok(frame) => handler.on_frame(frame),
@@ -200,6 +198,9 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
             (handler.stop)();
         }
     }));
+    // Only now: rank 0 sends calls as soon as it reads `Ready`, and the
+    // handler above must be the one that gets them.
+    let _ = outbox.send(&Message::Ready { threads: me.rt.threads() as u32 }, Blobs::default());
     let _ = stop_rx.recv();
     finish(0)
 }
