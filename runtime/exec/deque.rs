@@ -124,8 +124,17 @@ pub(crate) fn new<T: Pointer>(capacity: usize) -> (Local<T>, Stealer<T>) {
 /// fresh pages already zeroed, so a deque costs memory only for the slots
 /// it ever uses (a runtime makes one for every spare it may start).
 fn empty_slots(capacity: usize) -> Box<[AtomicPtr<()>]> {
-    // SAFETY: a null `AtomicPtr` is all zero bits.
-    unsafe { Box::<[AtomicPtr<()>]>::new_zeroed_slice(capacity).assume_init() }
+    let layout = std::alloc::Layout::array::<AtomicPtr<()>>(capacity).expect("a deque of a sane size");
+    assert!(layout.size() > 0, "a deque has room for two values at least");
+    // SAFETY: the layout's size is not zero.
+    let memory = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<AtomicPtr<()>>();
+    if memory.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `memory` holds `capacity` zeroed slots, allocated by the
+    // global allocator with the layout of such a slice, and a null
+    // `AtomicPtr` is all zero bits.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(memory, capacity)) }
 }
 
 impl<T: Pointer> Local<T> {
