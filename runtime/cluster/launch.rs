@@ -315,6 +315,11 @@ pub(crate) struct Plan {
     pub(crate) ring_bytes: u64,
 }
 
+/// Whether `threads` busy threads would be more than this host's cores.
+pub(crate) fn crowded(threads: usize) -> bool {
+    threads > std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// Starts `plan.workers` worker processes for the runtime `shared`.
 pub(crate) fn start(shared: &'static Shared, plan: Plan) -> Result<&'static Cluster, Error> {
     if is_worker() {
@@ -341,7 +346,13 @@ pub(crate) fn start(shared: &'static Shared, plan: Plan) -> Result<&'static Clus
     let cluster: &'static Cluster =
         Box::leak(Box::new(Cluster::new(shared, io, cookie, address.to_string_lossy().into_owned())));
     match start_workers(cluster, listener, &plan, &entry, &secret, &tag) {
-        Ok(()) => Ok(cluster),
+        Ok(()) => {
+            // Process 0, its workers and their I/O threads, on this host.
+            if crowded(shared.threads() + plan.workers * (plan.threads + 1) + 1) {
+                shared.spin_less();
+            }
+            Ok(cluster)
+        }
         Err(e) => {
             cluster.shutdown();
             Err(e)

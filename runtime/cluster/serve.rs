@@ -82,7 +82,7 @@ pub(crate) fn serve() -> ! {
     let io = Io::start().unwrap_or_else(|e| die(2, format!("dirk worker {id}: {e}")));
     let cookie = cookie(&secret);
     let connected = io.block_on(handshake(path.clone(), id, secret, cookie));
-    let (stream, threads, to_worker, to_main) = match connected {
+    let (stream, threads, workers, to_worker, to_main) = match connected {
         Ok(c) => c,
         Err(Refusal::NoProcess0(e)) => die(
             2,
@@ -107,6 +107,10 @@ pub(crate) fn serve() -> ! {
         Ok((rt, ring_in, ring_out))
     })();
     let (rt, ring_in, ring_out) = setup.unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
+    // The workers and their I/O threads, and process 0 (one thread at least).
+    if launch::crowded(workers * (threads + 1) + 2) {
+        rt.shared.spin_less();
+    }
     let (std_stream, ready) = (stream, Message::Ready { threads: rt.threads() as u32 });
     let stream = io.block_on(async move {
         let mut s = std_stream;
@@ -215,7 +219,7 @@ async fn handshake(
     id: u32,
     secret: [u8; 32],
     cookie: u64,
-) -> Result<(UnixStream, usize, String, String), Refusal> {
+) -> Result<(UnixStream, usize, usize, String, String), Refusal> {
     let mut stream = tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(&path))
         .await
         .map_err(|_| Refusal::NoProcess0("timed out".to_owned()))?
@@ -228,8 +232,8 @@ async fn handshake(
         .map_err(|_| Refusal::Refused("no answer".to_owned()))?
         .map_err(|e| Refusal::Refused(e.to_string()))?;
     match welcome.owned() {
-        Ok(Message::Welcome { threads, to_worker_ring, to_main_ring, .. }) => {
-            Ok((stream, threads as usize, to_worker_ring, to_main_ring))
+        Ok(Message::Welcome { threads, workers, to_worker_ring, to_main_ring }) => {
+            Ok((stream, threads as usize, workers as usize, to_worker_ring, to_main_ring))
         }
         Ok(other) => Err(Refusal::Refused(format!("unexpected answer {other:?}"))),
         Err(e) => Err(Refusal::Refused(e.to_string())),

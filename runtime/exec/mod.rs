@@ -23,7 +23,7 @@ pub(crate) mod worker;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 
@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     idle: Idle,
     spares: blocking::Spares,
     shutdown: AtomicBool,
+    /// Rounds an idle worker searches before it sleeps (see
+    /// [`Shared::spin_less`]).
+    pub(crate) search_rounds: AtomicU32,
     /// Set when the runtime was configured from bad settings (the global
     /// runtime's environment): every task spawned on it fails with it.
     pub(crate) config_error: Option<Error>,
@@ -91,6 +94,16 @@ impl Shared {
             (Some(scope), Some(cluster)) => cluster.place(scope, self.threads()),
             (Some(scope), None) => scope.place(self.threads()),
         }
+    }
+
+    /// Makes idle workers sleep after a short spin instead of searching for
+    /// tens of microseconds. For the processes of a cluster that share a
+    /// host with more threads than it has cores: there a searching worker
+    /// takes the core from the I/O thread or the other process that would
+    /// bring it work (with 3 processes on 2 cores, the cluster stencil spent
+    /// half its time per step on searches).
+    pub(crate) fn spin_less(&self) {
+        self.search_rounds.store(worker::SHORT_SEARCH_ROUNDS, Ordering::Relaxed);
     }
 
     /// Queues a task whose inputs are all complete.
@@ -309,7 +322,7 @@ fn workers_from_env() -> Result<usize, Error> {
 /// # Ok::<(), dirk::Error>(())
 /// ```
 pub struct Runtime {
-    shared: &'static Shared,
+    pub(crate) shared: &'static Shared,
     handles: Mutex<Vec<JoinHandle<()>>>,
     trace_to: Option<std::path::PathBuf>,
 }
@@ -628,6 +641,7 @@ impl Builder {
             idle: Idle::new(threads, self.max_spares),
             spares: blocking::Spares::new(threads, spare_deques, self.stack_size, self.thread_name.clone()),
             shutdown: AtomicBool::new(false),
+            search_rounds: AtomicU32::new(worker::SEARCH_ROUNDS),
             config_error,
             cluster: OnceLock::new(),
             #[cfg(feature = "gpu")]

@@ -16,6 +16,7 @@
 //! left in its own deque with `Cancelled`, and exits.
 
 use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use std::ptr::NonNull;
@@ -53,7 +54,11 @@ pub(crate) fn deque() -> (Local<Runnable>, Stealer<Runnable>) {
 const LOCAL_LIMIT: usize = 1 << 12;
 
 /// Rounds of the search before a worker parks (some tens of microseconds).
-const SEARCH_ROUNDS: u32 = 48;
+pub(crate) const SEARCH_ROUNDS: u32 = 48;
+
+/// Rounds of the search on a host with more threads than cores (see
+/// `Shared::spin_less`): the spin-only ones.
+pub(crate) const SHORT_SEARCH_ROUNDS: u32 = SPIN_ONLY_ROUNDS;
 
 /// Search rounds that only spin; later rounds yield the core between looks.
 /// Yielding early matters when a thread outside the pool (one waiting in
@@ -283,7 +288,7 @@ impl WorkerLocal {
 
     /// Spins over the queues for a while.
     fn search(&self, ready: &dyn Fn() -> bool) -> Option<Runnable> {
-        for round in 0..SEARCH_ROUNDS {
+        for round in 0..self.shared.search_rounds.load(Ordering::Relaxed) {
             if let Some(task) = self.find_task() {
                 return Some(task);
             }
