@@ -315,9 +315,11 @@ pub(crate) struct Plan {
     pub(crate) ring_bytes: u64,
 }
 
-/// Whether `threads` busy threads would be more than this host's cores.
-pub(crate) fn crowded(threads: usize) -> bool {
-    threads > std::thread::available_parallelism().map_or(1, usize::from)
+/// Whether a cluster on this host (process 0 with `main_threads`,
+/// `workers` processes of `worker_threads`, an I/O thread in each) has
+/// more threads than the host has cores.
+pub(crate) fn crowded(main_threads: usize, workers: usize, worker_threads: usize) -> bool {
+    main_threads + workers * (worker_threads + 1) + 1 > std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Starts `plan.workers` worker processes for the runtime `shared`.
@@ -347,8 +349,7 @@ pub(crate) fn start(shared: &'static Shared, plan: Plan) -> Result<&'static Clus
         Box::leak(Box::new(Cluster::new(shared, io, cookie, address.to_string_lossy().into_owned())));
     match start_workers(cluster, listener, &plan, &entry, &secret, &tag) {
         Ok(()) => {
-            // Process 0, its workers and their I/O threads, on this host.
-            if crowded(shared.threads() + plan.workers * (plan.threads + 1) + 1) {
+            if crowded(shared.threads(), plan.workers, plan.threads) {
                 shared.spin_less();
             }
             Ok(cluster)

@@ -107,8 +107,8 @@ pub(crate) fn serve() -> ! {
         Ok((rt, ring_in, ring_out))
     })();
     let (rt, ring_in, ring_out) = setup.unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
-    // The workers and their I/O threads, and process 0 (one thread at least).
-    if launch::crowded(workers * (threads + 1) + 2) {
+    // Process 0 has one thread at least.
+    if launch::crowded(1, workers, threads) {
         rt.shared.spin_less();
     }
     let (std_stream, ready) = (stream, Message::Ready { threads: rt.threads() as u32 });
