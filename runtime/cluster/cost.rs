@@ -85,20 +85,19 @@ impl CostModel {
     /// The best of `candidates` for function `id` (see the module note).
     ///
     /// The learned figures are read once: the I/O thread updates them while
-    /// tasks are placed, and a best chosen from one reading must be found
-    /// again among the candidates.
+    /// tasks are placed, and the best found from one reading must be found
+    /// again, from the same reading, among the candidates.
     pub(crate) fn choose(&self, id: u64, candidates: &[Candidate]) -> Option<u32> {
         let (bandwidth, run_time) = (self.bandwidth(), self.run_time(id));
-        let keys: Vec<(f64, f64)> = candidates
-            .iter()
-            .map(|c| (cost_with(bandwidth, run_time, c), c.load as f64 / c.threads.max(1) as f64))
-            .collect();
-        let best = keys.iter().copied().fold((f64::INFINITY, f64::INFINITY), |a, b| if b < a { b } else { a });
+        let key = |c: &Candidate| (cost_with(bandwidth, run_time, c), c.load as f64 / c.threads.max(1) as f64);
+        let best = candidates.iter().map(key).fold((f64::INFINITY, f64::INFINITY), |a, b| if b < a { b } else { a });
         let tied: Vec<u32> = candidates
             .iter()
-            .zip(&keys)
-            .filter(|(_, (cost, load))| *cost <= best.0 * (1.0 + 1e-9) + 1e-9 && *load <= best.1 + 1e-9)
-            .map(|(c, _)| c.worker)
+            .filter(|c| {
+                let (cost, load) = key(c);
+                cost <= best.0 * (1.0 + 1e-9) + 1e-9 && load <= best.1 + 1e-9
+            })
+            .map(|c| c.worker)
             .collect();
         if tied.is_empty() {
             // No cost compares (not a number): any candidate will do.

@@ -44,6 +44,17 @@ pub(crate) enum Steal<T> {
     Retry,
 }
 
+/// The injector and pinned queues stay crossbeam's; their steals read alike.
+impl<T> From<crossbeam_deque::Steal<T>> for Steal<T> {
+    fn from(steal: crossbeam_deque::Steal<T>) -> Self {
+        match steal {
+            crossbeam_deque::Steal::Success(value) => Steal::Success(value),
+            crossbeam_deque::Steal::Empty => Steal::Empty,
+            crossbeam_deque::Steal::Retry => Steal::Retry,
+        }
+    }
+}
+
 struct Inner<T: Pointer> {
     front: CachePadded<AtomicIsize>,
     back: CachePadded<AtomicIsize>,

@@ -54,7 +54,7 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Rounds an idle worker searches before it sleeps (see
     /// [`Shared::spin_less`]).
-    pub(crate) search_rounds: AtomicU32,
+    search_rounds: AtomicU32,
     /// Set when the runtime was configured from bad settings (the global
     /// runtime's environment): every task spawned on it fails with it.
     pub(crate) config_error: Option<Error>,

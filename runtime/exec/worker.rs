@@ -16,10 +16,9 @@
 //! left in its own deque with `Cancelled`, and exits.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-
-use std::ptr::NonNull;
 
 use super::Shared;
 use super::context;
@@ -375,16 +374,6 @@ impl WorkerLocal {
 fn run(task: Runnable) {
     context::flush_leaves_unless(task.header().group);
     task.run();
-}
-
-impl<T> From<crossbeam_deque::Steal<T>> for Steal<T> {
-    fn from(steal: crossbeam_deque::Steal<T>) -> Self {
-        match steal {
-            crossbeam_deque::Steal::Success(value) => Steal::Success(value),
-            crossbeam_deque::Steal::Empty => Steal::Empty,
-            crossbeam_deque::Steal::Retry => Steal::Retry,
-        }
-    }
 }
 
 /// Retries a steal until it succeeds or finds the queue empty.
