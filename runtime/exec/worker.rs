@@ -192,6 +192,8 @@ impl WorkerLocal {
             }
         }
         self.draining.set(false);
+        // The spawning task's body goes on: the runs it hosted are over.
+        crate::trace::record::pause();
     }
 
     /// Runs other tasks until `done()` holds or the deadline passes; returns
@@ -211,21 +213,24 @@ impl WorkerLocal {
         {
             return true;
         }
-        loop {
+        let finished = loop {
             if done() {
-                return true;
+                break true;
             }
             match self.next(done, deadline) {
                 Next::Task(task) => run(task),
-                Next::Ready => return true,
+                Next::Ready => break true,
                 Next::Timeout => {
                     if let Some(header) = awaited {
                         header.listeners.unregister_thread(&header.state, &me);
                     }
-                    return done();
+                    break done();
                 }
             }
-        }
+        };
+        // The waiting task's body goes on: the runs it hosted are over.
+        crate::trace::record::pause();
+        finished
     }
 
     /// Finds the next task, searching and then parking while there is none,
@@ -247,7 +252,7 @@ impl WorkerLocal {
         }
         // Out of work: batched group leaves must not wait for more work.
         context::flush_leaves();
-        crate::trace::record::worker_idle();
+        crate::trace::record::pause();
         let idle = &self.shared.idle;
         let mut searching = idle.try_start_search();
         loop {

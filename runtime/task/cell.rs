@@ -228,16 +228,15 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
 /// Records a traced run of `header`'s body that started at `start`.
 #[cold]
 fn record_run(header: &Header, start: u64, failed: bool) {
-    trace::record::record(trace::record::Event::Run {
+    let ran = trace::record::Ran {
         task: header.id.0,
         name: trace::record::static_name(&header.name),
         spawned: header.spawned_at,
         worker: crate::current_worker() as u32,
         thread: crate::current_thread().map_or(u32::MAX, |t| t as u32),
-        start,
-        end: trace::record::run_end(),
         failed,
-    });
+    };
+    trace::record::run_end(start, &ran);
 }
 
 /// Claims a task whose body runs in another process: sets `RUNNING`, and

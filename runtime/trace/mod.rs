@@ -11,7 +11,11 @@
 //! graph ([`dot`]).
 //!
 //! With tracing off, the runtime pays one relaxed atomic load per spawn and
-//! per task run.
+//! per task run. With it on, a worker going straight through tasks shorter
+//! than about a microsecond reads the clock once per up to 16 of them and
+//! shares the time out evenly: a trace shows such tasks' order, thread and
+//! total time exactly and their single lengths approximately. Longer tasks
+//! are timed exactly.
 //!
 //! ```
 //! use dirk::prelude::*;
@@ -192,7 +196,42 @@ fn build(events: Vec<Event>, begin: Calibration, end: Calibration) -> Trace {
             }),
         }
     }
+    mend_order(&mut trace.tasks, &trace.edges);
     trace.tasks.sort_by_key(|r| (r.start, r.task));
     trace.edges.sort();
     trace
+}
+
+/// Puts every task's start at or after the ends of its inputs.
+///
+/// Clock readings are exact and agree across threads, but runs of short
+/// tasks share readings (see `record`'s module note), which can leave a
+/// short task's end a little after the start of a consumer on another
+/// thread. The input's end moves back to the consumer's start, or, when
+/// the input's start is later too, the consumer moves to the input's end.
+fn mend_order(tasks: &mut [TaskRun], edges: &[(TaskId, TaskId)]) {
+    let index: HashMap<TaskId, usize> = tasks.iter().enumerate().map(|(i, r)| (r.task, i)).collect();
+    // A moved consumer can push its own consumers: a few passes settle chains
+    // of shared readings, which are short.
+    for _ in 0..4 {
+        let mut moved = false;
+        for (from, to) in edges {
+            let (Some(&a), Some(&b)) = (index.get(from), index.get(to)) else { continue };
+            if a == b || tasks[a].end <= tasks[b].start {
+                continue;
+            }
+            moved = true;
+            if tasks[a].start <= tasks[b].start {
+                tasks[a].end = tasks[b].start;
+            } else {
+                let after = tasks[a].end;
+                let consumer = &mut tasks[b];
+                consumer.start = after;
+                consumer.end = consumer.end.max(after);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
 }
