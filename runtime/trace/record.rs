@@ -509,19 +509,32 @@ fn new_writer() -> Writer {
 pub(crate) fn collect() -> Vec<Event> {
     let mut out = Vec::new();
     let names = names().lock().unwrap_or_else(|e| e.into_inner()).list.clone();
-    for log in logs().lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        take(log, &names, &mut out);
-    }
+    take_all(&names, |events| out.append(events));
     out
 }
 
 /// Drops every event published so far, so the next [`collect`] starts now.
 pub(crate) fn skip() {
-    let mut dropped = Vec::new();
-    for log in logs().lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        take(log, &[], &mut dropped);
-        dropped.clear();
-    }
+    take_all(&[], Vec::clear);
+}
+
+/// Takes every log's new events and hands them to `f`, log by log. The
+/// logs of threads that ended go once their events are taken, their
+/// chunks kept for reuse.
+fn take_all(names: &[&'static str], mut f: impl FnMut(&mut Vec<Event>)) {
+    let mut events = Vec::new();
+    logs().lock().unwrap_or_else(|e| e.into_inner()).retain_mut(|log| {
+        // Only the list holds the log once its thread's writer is dropped;
+        // `get_mut` then also makes the writer's last events visible here.
+        let ended = Arc::get_mut(log).is_some();
+        take(log, names, &mut events);
+        f(&mut events);
+        if ended {
+            let mut chunks = log.chunks.lock().unwrap_or_else(|e| e.into_inner());
+            keep_spare(std::mem::take(&mut chunks.list));
+        }
+        !ended
+    });
 }
 
 /// Reads `log`'s events published since the last time into `out`.
@@ -614,14 +627,20 @@ fn release_taken(chunks: &mut Chunks) {
         freed.push(chunks.list.remove(0));
         chunks.base += CHUNK;
     }
-    if freed.is_empty() {
+    keep_spare(freed);
+}
+
+/// Keeps chunks nobody writes any more for reuse, up to [`SPARE_MAX`].
+fn keep_spare(chunks: Vec<Arc<Chunk>>) {
+    if chunks.is_empty() {
         return;
     }
-    // Only the log held them (the writer holds its current chunk, which
-    // stays): nobody reads or writes them any more.
+    // Only the log held them (a writer holds its current chunk, and a live
+    // writer's current chunk is never passed here): nobody reads or writes
+    // them any more.
     let mut spare = spare_chunks().lock().unwrap_or_else(|e| e.into_inner());
     let room = SPARE_MAX.saturating_sub(spare.len());
-    spare.extend(freed.into_iter().filter(|c| Arc::strong_count(c) == 1).take(room));
+    spare.extend(chunks.into_iter().filter(|c| Arc::strong_count(c) == 1).take(room));
 }
 
 /// A timestamp for a spawn: exact every 16th call on a thread, otherwise
@@ -846,6 +865,22 @@ mod tests {
         let placed =
             place(0, &[run(1, Some(100), None), run(2, None, Some(300)), run(3, None, None), run(4, None, None)]);
         assert_eq!(placed, [(1, 100, 200), (2, 200, 300), (3, 300, 400), (4, 400, 500)]);
+    }
+
+    #[test]
+    fn the_log_of_an_ended_thread_goes_once_collected() {
+        let _on = Session::on();
+        let log = std::thread::spawn(|| {
+            record(Event::Edge { from: 41, to: 42 });
+            with_local(|local| Arc::as_ptr(&local.writer().log) as usize).expect("the thread records")
+        })
+        .join()
+        .expect("the thread ran");
+        let listed = || logs().lock().unwrap().iter().any(|l| Arc::as_ptr(l) as usize == log);
+        assert!(listed(), "a log stays until its events are taken");
+        let events = collect();
+        assert!(events.contains(&Event::Edge { from: 41, to: 42 }), "its events are collected first");
+        assert!(!listed(), "then the log goes");
     }
 
     #[test]
