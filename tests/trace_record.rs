@@ -147,3 +147,48 @@ fn a_task_run_while_another_waits_is_timed_from_its_own_start() {
         assert!(child.end <= parent.end);
     });
 }
+
+#[task]
+fn step(a: &u64, b: &u64) -> u64 {
+    a.wrapping_add(*b)
+}
+
+#[task]
+fn seed(i: u64) -> u64 {
+    i
+}
+
+#[test]
+fn short_tasks_keep_their_order_on_each_thread_and_after_their_inputs() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    within(SHORT, || {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        // Trivial tasks: workers share clock readings among them.
+        let (width, steps) = (8usize, 500usize);
+        let ((), trace) = dirk::trace::record(|| {
+            rt.run(|| {
+                dirk::sync(|| {
+                    let mut row: Vec<Task<u64>> = (0..width as u64).map(|i| spawn!(seed(i))).collect();
+                    for _ in 1..steps {
+                        row = (0..width).map(|i| spawn!(step(&row[i], &row[(i + 1) % width]))).collect();
+                    }
+                })
+                .unwrap()
+            })
+        });
+        let runs: Vec<_> = trace.tasks().iter().filter(|r| r.name == "step" || r.name == "seed").collect();
+        assert_eq!(runs.len(), width * steps, "every task ran once");
+        let by_id: std::collections::HashMap<_, _> = runs.iter().map(|r| (r.task, *r)).collect();
+        for (from, to) in trace.edges() {
+            let (Some(from), Some(to)) = (by_id.get(from), by_id.get(to)) else { continue };
+            assert!(from.end <= to.start, "an input ends before its consumer starts: {from:?} {to:?}");
+        }
+        assert!(runs.iter().all(|r| r.start <= r.end && r.spawned.is_some_and(|s| s <= r.start)));
+        for thread in [Some(0), Some(1)] {
+            let mine: Vec<_> = runs.iter().filter(|r| r.thread == thread).collect();
+            for pair in mine.windows(2) {
+                assert!(pair[0].end <= pair[1].start, "one thread runs one task at a time: {pair:?}");
+            }
+        }
+    });
+}

@@ -239,6 +239,8 @@ impl WorkerLocal {
         if let Some(task) = self.find_task() {
             return Next::Task(task);
         }
+        // No task at hand: the next run does not start where the last ended.
+        crate::trace::record::pause();
         for round in 0..QUIET_ROUNDS {
             for _ in 0..(1u32 << round) {
                 std::hint::spin_loop();
@@ -252,7 +254,6 @@ impl WorkerLocal {
         }
         // Out of work: batched group leaves must not wait for more work.
         context::flush_leaves();
-        crate::trace::record::pause();
         let idle = &self.shared.idle;
         let mut searching = idle.try_start_search();
         loop {

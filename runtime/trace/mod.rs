@@ -171,8 +171,12 @@ fn build(events: Vec<Event>, begin: Calibration, end: Calibration) -> Trace {
     let nanos_per_tick = end.instant.duration_since(begin.instant).as_nanos() as f64 / ticks;
     let at = |t: u64| Duration::from_nanos((t.saturating_sub(begin.ticks) as f64 * nanos_per_tick) as u64);
     let mut trace = Trace { length: end.instant.duration_since(begin.instant), ..Trace::default() };
+    let mut shared = Vec::new();
     for event in events {
         match event {
+            Event::Shared { runs, chained, closed } => {
+                shared.push(Span { first: trace.tasks.len(), runs: runs as usize, chained, closed });
+            }
             Event::Edge { from, to } => trace.edges.push((TaskId(from), TaskId(to))),
             Event::Run { task, name, spawned, worker, thread, start, end, failed } => {
                 trace.names.insert(TaskId(task), name);
@@ -196,42 +200,182 @@ fn build(events: Vec<Event>, begin: Calibration, end: Calibration) -> Trace {
             }),
         }
     }
-    mend_order(&mut trace.tasks, &trace.edges);
-    trace.tasks.sort_by_key(|r| (r.start, r.task));
+    mend_order(&mut trace.tasks, &trace.edges, &shared);
+    for run in &mut trace.tasks {
+        // A spawn time is a recent reading, and mending may move a start.
+        run.spawned = run.spawned.map(|s| s.min(run.start));
+    }
+    // A run shares may leave empty sorts before the one it ends at.
+    trace.tasks.sort_by_key(|r| (r.start, r.end, r.task));
     trace.edges.sort();
     trace
 }
 
+/// Runs of one thread that shared clock readings: `tasks[first..][..runs]`.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    first: usize,
+    runs: usize,
+    /// The first run's start is where the run before ended, not a reading:
+    /// it may have started later.
+    chained: bool,
+    /// The last run's end was read, not guessed.
+    closed: bool,
+}
+
+impl Span {
+    /// Boundary `k` of the span: the start of its run `k`, or for
+    /// `k == runs` the end of its last run.
+    fn bound(&self, tasks: &[TaskRun], k: usize) -> Duration {
+        if k < self.runs { tasks[self.first + k].start } else { tasks[self.first + self.runs - 1].end }
+    }
+
+    fn set(&self, tasks: &mut [TaskRun], k: usize, at: Duration) {
+        if k < self.runs {
+            tasks[self.first + k].start = at;
+        }
+        if k > 0 {
+            tasks[self.first + k - 1].end = at;
+        }
+    }
+
+    /// The first boundary that may move later: the first is a reading
+    /// unless the span was chained.
+    fn first_free(&self) -> usize {
+        usize::from(!self.chained)
+    }
+
+    /// The last boundary that is a share or a guess, not a reading.
+    fn last_free(&self) -> usize {
+        if self.closed { self.runs - 1 } else { self.runs }
+    }
+
+    /// Moves boundary `k` back to `at` (not before the span's start, a
+    /// reading or the end of the run before), and the boundaries before it
+    /// that would pass it.
+    fn lower(&self, tasks: &mut [TaskRun], k: usize, at: Duration) -> bool {
+        let at = at.max(self.bound(tasks, 0));
+        let mut moved = false;
+        for k in (1..=k.min(self.last_free())).rev() {
+            if self.bound(tasks, k) <= at {
+                break;
+            }
+            self.set(tasks, k, at);
+            moved = true;
+        }
+        moved
+    }
+
+    /// Moves boundary `k` on to `at` (not past a read end), and the
+    /// boundaries after it that it would pass.
+    fn raise(&self, tasks: &mut [TaskRun], k: usize, at: Duration) -> bool {
+        let at = if self.closed { at.min(self.bound(tasks, self.runs)) } else { at };
+        let mut moved = false;
+        for k in k.max(self.first_free())..=self.last_free() {
+            if self.bound(tasks, k) >= at {
+                break;
+            }
+            self.set(tasks, k, at);
+            moved = true;
+        }
+        moved
+    }
+}
+
 /// Puts every task's start at or after the ends of its inputs.
 ///
-/// Clock readings are exact and agree across threads, but runs of short
-/// tasks share readings (see `record`'s module note), which can leave a
-/// short task's end a little after the start of a consumer on another
-/// thread. The input's end moves back to the consumer's start, or, when
-/// the input's start is later too, the consumer moves to the input's end.
-fn mend_order(tasks: &mut [TaskRun], edges: &[(TaskId, TaskId)]) {
+/// Clock readings are exact and agree across threads, but a worker going
+/// straight on from run to run does not read the clock between them (see
+/// `record`'s module note): a run's start is where the run before ended,
+/// which may be a little before it found its task, and runs of short tasks
+/// share readings. Such times can put a task's start a little before the
+/// end of an input on another thread. Only those times move: shares within
+/// their span and in order, chained starts later, so readings stay as read
+/// and a thread still runs one task at a time.
+fn mend_order(tasks: &mut [TaskRun], edges: &[(TaskId, TaskId)], shared: &[Span]) {
+    if shared.is_empty() || edges.is_empty() {
+        return;
+    }
+    // Each run in a span, with its place there.
+    let mut spans: Vec<Option<(Span, usize)>> = vec![None; tasks.len()];
+    for span in shared.iter().filter(|s| s.runs > 0 && s.first + s.runs <= tasks.len()) {
+        for place in 0..span.runs {
+            spans[span.first + place] = Some((*span, place));
+        }
+    }
     let index: HashMap<TaskId, usize> = tasks.iter().enumerate().map(|(i, r)| (r.task, i)).collect();
-    // A moved consumer can push its own consumers: a few passes settle chains
-    // of shared readings, which are short.
-    for _ in 0..4 {
+    // Moving one boundary can upset another edge: a few passes settle the
+    // short chains of shared spans a graph has.
+    for _ in 0..8 {
         let mut moved = false;
         for (from, to) in edges {
             let (Some(&a), Some(&b)) = (index.get(from), index.get(to)) else { continue };
-            if a == b || tasks[a].end <= tasks[b].start {
+            if tasks[a].end <= tasks[b].start {
                 continue;
             }
-            moved = true;
-            if tasks[a].start <= tasks[b].start {
-                tasks[a].end = tasks[b].start;
-            } else {
-                let after = tasks[a].end;
-                let consumer = &mut tasks[b];
-                consumer.start = after;
-                consumer.end = consumer.end.max(after);
+            // The input's end, if a share or a guess: back to the consumer's start.
+            if let Some((span, place)) = spans[a] {
+                moved |= span.lower(tasks, place + 1, tasks[b].start);
+            }
+            // The consumer's start, if a share: on to the input's end.
+            if tasks[a].end > tasks[b].start
+                && let Some((span, place)) = spans[b]
+            {
+                moved |= span.raise(tasks, place, tasks[a].end);
             }
         }
         if !moved {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(task: u64, thread: usize, start: u64, end: u64) -> TaskRun {
+        TaskRun {
+            task: TaskId(task),
+            name: "t",
+            worker: 0,
+            thread: Some(thread),
+            spawned: None,
+            start: Duration::from_nanos(start),
+            end: Duration::from_nanos(end),
+            failed: false,
+        }
+    }
+
+    fn times(tasks: &[TaskRun]) -> Vec<(u64, u64, u64)> {
+        tasks.iter().map(|r| (r.task.0, r.start.as_nanos() as u64, r.end.as_nanos() as u64)).collect()
+    }
+
+    #[test]
+    fn mending_moves_shares_and_chained_starts_only() {
+        let mut tasks = vec![
+            // Three runs sharing the readings 0 and 30 on thread 0.
+            run(1, 0, 0, 10),
+            run(2, 0, 10, 20),
+            run(3, 0, 20, 30),
+            // Read exactly on thread 1, fed by run 2.
+            run(4, 1, 12, 15),
+            // A run whose start is where thread 1's run before ended.
+            run(5, 1, 45, 60),
+            // Read exactly on thread 2: feeds run 5, and run 7 (read exactly).
+            run(6, 2, 0, 50),
+            run(7, 1, 48, 49),
+        ];
+        let shared = [
+            Span { first: 0, runs: 3, chained: false, closed: true },
+            Span { first: 4, runs: 1, chained: true, closed: true },
+        ];
+        let edges = [(TaskId(2), TaskId(4)), (TaskId(6), TaskId(5)), (TaskId(6), TaskId(7))];
+        mend_order(&mut tasks, &edges, &shared);
+        assert_eq!(
+            times(&tasks),
+            [(1, 0, 10), (2, 10, 12), (3, 12, 30), (4, 12, 15), (5, 50, 60), (6, 0, 50), (7, 48, 49)],
+            "run 2 ends when run 4 starts, run 5 starts when run 6 ends, and readings stay as read"
+        );
     }
 }

@@ -58,6 +58,14 @@ pub(crate) enum Event {
     /// `bytes` of a task's data moved from one worker to another. Recorded
     /// by the transports that move data between workers and devices.
     Moved { task: u64, bytes: u64, from: u32, to: u32, at: u64 },
+    /// Made by collection, never recorded: the next `runs` runs went back
+    /// to back on one thread, and the times between them are shares, not
+    /// readings. The first starts at a reading, or where the thread's run
+    /// before ended (`chained`: it may have started a little later, after
+    /// finding its task); the last ends at a reading when `closed`
+    /// (otherwise at a guess: the thread had not read the clock again when
+    /// they were collected).
+    Shared { runs: u32, chained: bool, closed: bool },
 }
 
 /// A task body's run as the runtime reports it when the body returns; its
@@ -161,6 +169,8 @@ impl Packed {
                 Packed::run(&ran, name_id(name), Some(start), Some(end))
             }
             Event::Moved { task, bytes, from, to, at } => Packed([task, at, bytes, word3(0, to, from, MOVED)]),
+            // Not a recorded kind: reads back as nothing.
+            Event::Shared { .. } => Packed::default(),
         }
     }
 
@@ -558,7 +568,7 @@ fn take(log: &Log, names: &[&'static str], out: &mut Vec<Event>) {
     // Runs whose end no reading bounds yet (the thread is still going, or
     // stopped before its next reading) take the last share each.
     let guess = times.at + times.share * open.len() as u64;
-    times.share_out(&mut open, guess, out);
+    times.share_out_to(&mut open, guess, false, out);
     chunks.times = times;
     chunks.taken = published;
     release_taken(&mut chunks);
@@ -582,8 +592,10 @@ impl Timeline {
         match end {
             None => open.push((ran, start)),
             Some(end) if open.is_empty() => {
-                let start = start.unwrap_or(self.at);
-                out.push(run_event(ran, start, end));
+                if start.is_none() {
+                    out.push(Event::Shared { runs: 1, chained: true, closed: true });
+                }
+                out.push(run_event(ran, start.unwrap_or(self.at), end));
                 self.at = end;
             }
             Some(end) => {
@@ -596,13 +608,23 @@ impl Timeline {
     /// Ends the open runs by `end`, sharing the time since the last reading
     /// evenly among them in their order.
     fn share_out(&mut self, open: &mut Vec<(RanFields, Option<u64>)>, end: u64, out: &mut Vec<Event>) {
+        self.share_out_to(open, end, true, out);
+    }
+
+    /// [`Timeline::share_out`], to an `end` that was read (`closed`) or
+    /// guessed.
+    fn share_out_to(&mut self, open: &mut Vec<(RanFields, Option<u64>)>, end: u64, closed: bool, out: &mut Vec<Event>) {
         if open.is_empty() {
             self.at = self.at.max(end);
             return;
         }
+        let chained = open[0].1.is_none();
         let from = open[0].1.unwrap_or(self.at).min(end);
         let runs = open.len() as u64;
         self.share = (end - from) / runs;
+        if runs > 1 || chained || !closed {
+            out.push(Event::Shared { runs: runs as u32, chained, closed });
+        }
         for (i, (ran, _)) in open.drain(..).enumerate() {
             let start = from + self.share * i as u64;
             let stop = if i as u64 + 1 == runs { end } else { start + self.share };
@@ -843,8 +865,9 @@ mod tests {
         let guess = times.at + times.share * open.len() as u64;
         times.share_out(&mut open, guess, &mut out);
         out.iter()
-            .map(|e| match *e {
-                Event::Run { task, start, end, .. } => (task, start, end),
+            .filter_map(|e| match *e {
+                Event::Run { task, start, end, .. } => Some((task, start, end)),
+                Event::Shared { .. } => None,
                 _ => panic!("runs only"),
             })
             .collect()
