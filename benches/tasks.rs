@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dirk::prelude::*;
-use harness::{ns_per, pick, report, sample, target, target_ratio, time};
+use harness::{ns_per, pick, report, sample, sample_pair, target, target_ratio, time};
 use rayon::prelude::*;
 
 const THREADS: usize = 2;
@@ -47,21 +47,29 @@ fn main() {
     // spawn 1M independent tasks
     let n = pick(1_000_000, 200_000);
     let case = format!("spawn {}k independent", n / 1000);
-    let s = sample(runs, || {
-        ns_per(
-            time(|| {
-                rt.run(|| {
-                    dirk::sync(|| {
-                        for i in 0..n as u64 {
-                            spawn!(noop(i));
-                        }
-                    })
-                    .unwrap()
+    let spawn_all = || {
+        time(|| {
+            rt.run(|| {
+                dirk::sync(|| {
+                    for i in 0..n as u64 {
+                        spawn!(noop(i));
+                    }
                 })
-            }),
-            n,
-        )
-    });
+                .unwrap()
+            })
+        })
+    };
+    // Untraced and traced in turns: their ratio is a target.
+    let (s, traced) = sample_pair(
+        runs,
+        || ns_per(spawn_all(), n),
+        || {
+            dirk::trace::start();
+            let d = spawn_all();
+            assert!(dirk::trace::stop().tasks().len() >= n, "every task was recorded");
+            ns_per(d, n)
+        },
+    );
     report("tasks", &case, "dirk", s, "ns/task", true);
     let s = sample(runs, || {
         ns_per(
@@ -78,22 +86,7 @@ fn main() {
         )
     });
     report("tasks", &case, "rayon scope.spawn", s, "ns/task", true);
-    let s = sample(runs, || {
-        dirk::trace::start();
-        let d = time(|| {
-            rt.run(|| {
-                dirk::sync(|| {
-                    for i in 0..n as u64 {
-                        spawn!(noop(i));
-                    }
-                })
-                .unwrap()
-            })
-        });
-        assert!(dirk::trace::stop().tasks().len() >= n, "every task was recorded");
-        ns_per(d, n)
-    });
-    report("tasks", &case, "dirk, tracing on", s, "ns/task", true);
+    report("tasks", &case, "dirk, tracing on", traced, "ns/task", true);
     let s = sample(runs, || {
         ns_per(
             time(|| {

@@ -38,6 +38,24 @@ pub(crate) fn sample(runs: usize, mut f: impl FnMut() -> f64) -> Sample {
     Sample { median: values[values.len() / 2], min: values[0], max: values[values.len() - 1] }
 }
 
+/// Samples two variants of one measurement taken in turns, so that a
+/// ratio between them is not skewed by the machine's load drifting between
+/// two blocks of runs.
+pub(crate) fn sample_pair(runs: usize, mut f: impl FnMut() -> f64, mut g: impl FnMut() -> f64) -> (Sample, Sample) {
+    f();
+    g();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        a.push(f());
+        b.push(g());
+    }
+    let summary = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        Sample { median: values[values.len() / 2], min: values[0], max: values[values.len() - 1] }
+    };
+    (summary(a), summary(b))
+}
+
 /// Times one call of `f`.
 pub(crate) fn time(f: impl FnOnce()) -> Duration {
     let start = Instant::now();
