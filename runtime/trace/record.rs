@@ -18,9 +18,11 @@
 //! recorded without times, and collection shares the span between two
 //! readings out evenly among them. A run after a long one, the first run
 //! after the worker looked for work, and runs nested in a waiting task are
-//! timed exactly. Shared times can put a short task's end a little after
-//! the start of a task it fed on another thread; the trace is mended from
-//! its edges when it is built (`super::build`).
+//! timed exactly. Shared times, and starts taken from the end of the run
+//! before (which may precede finding the task), can put a task's start a
+//! little before the end of an input on another thread: collection marks
+//! them ([`Event::Shared`]) and building the trace moves only them to
+//! follow its edges (`super::mend_order`).
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
