@@ -33,7 +33,11 @@ pub(crate) struct Sample {
 /// the values it reports.
 pub(crate) fn sample(runs: usize, mut f: impl FnMut() -> f64) -> Sample {
     f();
-    let mut values: Vec<f64> = (0..runs.max(1)).map(|_| f()).collect();
+    summarize((0..runs.max(1)).map(|_| f()).collect())
+}
+
+/// The median, least and greatest of some values (at least one).
+fn summarize(mut values: Vec<f64>) -> Sample {
     values.sort_by(f64::total_cmp);
     Sample { median: values[values.len() / 2], min: values[0], max: values[values.len() - 1] }
 }
@@ -49,11 +53,7 @@ pub(crate) fn sample_pair(runs: usize, mut f: impl FnMut() -> f64, mut g: impl F
         a.push(f());
         b.push(g());
     }
-    let summary = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        Sample { median: values[values.len() / 2], min: values[0], max: values[values.len() - 1] }
-    };
-    (summary(a), summary(b))
+    (summarize(a), summarize(b))
 }
 
 /// Times one call of `f`.

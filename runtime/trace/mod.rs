@@ -175,7 +175,7 @@ fn build(events: Vec<Event>, begin: Calibration, end: Calibration) -> Trace {
     for event in events {
         match event {
             Event::Shared { runs, chained, closed } => {
-                shared.push(Span { first: trace.tasks.len(), runs: runs as usize, chained, closed });
+                shared.push(SharedRuns { first: trace.tasks.len(), runs: runs as usize, chained, closed });
             }
             Event::Edge { from, to } => trace.edges.push((TaskId(from), TaskId(to))),
             Event::Run { task, name, spawned, worker, thread, start, end, failed } => {
@@ -205,7 +205,8 @@ fn build(events: Vec<Event>, begin: Calibration, end: Calibration) -> Trace {
         // A spawn time is a recent reading, and mending may move a start.
         run.spawned = run.spawned.map(|s| s.min(run.start));
     }
-    // A run shares may leave empty sorts before the one it ends at.
+    // An empty run (mending can leave one) sorts before the run that starts
+    // where it is.
     trace.tasks.sort_by_key(|r| (r.start, r.end, r.task));
     trace.edges.sort();
     trace
@@ -213,7 +214,7 @@ fn build(events: Vec<Event>, begin: Calibration, end: Calibration) -> Trace {
 
 /// Runs of one thread that shared clock readings: `tasks[first..][..runs]`.
 #[derive(Clone, Copy, Debug)]
-struct Span {
+struct SharedRuns {
     first: usize,
     runs: usize,
     /// The first run's start is where the run before ended, not a reading:
@@ -223,7 +224,7 @@ struct Span {
     closed: bool,
 }
 
-impl Span {
+impl SharedRuns {
     /// Boundary `k` of the span: the start of its run `k`, or for
     /// `k == runs` the end of its last run.
     fn bound(&self, tasks: &[TaskRun], k: usize) -> Duration {
@@ -292,12 +293,12 @@ impl Span {
 /// end of an input on another thread. Only those times move: shares within
 /// their span and in order, chained starts later, so readings stay as read
 /// and a thread still runs one task at a time.
-fn mend_order(tasks: &mut [TaskRun], edges: &[(TaskId, TaskId)], shared: &[Span]) {
+fn mend_order(tasks: &mut [TaskRun], edges: &[(TaskId, TaskId)], shared: &[SharedRuns]) {
     if shared.is_empty() || edges.is_empty() {
         return;
     }
     // Each run in a span, with its place there.
-    let mut spans: Vec<Option<(Span, usize)>> = vec![None; tasks.len()];
+    let mut spans: Vec<Option<(SharedRuns, usize)>> = vec![None; tasks.len()];
     for span in shared.iter().filter(|s| s.runs > 0 && s.first + s.runs <= tasks.len()) {
         for place in 0..span.runs {
             spans[span.first + place] = Some((*span, place));
@@ -367,8 +368,8 @@ mod tests {
             run(7, 1, 48, 49),
         ];
         let shared = [
-            Span { first: 0, runs: 3, chained: false, closed: true },
-            Span { first: 4, runs: 1, chained: true, closed: true },
+            SharedRuns { first: 0, runs: 3, chained: false, closed: true },
+            SharedRuns { first: 4, runs: 1, chained: true, closed: true },
         ];
         let edges = [(TaskId(2), TaskId(4)), (TaskId(6), TaskId(5)), (TaskId(6), TaskId(7))];
         mend_order(&mut tasks, &edges, &shared);
