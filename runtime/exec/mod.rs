@@ -38,8 +38,10 @@ use crate::task::cell::tell;
 use crate::task::spawn::{Closure, spawn_body_on};
 
 /// Spawns from outside the pool beyond this many queued tasks make the
-/// spawning thread wait for the workers, so memory stays bounded.
-const INJECTOR_LIMIT: usize = 1 << 20;
+/// spawning thread wait for the workers, so memory stays bounded: 64 Ki
+/// trivial tasks are a few MiB and a few milliseconds of work, enough to
+/// keep the workers busy while the spawner sleeps.
+const INJECTOR_LIMIT: usize = 1 << 16;
 
 /// What the workers of one runtime share.
 pub(crate) struct Shared {
