@@ -23,8 +23,8 @@ pub(crate) mod worker;
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 
 use self::deque::Stealer;
@@ -652,8 +652,14 @@ impl Builder {
         let cores = affinity::allowed_cores();
         let pin = self.pin && threads <= cores.len();
         let mut handles = Vec::with_capacity(threads);
+        // The runtime is returned once its threads are up: a thread that
+        // starts later makes its start-up allocations, and takes its first
+        // time slices, in the middle of the program's first work.
+        let started = Arc::new(AtomicUsize::new(0));
+        let builder = thread::current();
         for (index, deque) in deques.into_iter().enumerate() {
             let core = pin.then(|| cores[index]);
+            let (started, builder) = (started.clone(), builder.clone());
             let spawned = thread::Builder::new()
                 .name(format!("{}-{index}", self.thread_name))
                 .stack_size(self.stack_size)
@@ -661,7 +667,10 @@ impl Builder {
                     if let Some(core) = core {
                         affinity::pin_current(core);
                     }
-                    WorkerLocal::new(shared, index, deque).main();
+                    WorkerLocal::new(shared, index, deque).main(|| {
+                        started.fetch_add(1, Ordering::Release);
+                        builder.unpark();
+                    });
                 });
             match spawned {
                 Ok(handle) => handles.push(handle),
@@ -674,6 +683,17 @@ impl Builder {
                     return Err(Error::Config(format!("could not start worker thread {index}: {e}")));
                 }
             }
+        }
+        while started.load(Ordering::Acquire) < threads {
+            if let Some(index) = handles.iter().position(thread::JoinHandle::is_finished) {
+                shared.shutdown.store(true, Ordering::SeqCst);
+                shared.idle.wake_all();
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                return Err(Error::Config(format!("worker thread {index} ended as it started")));
+            }
+            thread::park_timeout(std::time::Duration::from_millis(1));
         }
         Ok((shared, handles))
     }

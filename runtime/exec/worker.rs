@@ -101,10 +101,13 @@ impl WorkerLocal {
     }
 
     /// The worker thread's whole life.
-    pub(crate) fn main(self) {
+    /// A core worker's life; `started` is called once the thread is set up
+    /// (its own allocations made), before it looks for work.
+    pub(crate) fn main(self, started: impl FnOnce()) {
         let _me = context::enter_worker(&self);
         self.shared.idle.register(self.index);
         self.register_with_epoch();
+        started();
         let shared = self.shared;
         while let Next::Task(task) = self.next(&|| shared.is_shutdown(), None) {
             run(task);
