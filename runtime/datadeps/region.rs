@@ -29,7 +29,7 @@ use crate::exec::wait;
 use crate::task::Task;
 use crate::task::raw::TaskRef;
 use crate::task::slots::Slots;
-use crate::task::spawn::spawn_body;
+use crate::task::spawn::{spawn_body, spawn_counted};
 
 /// The tasks of one `datadeps!` block. Only the macro's code uses it.
 pub struct Region<'scope, 'env: 'scope> {
@@ -168,10 +168,15 @@ impl<'scope, 'env> Region<'scope, 'env> {
         dedup(&mut after);
         // SAFETY: as above.
         let job = unsafe { Job::new(move || f(slots)) };
-        let task = spawn_body(None, name, DepsBody::new(job, after, self.latch.hold(&self.credits)));
+        // Each tracker record of the task holds a reference, counted when it
+        // is built.
+        let records = if plans.is_some() { N } else { 0 };
+        let task = spawn_counted(None, name, DepsBody::new(job, after, self.latch.hold(&self.credits)), records);
         if let Some(plans) = plans {
             for (access, plan) in accesses.iter().zip(plans) {
-                access.tracker.borrow_mut().register(&access.access(), plan, &task.raw);
+                // SAFETY: one of the `N` references counted for the records.
+                let record = unsafe { task.raw.counted() };
+                access.tracker.borrow_mut().register(&access.access(), plan, record);
             }
         }
         task

@@ -272,8 +272,9 @@ impl Tracker {
         plan
     }
 
-    /// Records that `task` makes `access`, as planned by [`Tracker::query`].
-    pub(crate) fn register(&mut self, access: &Access<'_>, plan: Plan, task: &TaskRef) {
+    /// Records that `task` makes `access`, as planned by [`Tracker::query`];
+    /// the record keeps the reference.
+    pub(crate) fn register(&mut self, access: &Access<'_>, plan: Plan, task: TaskRef) {
         let mut replaced = plan.replaced.as_slice();
         // A write replacing the record of its own span reuses it in place
         // (`replaced` holds only records reached by the same path).
@@ -282,19 +283,16 @@ impl Tracker {
             && record.span == access.span
         {
             self.held -= record.held().min(self.held);
-            record.writer = Some(task.clone());
+            record.writer = Some(task);
             record.readers.clear();
             replaced = &[];
         } else if let Some(key) = plan.same.filter(|_| !access.write)
             && let Some(record) = self.slab.get_mut(&key)
         {
-            record.readers.push(task.clone());
+            record.readers.push(task);
         } else {
-            let (writer, readers) = if access.write {
-                (Some(task.clone()), SmallVec::new())
-            } else {
-                (None, smallvec::smallvec![task.clone()])
-            };
+            let (writer, readers) =
+                if access.write { (Some(task), SmallVec::new()) } else { (None, smallvec::smallvec![task]) };
             let path = self.intern(access.path);
             self.insert(Record { span: access.span, path, writer, readers });
         }
@@ -409,7 +407,7 @@ mod tests {
         let mut deps = Tasks::new();
         let plan = tracker.query(&a, &mut deps);
         let task = pending.task();
-        tracker.register(&a, plan, &task);
+        tracker.register(&a, plan, task.clone());
         deps.into_vec()
     }
 
@@ -469,13 +467,13 @@ mod tests {
             let a = Access { path: &[], span: Span::bytes(0x10, 8), write: true };
             let mut deps = Tasks::new();
             let plan = t.query(&a, &mut deps);
-            t.register(&a, plan, &failed.raw);
+            t.register(&a, plan, failed.raw.clone());
             for i in 0..1000 {
                 let done = crate::spawn(|| ());
                 done.wait().unwrap();
                 let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: true };
                 let plan = t.query(&a, &mut deps);
-                t.register(&a, plan, &done.raw);
+                t.register(&a, plan, done.raw.clone());
             }
             assert!(t.held() < 300, "succeeded tasks were swept ({} held)", t.held());
             let mut deps = Tasks::new();

@@ -313,7 +313,7 @@ pub(crate) fn new_node<B: Turn>(
     let (memory, origin) = alloc::allocate(layout);
     let init =
         HeaderInit { id: TaskId::next(), rt, placement, group: None, options: context::options(), name, spawned_at: 0 };
-    let header = Header::new(init, &NodeCell::<B>::VTABLE, origin, 0);
+    let header = Header::new(init, &NodeCell::<B>::VTABLE, origin, 0, 0);
     let cell = memory.cast::<NodeCell<B>>();
     // SAFETY: `memory` is fresh, sized and aligned for `NodeCell<B>`.
     unsafe { cell.as_ptr().write(NodeCell { prefix: Prefix { header, node }, body: UnsafeCell::new(Some(body)) }) };

@@ -66,7 +66,9 @@ impl<B: Body> Cell<B> {
 }
 
 /// Builds a task cell; returns two references (the handle's and the queue's).
-pub(crate) fn new_task<B: Body>(init: HeaderInit, body: B, pending: u32) -> (TaskRef, TaskRef) {
+/// The cell counts `extra` more references for the caller to take with
+/// [`TaskRef::counted`].
+pub(crate) fn new_task<B: Body>(init: HeaderInit, body: B, pending: u32, extra: usize) -> (TaskRef, TaskRef) {
     let (memory, origin) = alloc::allocate(Layout::new::<Cell<B>>());
     let cell = memory.cast::<Cell<B>>().as_ptr();
     // The fields are written one by one, in place: a whole `Cell` built
@@ -74,7 +76,7 @@ pub(crate) fn new_task<B: Body>(init: HeaderInit, body: B, pending: u32) -> (Tas
     // SAFETY: `memory` is fresh, sized and aligned for `Cell<B>`; the value
     // stays uninitialised, as a `MaybeUninit` may.
     unsafe {
-        (&raw mut (*cell).prefix.header).write(Header::new(init, &Cell::<B>::VTABLE, origin, pending));
+        (&raw mut (*cell).prefix.header).write(Header::new(init, &Cell::<B>::VTABLE, origin, pending, extra));
         (&raw mut (*cell).body).write(UnsafeCell::new(Some(body)));
     }
     let ptr = memory.cast::<Header>();

@@ -80,13 +80,14 @@ pub(crate) struct HeaderInit {
 }
 
 impl Header {
-    /// A header with two references: the spawner's handle and the queue's.
+    /// A header with two references (the spawner's handle and the queue's)
+    /// and `extra` more for the spawner to hand out ([`TaskRef::counted`]).
     #[inline(always)]
-    pub(crate) fn new(init: HeaderInit, vtable: &'static VTable, origin: Origin, pending: u32) -> Header {
+    pub(crate) fn new(init: HeaderInit, vtable: &'static VTable, origin: Origin, pending: u32, extra: usize) -> Header {
         Header {
             state: State::default(),
             pending: AtomicU32::new(pending),
-            refs: AtomicUsize::new(2),
+            refs: AtomicUsize::new(2 + extra),
             vtable,
             origin,
             id: init.id,
@@ -188,6 +189,17 @@ impl TaskRef {
 
     pub(crate) fn as_ptr(&self) -> NonNull<Header> {
         self.0
+    }
+
+    /// One of the references a task was built to count beyond its handle's
+    /// and its queue's ([`spawn_counted`](super::spawn::spawn_counted)):
+    /// taking it costs no atomic update, which cloning would.
+    ///
+    /// # Safety
+    ///
+    /// Called at most once for each such reference.
+    pub(crate) unsafe fn counted(&self) -> TaskRef {
+        TaskRef(self.0)
     }
 
     pub(crate) fn header(&self) -> &Header {

@@ -54,6 +54,28 @@ pub(crate) fn spawn_body_on<B: Body>(
     default_name: &'static str,
     body: B,
 ) -> Task<B::Output> {
+    spawn_counted_on(rt, options, default_name, body, 0)
+}
+
+/// [`spawn_body`] for a task that counts `extra` more references, for the
+/// caller to take with [`TaskRef::counted`] (all of them, whatever becomes
+/// of the task): cheaper than cloning its handle that many times.
+pub(crate) fn spawn_counted<B: Body>(
+    options: Option<Options>,
+    default_name: &'static str,
+    body: B,
+    extra: usize,
+) -> Task<B::Output> {
+    spawn_counted_on(exec::current(), options, default_name, body, extra)
+}
+
+fn spawn_counted_on<B: Body>(
+    rt: &'static Shared,
+    options: Option<Options>,
+    default_name: &'static str,
+    body: B,
+    extra: usize,
+) -> Task<B::Output> {
     let inherited = context::options();
     let mut scope = None;
     let mut name = None;
@@ -77,7 +99,7 @@ pub(crate) fn spawn_body_on<B: Body>(
         name: name.unwrap_or(Cow::Borrowed(default_name)),
         spawned_at: if trace::record::on() { trace::record::spawn_time() } else { 0 },
     };
-    let (handle, queued) = new_task(init, body, inputs);
+    let (handle, queued) = new_task(init, body, inputs, extra);
     let refused = match placement {
         Err(reason) => {
             let h = queued.header();
