@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::packed::{RanFields, Raw};
-use super::{CHUNK, Chunk, Chunks, Event, Log, SPARE_MAX, logs, names, spare_chunks};
+use super::packed::Raw;
+use super::{CHUNK, Chunk, Chunks, Event, Log, Ran, SPARE_MAX, logs, names, spare_chunks};
 
 /// The events published since the last collection (or [`skip`]), from every
 /// thread, with the times of runs that shared readings worked out. Events
@@ -73,8 +73,8 @@ impl Timeline {
     /// Places one run read back from a thread's log.
     fn add_run(
         &mut self,
-        open: &mut Vec<(RanFields, Option<u64>)>,
-        ran: RanFields,
+        open: &mut Vec<(Ran, Option<u64>)>,
+        ran: Ran,
         start: Option<u64>,
         end: Option<u64>,
         out: &mut Vec<Event>,
@@ -102,13 +102,13 @@ impl Timeline {
 
     /// Ends the open runs by `end`, sharing the time since the last reading
     /// evenly among them in their order.
-    fn share_out(&mut self, open: &mut Vec<(RanFields, Option<u64>)>, end: u64, out: &mut Vec<Event>) {
+    fn share_out(&mut self, open: &mut Vec<(Ran, Option<u64>)>, end: u64, out: &mut Vec<Event>) {
         self.share_out_to(open, end, true, out);
     }
 
     /// [`Timeline::share_out`], to an `end` that was read (`closed`) or
     /// guessed.
-    fn share_out_to(&mut self, open: &mut Vec<(RanFields, Option<u64>)>, end: u64, closed: bool, out: &mut Vec<Event>) {
+    fn share_out_to(&mut self, open: &mut Vec<(Ran, Option<u64>)>, end: u64, closed: bool, out: &mut Vec<Event>) {
         if open.is_empty() {
             self.at = self.at.max(end);
             return;
@@ -129,8 +129,8 @@ impl Timeline {
     }
 }
 
-fn run_event(ran: RanFields, start: u64, end: u64) -> Event {
-    let RanFields { task, name, spawned, worker, thread, failed } = ran;
+fn run_event(ran: Ran, start: u64, end: u64) -> Event {
+    let Ran { task, name, spawned, worker, thread, failed } = ran;
     // A spawn time is a recent reading, not a fresh one: never after the start.
     let spawned = if spawned == 0 { 0 } else { spawned.min(start) };
     Event::Run { task, name, spawned, worker, thread, start, end, failed }
@@ -178,11 +178,6 @@ mod tests {
         Ran { task, name: "short", spawned: 7, worker: 1, thread: 3, failed: false }
     }
 
-    fn fields(task: u64) -> RanFields {
-        let Ran { task, name, spawned, worker, thread, failed } = ran(task);
-        RanFields { task, name, spawned, worker, thread, failed }
-    }
-
     /// Reads `raws` as collection does, from a timeline standing at `at`.
     fn place(at: u64, raws: &[Raw]) -> Vec<(u64, u64, u64)> {
         let (mut times, mut open, mut out) = (Timeline { at, share: 0 }, Vec::new(), Vec::new());
@@ -206,7 +201,7 @@ mod tests {
 
     #[test]
     fn runs_between_two_readings_share_the_time_in_order() {
-        let run = |task, start, end| Raw::Run { ran: fields(task), start, end };
+        let run = |task, start, end| Raw::Run { ran: ran(task), start, end };
         // Chained from 1000: three open runs, then one whose end was read.
         let placed =
             place(1000, &[run(1, None, None), run(2, None, None), run(3, None, None), run(4, None, Some(1400))]);
@@ -239,7 +234,7 @@ mod tests {
 
     #[test]
     fn a_spawn_time_never_follows_the_start() {
-        let Event::Run { spawned, start, .. } = run_event(RanFields { spawned: 900, ..fields(1) }, 800, 850) else {
+        let Event::Run { spawned, start, .. } = run_event(Ran { spawned: 900, ..ran(1) }, 800, 850) else {
             panic!("a run")
         };
         assert_eq!((spawned, start), (800, 800));

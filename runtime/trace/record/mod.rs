@@ -79,7 +79,7 @@ pub(crate) enum Event {
 
 /// A task body's run as the runtime reports it when the body returns; its
 /// times come from the thread's timing state ([`run_start`], [`run_end`]).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Ran {
     pub(crate) task: u64,
     pub(crate) name: &'static str,

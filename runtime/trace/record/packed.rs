@@ -66,19 +66,8 @@ fn word3(low: u32, mid: u32, byte: u32, kind: u64) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Raw {
     Event(Event),
-    Run { ran: RanFields, start: Option<u64>, end: Option<u64> },
+    Run { ran: Ran, start: Option<u64>, end: Option<u64> },
     Chain(u64),
-}
-
-/// [`Ran`] with its name resolved, comparable for tests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct RanFields {
-    pub(super) task: u64,
-    pub(super) name: &'static str,
-    pub(super) spawned: u64,
-    pub(super) worker: u32,
-    pub(super) thread: u32,
-    pub(super) failed: bool,
 }
 
 impl Packed {
@@ -131,7 +120,7 @@ impl Packed {
                     (true, false) => (None, Some(b), back(high, b)),
                     (true, true) => (None, None, b),
                 };
-                let ran = RanFields {
+                let ran = Ran {
                     task: a,
                     name: names.get(c as u32 as usize).copied().unwrap_or("?"),
                     spawned,
@@ -161,7 +150,7 @@ mod tests {
         match packed.unpack(&names).expect("a known kind") {
             Raw::Event(event) => event,
             Raw::Run { ran, start: Some(start), end: Some(end) } => {
-                let RanFields { task, name, spawned, worker, thread, failed } = ran;
+                let Ran { task, name, spawned, worker, thread, failed } = ran;
                 Event::Run { task, name, spawned, worker, thread, start, end, failed }
             }
             other => panic!("an exact event came back as {other:?}"),
@@ -172,11 +161,6 @@ mod tests {
         Ran { task, name: "short", spawned: 7, worker: 1, thread: 3, failed: false }
     }
 
-    fn fields(task: u64) -> RanFields {
-        let Ran { task, name, spawned, worker, thread, failed } = ran(task);
-        RanFields { task, name, spawned, worker, thread, failed }
-    }
-
     /// Packs a run with the given readings and reads it back.
     fn run_round_trip(start: Option<u64>, end: Option<u64>) -> Raw {
         Packed::run(&ran(9), 0, start, end).unpack(&["short"]).expect("a run")
@@ -185,7 +169,7 @@ mod tests {
     #[test]
     fn runs_keep_the_readings_they_have() {
         for (start, end) in [(Some(100), Some(250)), (Some(100), None), (None, Some(250)), (None, None)] {
-            assert_eq!(run_round_trip(start, end), Raw::Run { ran: fields(9), start, end }, "{start:?} {end:?}");
+            assert_eq!(run_round_trip(start, end), Raw::Run { ran: ran(9), start, end }, "{start:?} {end:?}");
         }
         let unspawned = Ran { spawned: 0, ..ran(9) };
         let Some(Raw::Run { ran, .. }) = Packed::run(&unspawned, 0, None, Some(250)).unpack(&["short"]) else {
