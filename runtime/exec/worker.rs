@@ -100,9 +100,9 @@ impl WorkerLocal {
         }
     }
 
-    /// The worker thread's whole life.
-    /// A core worker's life; `started` is called once the thread is set up
-    /// (its own allocations made), before it looks for work.
+    /// A core worker thread's whole life; `started` is called once the
+    /// thread is set up (its own allocations made), before it looks for
+    /// work.
     pub(crate) fn main(self, started: impl FnOnce()) {
         let _me = context::enter_worker(&self);
         self.shared.idle.register(self.index);
