@@ -170,13 +170,9 @@ pub(super) struct Timeline {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{Session, collecting};
-    use super::super::{Ran, new_chunk, record, with_local};
+    use super::super::tests::{Session, collecting, ran};
+    use super::super::{new_chunk, record, with_local};
     use super::*;
-
-    fn ran(task: u64) -> Ran {
-        Ran { task, name: "short", spawned: 7, worker: 1, thread: 3, failed: false }
-    }
 
     /// Reads `raws` as collection does, from a timeline standing at `at`.
     fn place(at: u64, raws: &[Raw]) -> Vec<(u64, u64, u64)> {

@@ -315,14 +315,13 @@ impl Local {
     /// progress at this depth, if any, is timed from where its chain stood
     /// and has its end read.
     fn interrupt(&mut self, t: Option<u64>) {
-        let timing = &self.timing;
         let chain_at = match t {
-            Some(t) if timing.open > 0 => t,
-            _ => timing.read_at,
+            Some(t) if self.timing.open > 0 => {
+                self.close_open(t);
+                t
+            }
+            _ => self.timing.read_at,
         };
-        if let Some(t) = t {
-            self.close_open(t);
-        }
         let timing = &mut self.timing;
         let depth = timing.depth as usize;
         if (1..=MAX_DEPTH).contains(&depth) && timing.fixed[depth] == 0 {
@@ -515,7 +514,8 @@ fn intern(s: &str) -> &'static str {
 pub(super) mod tests {
     use super::*;
 
-    fn ran(task: u64) -> Ran {
+    /// A run's facts for tests.
+    pub(super) fn ran(task: u64) -> Ran {
         Ran { task, name: "short", spawned: 7, worker: 1, thread: 3, failed: false }
     }
 

@@ -139,6 +139,7 @@ impl Packed {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::ran;
     use super::*;
 
     fn round_trip(event: Event) -> Event {
@@ -155,10 +156,6 @@ mod tests {
             }
             other => panic!("an exact event came back as {other:?}"),
         }
-    }
-
-    fn ran(task: u64) -> Ran {
-        Ran { task, name: "short", spawned: 7, worker: 1, thread: 3, failed: false }
     }
 
     /// Packs a run with the given readings and reads it back.
