@@ -14,7 +14,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use rkyv::util::AlignedVec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use smallvec::SmallVec;
+use std::io::{Read, Write};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::UnixStream;
 
 use super::frame::{self, ArchivedMessage, HEADER_LEN, Header, Message};
@@ -188,6 +192,8 @@ pub(crate) async fn write_frame<W: AsyncWriteExt + Unpin>(w: &mut W, frame: &Out
 #[derive(Clone)]
 pub(crate) struct Outbox {
     sink: Arc<dyn Fn(Outgoing) -> bool + Send + Sync>,
+    /// Where frames that may wait go (the writer task), if elsewhere.
+    later: Option<Arc<dyn Fn(Outgoing) -> bool + Send + Sync>>,
     cookie: u64,
 }
 
@@ -201,15 +207,32 @@ impl Outbox {
     /// An outbox whose frames go to `sink` (which answers whether the link
     /// is still open).
     pub(crate) fn new(cookie: u64, sink: impl Fn(Outgoing) -> bool + Send + Sync + 'static) -> Outbox {
-        Outbox { sink: Arc::new(sink), cookie }
+        Outbox { sink: Arc::new(sink), later: None, cookie }
     }
 
     /// Queues `message` with `blobs`; never blocks. A closed link drops it
     /// (its closing already failed whatever waited on it).
     pub(crate) fn send(&self, message: &Message, blobs: frame::Blobs) -> Result<(), Error> {
+        self.put(&self.sink, message, blobs)
+    }
+
+    /// [`send`](Outbox::send) for a frame nobody waits for yet: the link's
+    /// writer sends it soon, with whatever else was queued meanwhile, so
+    /// that a burst of such frames costs one write (and wakes the peer
+    /// once), not one each. Frames sent after it still follow it.
+    pub(crate) fn send_soon(&self, message: &Message, blobs: frame::Blobs) -> Result<(), Error> {
+        self.put(self.later.as_ref().unwrap_or(&self.sink), message, blobs)
+    }
+
+    fn put(
+        &self,
+        sink: &Arc<dyn Fn(Outgoing) -> bool + Send + Sync>,
+        message: &Message,
+        blobs: frame::Blobs,
+    ) -> Result<(), Error> {
         let frame = frame::encode(message, blobs, self.cookie)?;
         count(frame.0.len() + frame.1.len());
-        if (self.sink)(frame) { Ok(()) } else { Err(Error::Transport("the link is closed".to_owned())) }
+        if sink(frame) { Ok(()) } else { Err(Error::Transport("the link is closed".to_owned())) }
     }
 }
 
@@ -218,6 +241,11 @@ const BATCH: usize = 256 << 10;
 
 /// Starts the reader and writer tasks of a link over `stream`. `handler`
 /// gets each valid frame; `closed` is called once when the link ends.
+///
+/// The socket is watched for reading only: watched for writing too (as a
+/// tokio stream is), every frame the peer reads would wake this I/O thread
+/// to say there is room. The writer watches it, through a second
+/// descriptor, only while it has bytes the socket did not take.
 pub(crate) fn start_link(
     io: &tokio::runtime::Handle,
     stream: UnixStream,
@@ -225,25 +253,70 @@ pub(crate) fn start_link(
     handler: Arc<dyn Fn(Incoming) + Send + Sync>,
     closed: Box<dyn FnOnce(Error) + Send>,
 ) -> Outbox {
-    let (reader, half) = stream.into_split();
-    let mut reader = tokio::io::BufReader::with_capacity(BATCH, reader);
-    let writer =
-        Arc::new(Writer { half, state: parking_lot::Mutex::new(Pending::default()), wake: tokio::sync::Notify::new() });
+    let split = stream.into_std().and_then(|read| Ok((read.try_clone()?, read)));
+    let (write, read) = match split {
+        Ok(pair) => pair,
+        Err(e) => {
+            closed(Error::Transport(format!("the connection failed: {e}")));
+            return Outbox::new(cookie, |_| false);
+        }
+    };
+    let writer = Arc::new(Writer {
+        half: write,
+        state: parking_lot::Mutex::new(Pending::default()),
+        wake: tokio::sync::Notify::new(),
+    });
     let (stop_writer, stopped) = tokio::sync::oneshot::channel::<()>();
     io.spawn(writer.clone().flush_queue(stopped));
     let w = writer.clone();
     io.spawn(async move {
-        let why = loop {
-            match read_frame(&mut reader, cookie).await {
-                Ok(frame) => handler(frame),
-                Err(e) => break e,
+        // SAFETY: the `UnixStream` owns its descriptor, which stays open
+        // until the `AsyncFd` (which owns the stream) deregisters it.
+        let why = match unsafe { AsyncFd::register_with_interest(read, Interest::READABLE) } {
+            Ok(fd) => {
+                let mut reader = tokio::io::BufReader::with_capacity(BATCH, FdReader(fd));
+                loop {
+                    match read_frame(&mut reader, cookie).await {
+                        Ok(frame) => handler(frame),
+                        Err(e) => break e,
+                    }
+                }
             }
+            Err(e) => Error::Transport(format!("the connection failed: {e}")),
         };
         w.state.lock().closed = true;
         let _ = stop_writer.send(());
         closed(why);
     });
-    Outbox::new(cookie, move |frame| writer.send(frame))
+    let later = writer.clone();
+    Outbox {
+        later: Some(Arc::new(move |frame| later.queue(frame))),
+        ..Outbox::new(cookie, move |frame| writer.send(frame))
+    }
+}
+
+/// The reading end of a link's socket, watched for reading only.
+struct FdReader(AsyncFd<std::os::unix::net::UnixStream>);
+
+impl tokio::io::AsyncRead for FdReader {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        loop {
+            let mut ready = std::task::ready!(self.0.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match ready.try_io(|fd| (&*fd.get_ref()).read(unfilled)) {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
 }
 
 /// The sending side of a link.
@@ -256,7 +329,8 @@ pub(crate) fn start_link(
 /// while the task writes a chunk it took from the queue, so no direct
 /// write can come between queued bytes.
 struct Writer {
-    half: tokio::net::unix::OwnedWriteHalf,
+    /// The socket, for writing (non-blocking).
+    half: std::os::unix::net::UnixStream,
     state: parking_lot::Mutex<Pending>,
     wake: tokio::sync::Notify,
 }
@@ -284,7 +358,7 @@ impl Writer {
                 } else {
                     [std::io::IoSlice::new(&payload[written - head.len()..]), std::io::IoSlice::new(&[])]
                 };
-                match self.half.try_write_vectored(&slices) {
+                match (&self.half).write_vectored(&slices) {
                     Ok(0) => {
                         state.closed = true;
                         return false;
@@ -314,6 +388,69 @@ impl Writer {
         true
     }
 
+    /// Queues one frame for the writer task; `false` once the link is closed.
+    fn queue(&self, (head, payload): Outgoing) -> bool {
+        let mut state = self.state.lock();
+        if state.closed {
+            return false;
+        }
+        let mut whole = head;
+        whole.extend_from_slice(&payload);
+        state.queue.push_back(whole);
+        let first = state.queue.len() == 1 && !state.flushing;
+        drop(state);
+        if first {
+            self.wake.notify_one();
+        }
+        true
+    }
+
+    /// Writes `chunks` whole and in order, several per call, waiting for
+    /// room as needed: through a second descriptor of the socket, watched
+    /// for writing only while this lasts.
+    async fn write_all(&self, chunks: &[Vec<u8>]) -> std::io::Result<()> {
+        let mut room: Option<AsyncFd<std::os::unix::net::UnixStream>> = None;
+        let (mut first, mut at) = (0, 0);
+        while first < chunks.len() {
+            let slices: SmallVec<[std::io::IoSlice<'_>; 64]> = chunks[first..]
+                .iter()
+                .take(64)
+                .enumerate()
+                .map(|(k, c)| std::io::IoSlice::new(if k == 0 { &c[at..] } else { c }))
+                .collect();
+            match (&self.half).write_vectored(&slices) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    while n > 0 {
+                        let left = chunks[first].len() - at;
+                        if n >= left {
+                            n -= left;
+                            (first, at) = (first + 1, 0);
+                        } else {
+                            at += n;
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let fd = match &mut room {
+                        Some(fd) => fd,
+                        // SAFETY: the cloned `UnixStream` owns its (duplicated)
+                        // descriptor, which stays open until the `AsyncFd`
+                        // (which owns it) deregisters it.
+                        None => room.insert(unsafe {
+                            AsyncFd::register_with_interest(self.half.try_clone()?, Interest::WRITABLE)
+                        }?),
+                    };
+                    fd.writable().await?.clear_ready();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// The writer task: writes queued bytes until the link closes.
     async fn flush_queue(self: Arc<Self>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
         loop {
@@ -322,33 +459,18 @@ impl Writer {
                 _ = &mut stopped => return,
             }
             loop {
-                let chunk = {
+                let chunks: Vec<Vec<u8>> = {
                     let mut state = self.state.lock();
-                    match state.queue.pop_front() {
-                        Some(chunk) => {
-                            state.flushing = true;
-                            chunk
-                        }
-                        None => {
-                            state.flushing = false;
-                            break;
-                        }
+                    if state.queue.is_empty() {
+                        state.flushing = false;
+                        break;
                     }
+                    state.flushing = true;
+                    state.queue.drain(..).collect()
                 };
-                let mut at = 0;
-                while at < chunk.len() {
-                    if self.half.writable().await.is_err() {
-                        self.state.lock().closed = true;
-                        return;
-                    }
-                    match self.half.try_write(&chunk[at..]) {
-                        Ok(n) if n > 0 => at += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Ok(_) | Err(_) => {
-                            self.state.lock().closed = true;
-                            return;
-                        }
-                    }
+                if self.write_all(&chunks).await.is_err() {
+                    self.state.lock().closed = true;
+                    return;
                 }
             }
         }
@@ -363,6 +485,11 @@ mod tests {
     /// Starts a link over one end of a socket pair; returns the other end
     /// and where the link's closing reason arrives.
     fn link(io: &Io) -> (std::os::unix::net::UnixStream, std::sync::mpsc::Receiver<Error>) {
+        let (theirs, closed, _outbox) = link_with_outbox(io);
+        (theirs, closed)
+    }
+
+    fn link_with_outbox(io: &Io) -> (std::os::unix::net::UnixStream, std::sync::mpsc::Receiver<Error>, Outbox) {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         let stream = {
@@ -370,9 +497,59 @@ mod tests {
             UnixStream::from_std(ours).unwrap()
         };
         let (tx, rx) = std::sync::mpsc::channel();
-        let closed = Box::new(move |e| tx.send(e).unwrap());
-        let _outbox = start_link(io.handle(), stream, 7, Arc::new(|_| {}), closed);
-        (theirs, rx)
+        let closed = Box::new(move |e| {
+            let _ = tx.send(e);
+        });
+        let outbox = start_link(io.handle(), stream, 7, Arc::new(|_| {}), closed);
+        (theirs, rx, outbox)
+    }
+
+    /// Reads one whole frame from a blocking stream.
+    fn read_whole(peer: &mut std::os::unix::net::UnixStream) -> Message {
+        use std::io::Read;
+        let mut head = [0u8; HEADER_LEN];
+        peer.read_exact(&mut head).unwrap();
+        let header = frame::decode_header(&head, 7).unwrap();
+        let mut payload = AlignedVec::<ALIGN>::new();
+        payload.resize(header.payload_len() as usize, 0);
+        peer.read_exact(&mut payload).unwrap();
+        let message = frame::decode_payload(&header, &payload).unwrap();
+        rkyv::deserialize::<Message, rkyv::rancor::Error>(message).unwrap()
+    }
+
+    #[test]
+    fn frames_sent_soon_or_at_once_arrive_whole_and_in_order() {
+        let io = Io::start().unwrap();
+        let (mut peer, _closed, outbox) = link_with_outbox(&io);
+        let (tx, got) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let frames: Vec<(u64, usize)> = (0..300u64)
+                .map(|_| match read_whole(&mut peer) {
+                    Message::Pull { object } => (object, 0),
+                    Message::Free { objects } => (objects[0], objects.len()),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect();
+            let _ = tx.send(frames);
+        });
+        for i in 0..300u64 {
+            let sent = match i % 3 {
+                0 => outbox.send(&Message::Pull { object: i }, frame::Blobs::default()),
+                1 => outbox.send_soon(&Message::Pull { object: i }, frame::Blobs::default()),
+                _ => {
+                    // Up to 6 MiB: more than the socket takes, so the
+                    // writer must wait for room.
+                    let objects = std::iter::once(i).chain(std::iter::repeat_n(0, (i as usize % 7) << 17)).collect();
+                    outbox.send_soon(&Message::Free { objects }, frame::Blobs::default())
+                }
+            };
+            sent.unwrap();
+        }
+        let got = got.recv_timeout(std::time::Duration::from_secs(20)).expect("every frame arrives");
+        let expect: Vec<(u64, usize)> = (0..300u64)
+            .map(|i| if i % 3 == 2 { (i, 1 + ((i as usize % 7) << 17)) } else { (i, 0) })
+            .collect();
+        assert_eq!(got, expect);
     }
 
     fn frame(message: &Message) -> Vec<u8> {
