@@ -307,8 +307,14 @@ impl tokio::io::AsyncRead for FdReader {
         loop {
             let mut ready = std::task::ready!(self.0.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
-            match ready.try_io(|fd| (&*fd.get_ref()).read(unfilled)) {
+            let want = unfilled.len();
+            match ready.try_io(|fd| fd.get_ref().read(unfilled)) {
                 Ok(Ok(n)) => {
+                    // A short read emptied the socket: wait for more rather
+                    // than ask again only to hear that there is none.
+                    if n > 0 && n < want {
+                        ready.clear_ready();
+                    }
                     buf.advance(n);
                     return std::task::Poll::Ready(Ok(()));
                 }
@@ -546,9 +552,8 @@ mod tests {
             sent.unwrap();
         }
         let got = got.recv_timeout(std::time::Duration::from_secs(20)).expect("every frame arrives");
-        let expect: Vec<(u64, usize)> = (0..300u64)
-            .map(|i| if i % 3 == 2 { (i, 1 + ((i as usize % 7) << 17)) } else { (i, 0) })
-            .collect();
+        let expect: Vec<(u64, usize)> =
+            (0..300u64).map(|i| if i % 3 == 2 { (i, 1 + ((i as usize % 7) << 17)) } else { (i, 0) }).collect();
         assert_eq!(got, expect);
     }
 
