@@ -5,7 +5,8 @@
 //! - [`launch`]: how process 0 starts its workers and how a process learns
 //!   that it is one (`#[dirk::main]` / `#[dirk::test]`).
 //! - [`leader`]: process 0's side (placement, calls, results, pulls).
-//! - [`serve`]: a worker's side (the worker loop).
+//! - [`serve`]: a worker's side (the worker loop); [`store`]: what a worker
+//!   keeps, and the calls sent ahead that wait there for their inputs.
 //! - [`registry`], [`probe`], [`archived`]: what runs remotely and how its
 //!   arguments and results cross.
 //! - [`remote`]: the task body that may run elsewhere.
@@ -22,6 +23,7 @@ pub mod probe;
 pub(crate) mod registry;
 pub(crate) mod remote;
 pub(crate) mod serve;
+pub(crate) mod store;
 pub(crate) mod stream;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -411,11 +411,9 @@ unsafe fn fill<R: Wire + Send + Sync + 'static>(task: &TaskRef, bytes: &[u8]) ->
 #[derive(Clone, Copy, Debug)]
 pub struct Encode {
     pub(crate) write: fn(&dyn Any, BlobWriter) -> Result<BlobWriter, Error>,
-    pub(crate) pin: fn(&dyn Any) -> Option<u32>,
-}
-
-fn anywhere(_: &dyn Any) -> Option<u32> {
-    None
+    /// For a handle to a value living in one worker: which one (the task
+    /// must run there). `None` for values that travel.
+    pub(crate) pin: Option<fn(&dyn Any) -> Option<u32>>,
 }
 
 fn encode_any<T: Wire + 'static>(value: &dyn Any, writer: BlobWriter) -> Result<BlobWriter, Error> {
@@ -466,13 +464,13 @@ pub trait HandleSlot {
 
 impl<T: Send + 'static> HandleSlot for &&SlotProbe<crate::Mutable<T>> {
     fn encoder(&self) -> Option<Encode> {
-        Some(Encode { write: super::data::write_handle::<crate::Mutable<T>>, pin: super::data::pin_mutable::<T> })
+        Some(Encode { write: super::data::write_handle::<crate::Mutable<T>>, pin: Some(super::data::pin_mutable::<T>) })
     }
 }
 
 impl<T: Send + 'static> HandleSlot for &&SlotProbe<crate::Shard<T>> {
     fn encoder(&self) -> Option<Encode> {
-        Some(Encode { write: super::data::write_handle::<crate::Shard<T>>, pin: super::data::pin_shard::<T> })
+        Some(Encode { write: super::data::write_handle::<crate::Shard<T>>, pin: Some(super::data::pin_shard::<T>) })
     }
 }
 
@@ -484,7 +482,7 @@ pub trait WireSlot {
 
 impl<T: Wire + 'static> WireSlot for &SlotProbe<T> {
     fn encoder(&self) -> Option<Encode> {
-        Some(Encode { write: encode_any::<T>, pin: anywhere })
+        Some(Encode { write: encode_any::<T>, pin: None })
     }
 }
 

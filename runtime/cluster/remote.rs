@@ -11,7 +11,7 @@
 //! free it.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use smallvec::SmallVec;
@@ -38,6 +38,10 @@ pub(crate) trait RemoteCall {
     fn take_retry(&self) -> bool;
     /// Records that a worker keeps this task's result as `object`.
     fn keep(&self, object: u64);
+    /// Marks the task as sent ahead to its worker (see `leader/ahead.rs`).
+    fn set_ahead(&self);
+    /// Whether the task was sent ahead.
+    fn is_ahead(&self) -> bool;
     /// Drops the argument slots: the call ended elsewhere.
     ///
     /// # Safety
@@ -68,6 +72,7 @@ pub(crate) struct Dual<S, F, R> {
     entry: &'static Entry,
     encoders: SmallVec<[Option<Encode>; 4]>,
     retries: AtomicU32,
+    ahead: AtomicBool,
     kept: Kept,
 }
 
@@ -132,6 +137,14 @@ where
         self.kept.object.store(object, Ordering::Release);
     }
 
+    fn set_ahead(&self) {
+        self.ahead.store(true, Ordering::Release);
+    }
+
+    fn is_ahead(&self) -> bool {
+        self.ahead.load(Ordering::Acquire)
+    }
+
     unsafe fn release_inputs(&self) {
         // SAFETY: per the contract, the caller has the body to itself.
         drop(unsafe { (*self.call.get()).take() });
@@ -167,6 +180,7 @@ where
                 entry,
                 encoders: encoders.iter().copied().collect(),
                 retries: AtomicU32::new(retries.unwrap_or(0)),
+                ahead: AtomicBool::new(false),
                 kept: Kept { cluster, object: AtomicU64::new(0) },
             };
             spawn_body_on(rt, options, name, body)

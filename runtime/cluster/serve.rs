@@ -4,15 +4,19 @@
 //! 1. Connect to process 0 (or exit with a message saying there is none),
 //!    send `Hello`, receive `Welcome`, map the rings, start a runtime with
 //!    the thread count it was given, answer `Ready`.
-//! 2. For each `Run`: find the task id in the registry (never run anything
-//!    else), spawn a local task that reads the arguments in place, runs the
-//!    function, archives the result and keeps it as object `call`; answer
-//!    `Done` with the result when it is small, without it otherwise.
-//! 3. `Pull` sends a kept object back; `Free` drops one.
+//! 2. For each `Run`: once every argument is here (a call sent ahead waits
+//!    for the objects it awaits, see [`store`](super::store)), spawn a
+//!    local task that finds the task id in the registry (never running
+//!    anything else), reads the arguments in place, runs the function,
+//!    archives the result and keeps it as object `call`; answer `Done` with
+//!    the result when it is small, without it otherwise, then start the
+//!    calls that waited for it.
+//! 3. `Give` brings an awaited object, `Withhold` says it will not come
+//!    (the calls awaiting it fail), `Forget` drops waiting calls; `Pull`
+//!    sends a kept object back; `Free` drops one.
 //! 4. `Shutdown`, or the connection ending (process 0 exited), exits.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
@@ -25,6 +29,7 @@ use tokio::net::UnixStream;
 use super::archived::RemoteArgs;
 use super::launch::{self, cookie, unhex};
 use super::leader::{INLINE_MAX, copy_out};
+use super::store::{Admitted, Ready, Source, Store};
 use super::stream::{WorkerStage, WorkerStages};
 use super::{env, registry};
 use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome};
@@ -38,7 +43,7 @@ struct Worker {
     outbox: Outbox,
     ring_in: Option<Consumer>,
     ring_out: Option<Mutex<Producer>>,
-    objects: Mutex<HashMap<u64, Arc<AlignedVec<16>>>>,
+    store: Mutex<Store<Call>>,
     stages: WorkerStages,
     /// What `Shutdown` does: exit, or (under MPI) finalize first.
     stop: Box<dyn Fn() + Send + Sync>,
@@ -132,7 +137,7 @@ pub(crate) fn serve() -> ! {
         outbox,
         ring_in: Some(ring_in),
         ring_out: Some(Mutex::new(ring_out)),
-        objects: Mutex::new(HashMap::new()),
+        store: Mutex::new(Store::default()),
         stages: WorkerStages::default(),
         stop: Box::new(|| std::process::exit(0)),
     });
@@ -188,7 +193,7 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
         outbox: outbox.clone(),
         ring_in: None,
         ring_out: None,
-        objects: Mutex::new(HashMap::new()),
+        store: Mutex::new(Store::default()),
         stages: WorkerStages::default(),
         stop: Box::new(move || {
             let _ = stop_tx.lock().unwrap_or_else(|e| e.into_inner()).send(());
@@ -240,11 +245,12 @@ async fn handshake(
     }
 }
 
-/// Where one argument's bytes are.
-enum Source {
-    Frame(Range<usize>),
-    Ring { start: u64, pos: u64, len: u64 },
-    Object(Arc<AlignedVec<16>>),
+/// What runs one call: the registered task, the thread asked for, and the
+/// frame its sent-along arguments lie in.
+struct Call {
+    task: u64,
+    thread: Option<usize>,
+    frame: Arc<Incoming>,
 }
 
 impl Worker {
@@ -253,13 +259,10 @@ impl Worker {
             ArchivedMessage::Run { call, task, thread, args, free } => {
                 let (call, task) = (call.to_native(), task.to_native());
                 if !free.is_empty() {
-                    let mut objects = self.objects.lock();
-                    for o in free.iter() {
-                        objects.remove(&o.to_native());
-                    }
+                    self.store.lock().free(free.iter().map(|o| o.to_native()));
                 }
                 let thread = thread.as_ref().map(|t| t.to_native() as usize);
-                let mut sources = Vec::new();
+                let mut sources = Vec::with_capacity(args.len());
                 for arg in args.iter() {
                     let source = match arg {
                         ArchivedArg::Blob(ArchivedBlob::Frame { offset, len }) => {
@@ -269,34 +272,61 @@ impl Worker {
                         ArchivedArg::Blob(ArchivedBlob::Ring { start, pos, len }) => {
                             Source::Ring { start: start.to_native(), pos: pos.to_native(), len: len.to_native() }
                         }
-                        ArchivedArg::Object(o) => match self.objects.lock().get(&o.to_native()) {
-                            Some(bytes) => Source::Object(bytes.clone()),
-                            None => return self.done(call, 0, Err(format!("this worker keeps no object {o}"))),
+                        ArchivedArg::Object(o) => match self.store.lock().get(o.to_native()) {
+                            Some(bytes) => Source::Object(bytes),
+                            None => return self.fail(call, 0, format!("this worker keeps no object {o}"), &[]),
                         },
+                        ArchivedArg::Await(o) => Source::Await(o.to_native()),
                     };
                     sources.push(source);
                 }
-                let me = self.clone();
                 let frame = Arc::new(frame);
-                let run = move || me.run(call, task, &frame, sources);
-                let options = crate::Options::new().scope(thread.map_or_else(Scope::any, Scope::thread));
-                self.rt.enter(|| crate::with_options(options, || drop(crate::spawn(run))));
+                let admitted = self.store.lock().admit(call, Call { task, thread, frame }, sources);
+                match admitted {
+                    Admitted::Run(c, sources) => self.start(call, c, sources),
+                    Admitted::Waits => {}
+                    Admitted::Failed(also) => self.fail(call, 0, "an input failed".to_owned(), &also),
+                }
             }
+            ArchivedMessage::Give { object, blob } => {
+                let object = object.to_native();
+                let bytes = match blob {
+                    ArchivedBlob::Frame { offset, len } => {
+                        let o = offset.to_native() as usize;
+                        Ok(copied(&frame.blobs()[o..o + len.to_native() as usize]))
+                    }
+                    ArchivedBlob::Ring { start, pos, len } => {
+                        let (start, pos, len) = (start.to_native(), pos.to_native(), len.to_native());
+                        match &self.ring_in {
+                            Some(ring) => {
+                                let bytes = ring.read(start, pos, len).map(copied);
+                                ring.release(start, pos + len);
+                                bytes
+                            }
+                            None => Err(Error::Codec("a value in a ring on a link without one".into())),
+                        }
+                    }
+                };
+                match bytes {
+                    Ok(bytes) => {
+                        let ready = self.store.lock().produced(object, Arc::new(bytes));
+                        self.start_all(ready);
+                    }
+                    Err(_) => self.withheld(object),
+                }
+            }
+            ArchivedMessage::Withhold { object } => self.withheld(object.to_native()),
+            ArchivedMessage::Forget { calls } => self.store.lock().forget(calls.iter().map(|c| c.to_native())),
             ArchivedMessage::Pull { object } => {
                 let object = object.to_native();
-                let bytes = self.objects.lock().get(&object).cloned();
+                let bytes = self.store.lock().get(object);
                 if let Some(bytes) = bytes {
                     let mut blobs = Blobs::default();
                     let blob = copy_out(self.ring_out.as_ref(), &mut blobs, &bytes);
                     let _ = self.outbox.send(&Message::Value { object, blob }, blobs);
                 }
             }
-            ArchivedMessage::Free { objects } => {
-                let mut kept = self.objects.lock();
-                for o in objects.iter() {
-                    kept.remove(&o.to_native());
-                }
-            }
+            ArchivedMessage::Free { objects } => self.store.lock().free(objects.iter().map(|o| o.to_native())),
             ArchivedMessage::Shutdown => (self.stop)(),
             ArchivedMessage::StageStart { stage, task, thread, consts, slot, input, output } => {
                 let stage = stage.to_native();
@@ -342,8 +372,44 @@ impl Worker {
         }
     }
 
+    /// Spawns a call whose arguments are all here.
+    fn start(self: &Arc<Self>, id: u64, call: Call, sources: Vec<Source>) {
+        let me = self.clone();
+        let options = crate::Options::new().scope(call.thread.map_or_else(Scope::any, Scope::thread));
+        let run = move || me.run(id, call.task, &call.frame, sources);
+        self.rt.enter(|| crate::with_options(options, || drop(crate::spawn(run))));
+    }
+
+    fn start_all(self: &Arc<Self>, ready: Vec<Ready<Call>>) {
+        for (id, call, sources) in ready {
+            self.start(id, call, sources);
+        }
+    }
+
+    /// `object` will not come: the calls waiting for it fail.
+    fn withheld(&self, object: u64) {
+        let failed = self.store.lock().failed(object);
+        for call in failed {
+            self.answer(call, 0, Outcome::Failed { message: "an input failed".to_owned() });
+        }
+    }
+
+    /// Answers call `call` failed, and the calls `also` that waited for it.
+    fn fail(&self, call: u64, micros: u64, message: String, also: &[u64]) {
+        let mut failed = self.store.lock().failed(call);
+        failed.extend_from_slice(also);
+        self.answer(call, micros, Outcome::Failed { message });
+        for c in failed {
+            self.answer(c, 0, Outcome::Failed { message: "an input failed".to_owned() });
+        }
+    }
+
+    fn answer(&self, call: u64, micros: u64, outcome: Outcome) {
+        let _ = self.outbox.send(&Message::Done { call, micros, outcome }, Blobs::default());
+    }
+
     /// Runs one call on a compute thread (protocol step 2).
-    fn run(&self, call: u64, task: u64, frame: &Incoming, sources: Vec<Source>) {
+    fn run(self: &Arc<Self>, call: u64, task: u64, frame: &Incoming, sources: Vec<Source>) {
         let start = Instant::now();
         let mut slices = Vec::with_capacity(sources.len());
         let mut failure = None;
@@ -355,6 +421,7 @@ impl Worker {
                     None => Err(Error::Codec("a value in a ring on a link without one".into())),
                 },
                 Source::Object(o) => Ok(o.as_slice()),
+                Source::Await(o) => Err(Error::Codec(format!("object {o} was started without"))),
             };
             match bytes {
                 Ok(b) => slices.push(b),
@@ -392,7 +459,7 @@ impl Worker {
         match outcome {
             Ok(Ok(bytes)) => {
                 let bytes = Arc::new(bytes);
-                self.objects.lock().insert(call, bytes.clone());
+                let ready = self.store.lock().produced(call, bytes.clone());
                 let size = bytes.len() as u64;
                 let mut blobs = Blobs::default();
                 let outcome = if bytes.len() <= INLINE_MAX {
@@ -400,24 +467,27 @@ impl Worker {
                 } else {
                     Outcome::Kept { size }
                 };
+                // Answered before the calls that waited for it start (see `store`).
                 let _ = self.outbox.send(&Message::Done { call, micros, outcome }, blobs);
+                self.start_all(ready);
             }
             Ok(Err(message)) => {
-                let _ = self
-                    .outbox
-                    .send(&Message::Done { call, micros, outcome: Outcome::Panicked { message } }, Blobs::default());
+                let failed = self.store.lock().failed(call);
+                self.answer(call, micros, Outcome::Panicked { message });
+                for c in failed {
+                    self.answer(c, 0, Outcome::Failed { message: "an input failed".to_owned() });
+                }
             }
-            Err(message) => self.done(call, micros, Err(message)),
+            Err(message) => self.fail(call, micros, message, &[]),
         }
     }
+}
 
-    fn done(&self, call: u64, micros: u64, outcome: Result<(), String>) {
-        if let Err(message) = outcome {
-            let _ = self
-                .outbox
-                .send(&Message::Done { call, micros, outcome: Outcome::Failed { message } }, Blobs::default());
-        }
-    }
+/// A copy of an archive's bytes, aligned for reading in place.
+fn copied(bytes: &[u8]) -> AlignedVec<16> {
+    let mut v = AlignedVec::with_capacity(bytes.len());
+    v.extend_from_slice(bytes);
+    v
 }
 
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

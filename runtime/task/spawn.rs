@@ -120,7 +120,13 @@ fn spawn_counted_on<B: Body>(
             queued.run();
         }
         None if inputs == 0 => rt.schedule(queued),
-        None => register(queued),
+        None => {
+            // Before registering: until then nothing else touches the task.
+            if let Some(cluster) = rt.cluster.get() {
+                cluster.send_ahead(&queued);
+            }
+            register(queued)
+        }
     }
     // SAFETY: the cell was built for `B`, whose value type is `B::Output`.
     unsafe { Task::from_raw(handle) }

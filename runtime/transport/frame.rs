@@ -71,13 +71,26 @@ pub(crate) enum Message {
     StageStop { stage: u64 },
     /// A worker to process 0: stage `stage` could not start.
     StageFailed { stage: u64, message: String },
+    /// Process 0 to a worker: the value of `object`, for calls sent ahead
+    /// that wait for it there (`Arg::Await`); the worker keeps it as that
+    /// object until it is freed.
+    Give { object: u64, blob: Blob },
+    /// Process 0 to a worker: `object` will not come (its task failed,
+    /// was cancelled or was lost); calls waiting for it fail.
+    Withhold { object: u64 },
+    /// Process 0 to a worker: drop these calls sent ahead, unrun; each
+    /// comes again as an ordinary `Run` when its inputs are complete.
+    Forget { calls: Vec<u64> },
 }
 
-/// One argument of a call: a value sent along, or a value the worker kept.
+/// One argument of a call: a value sent along, a value the worker kept,
+/// or a value the worker will have (made there by another call, or given
+/// by process 0): the call waits for it.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub(crate) enum Arg {
     Blob(Blob),
     Object(u64),
+    Await(u64),
 }
 
 /// Where an archived value lies: in this frame's blob area, or in the
@@ -119,6 +132,9 @@ impl Message {
             Message::StageBell { .. } => 11,
             Message::StageStop { .. } => 12,
             Message::StageFailed { .. } => 13,
+            Message::Give { .. } => 14,
+            Message::Withhold { .. } => 15,
+            Message::Forget { .. } => 16,
         }
     }
 }
@@ -139,11 +155,14 @@ impl ArchivedMessage {
             ArchivedMessage::StageBell { .. } => 11,
             ArchivedMessage::StageStop { .. } => 12,
             ArchivedMessage::StageFailed { .. } => 13,
+            ArchivedMessage::Give { .. } => 14,
+            ArchivedMessage::Withhold { .. } => 15,
+            ArchivedMessage::Forget { .. } => 16,
         }
     }
 }
 
-const KINDS: std::ops::RangeInclusive<u16> = 1..=13;
+const KINDS: std::ops::RangeInclusive<u16> = 1..=16;
 
 /// A frame's header, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,7 +245,7 @@ pub(crate) fn decode_payload<'p>(header: &Header, payload: &'p [u8]) -> Result<&
             }
         }
         ArchivedMessage::Done { outcome: ArchivedOutcome::Value { blob, .. }, .. } => check(blob)?,
-        ArchivedMessage::Value { blob, .. } => check(blob)?,
+        ArchivedMessage::Value { blob, .. } | ArchivedMessage::Give { blob, .. } => check(blob)?,
         ArchivedMessage::StageStart { consts, .. } => {
             for blob in consts.iter() {
                 check(blob)?;
@@ -308,7 +327,7 @@ mod tests {
             call: 7,
             task: 99,
             thread: Some(1),
-            args: vec![Arg::Blob(blob), Arg::Object(3)],
+            args: vec![Arg::Blob(blob), Arg::Object(3), Arg::Await(4)],
             free: vec![],
         };
         assert_eq!(decode_frame(&whole(&m, blobs, 42), 42).unwrap(), m);
@@ -323,6 +342,9 @@ mod tests {
             assert!(matches!(decode_frame(&bytes[..cut], 42), Err(Error::Codec(_))), "cut at {cut}");
         }
         let bad = Message::Value { object: 1, blob: Blob::Frame { offset: 0, len: 64 } };
+        let bytes = whole(&bad, Blobs::default(), 42);
+        assert!(matches!(decode_frame(&bytes, 42), Err(Error::Codec(e)) if e.contains("outside")));
+        let bad = Message::Give { object: 1, blob: Blob::Frame { offset: 0, len: 64 } };
         let bytes = whole(&bad, Blobs::default(), 42);
         assert!(matches!(decode_frame(&bytes, 42), Err(Error::Codec(e)) if e.contains("outside")));
     }

@@ -36,11 +36,13 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         call: 42,
         task: 0xfeed,
         thread: Some(1),
-        args: vec![Arg::Blob(values), Arg::Blob(text), Arg::Object(7)],
+        args: vec![Arg::Blob(values), Arg::Blob(text), Arg::Object(7), Arg::Await(8)],
         free: vec![3],
     };
     let mut done_blobs = Blobs::default();
     let result = done_blobs.push(&wire::to_vec(&17u64).unwrap());
+    let mut give_blobs = Blobs::default();
+    let given = give_blobs.push(&wire::to_vec(&vec![1u32, 2, 3]).unwrap());
     vec![
         ("hello", whole(&Message::Hello { worker: 1, pid: 1234, secret: [7; 32] }, Blobs::default())),
         (
@@ -82,6 +84,9 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("free", whole(&Message::Free { objects: vec![9, 10] }, Blobs::default())),
         ("shutdown", whole(&Message::Shutdown, Blobs::default())),
+        ("give", whole(&Message::Give { object: 8, blob: given }, give_blobs)),
+        ("withhold", whole(&Message::Withhold { object: 8 }, Blobs::default())),
+        ("forget", whole(&Message::Forget { calls: vec![42, 43] }, Blobs::default())),
     ]
 }
 

@@ -20,11 +20,16 @@
 //! 4. When the task's last handle goes, the worker is told to free the
 //!    object.
 //!
+//! A task scoped to one worker usually skips steps 1 and 2: it is sent
+//! there when it is spawned and waits there for its inputs (see [`ahead`]);
+//! step 3 then also gives its value to the workers whose calls await it.
+//!
 //! A lost worker (its connection ended) fails the calls it was running with
 //! `Error::WorkerLost`, or runs them again elsewhere when they have retries
 //! left and their inputs are still available; values it kept are lost, and
 //! tasks that need them fail with `Error::WorkerLost`.
 
+mod ahead;
 mod here;
 mod pulls;
 
@@ -36,6 +41,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use self::here::HereCall;
 use self::pulls::{blob_len, trace_moved, trace_remote_run};
@@ -104,9 +110,36 @@ struct Pending {
     args: Vec<Option<Arg>>,
     blobs: Blobs,
     missing: usize,
-    sent: Instant,
     /// When it was sent, on the trace's clock (0 when not tracing).
     sent_ticks: u64,
+    /// Whether this side claimed the task (`RUNNING`): at once for a call
+    /// routed here, once its inputs are complete for one sent ahead.
+    claimed: bool,
+    /// Calls sent ahead to other workers that await this call's value:
+    /// (their worker, their call).
+    watchers: SmallVec<[(u32, u64); 2]>,
+    /// The answer to a call sent ahead that came before it was claimed.
+    early: Option<Incoming>,
+    /// A call sent ahead whose task went unrun here (failed or cancelled).
+    dead: bool,
+}
+
+impl Pending {
+    fn new(task: TaskRef, worker: u32, thread: Option<u32>, claimed: bool) -> Pending {
+        Pending {
+            task,
+            worker,
+            thread,
+            args: Vec::new(),
+            blobs: Blobs::default(),
+            missing: 0,
+            sent_ticks: if claimed && trace::record::on() { trace::record::now() } else { 0 },
+            claimed,
+            watchers: SmallVec::new(),
+            early: None,
+            dead: false,
+        }
+    }
 }
 
 /// A result a worker keeps.
@@ -116,6 +149,19 @@ struct Resident {
     size: u64,
     fill: Option<ResultGlue>,
     lost: bool,
+    /// Other workers given a copy (a mask of worker ids).
+    copies: u64,
+}
+
+impl Resident {
+    fn new(worker: u32, size: u64, fill: Option<ResultGlue>) -> Resident {
+        Resident { worker, size, fill, lost: false, copies: 0 }
+    }
+
+    /// Whether `worker` holds the value.
+    fn held_by(&self, worker: u32) -> bool {
+        !self.lost && (self.worker == worker || self.copies & (1 << worker) != 0)
+    }
 }
 
 /// Why a value is being pulled.
@@ -126,6 +172,9 @@ enum PullFor {
     Forward { call: u64, arg: usize },
     /// Read in place by argument `arg` of the call `call` run here.
     Here { call: u64, arg: usize },
+    /// Given to the workers of calls sent ahead that await it (kept by
+    /// worker `from`).
+    Give { watchers: SmallVec<[(u32, u64); 2]>, from: u32 },
 }
 
 /// Who waits for a value to arrive here.
@@ -235,6 +284,9 @@ impl Cluster {
     /// Decides where a task whose inputs are complete runs, and sends it
     /// there (protocol step 1).
     pub(crate) fn route(&'static self, task: TaskRef) {
+        if task.remote().is_some_and(|r| r.is_ahead()) && self.claim_ahead(&task) {
+            return;
+        }
         let target = {
             let h = task.header();
             let remote = task.remote();
@@ -289,8 +341,8 @@ impl Cluster {
                 SlotRef::Task(_, v) => v,
                 SlotRef::Local => None,
             };
-            if let (Some(v), Some(codec)) = (value, codec)
-                && let Some(w) = (codec.pin)(v)
+            if let (Some(v), Some(pin)) = (value, codec.and_then(|c| c.pin))
+                && let Some(w) = pin(v)
             {
                 pins.push(w);
             }
@@ -375,16 +427,7 @@ impl Cluster {
         let Some(link) = self.link(worker) else { return };
         let call = task.header().id.get();
         let remote = task.remote().expect("a task routed to a worker can run there");
-        let mut pending = Pending {
-            task: task.clone(),
-            worker,
-            thread,
-            args: Vec::new(),
-            blobs: Blobs::default(),
-            missing: 0,
-            sent: Instant::now(),
-            sent_ticks: if trace::record::on() { trace::record::now() } else { 0 },
-        };
+        let mut pending = Pending::new(task.clone(), worker, thread, true);
         let mut forwards = Vec::new();
         let mut failure = None;
         {
@@ -409,7 +452,7 @@ impl Cluster {
                     }
                 };
                 let arg = match (kept, value) {
-                    (Some((object, r)), _) if r.worker == worker && !r.lost => Some(Arg::Object(object)),
+                    (Some((object, r)), _) if r.held_by(worker) => Some(Arg::Object(object)),
                     (_, Some(value)) => match encode.map(|e| self.encode(link, &mut pending.blobs, value, e)) {
                         Some(Ok(blob)) => Some(Arg::Blob(blob)),
                         Some(Err(e)) => {
@@ -467,21 +510,7 @@ impl Cluster {
         encode: super::probe::Encode,
     ) -> Result<Blob, Error> {
         // Most arguments are small: try a scratch buffer before the ring.
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<rkyv::util::AlignedVec<16>> = std::cell::RefCell::new({
-                let mut v = rkyv::util::AlignedVec::with_capacity(SMALL);
-                v.resize(SMALL, 0);
-                v
-            });
-        }
-        let small = SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            // SAFETY: the scratch buffer is this thread's, aligned, SMALL
-            // bytes long, and borrowed mutably for the writer's whole life.
-            let writer = unsafe { BlobWriter::fixed(scratch.as_mut_ptr(), SMALL) };
-            (encode.write)(value, writer).ok().map(|w| blobs.push(&scratch[..w.len()]))
-        });
-        if let Some(blob) = small {
+        if let Some(blob) = encode_within(blobs, value, encode, SMALL) {
             return Ok(blob);
         }
         let mut ring = link.ring_out.as_ref().map(|r| r.lock());
@@ -513,7 +542,6 @@ impl Cluster {
         let Some(p) = calls.get_mut(&call) else { return };
         let entry = p.task.remote().map(|r| r.entry().id).unwrap_or_default();
         let blobs = std::mem::take(&mut p.blobs);
-        p.sent = Instant::now();
         let (worker, thread, args) =
             (p.worker, p.thread, p.args.iter().map(|a| a.clone().expect("every argument is ready")).collect());
         drop(calls);
@@ -527,54 +555,21 @@ impl Cluster {
     pub(crate) fn on_frame(&'static self, worker: u32, frame: Incoming) {
         let Some(link) = self.link(worker) else { return };
         match frame.message() {
-            ArchivedMessage::Done { call, micros, outcome } => {
-                let Some(p) = self.calls.lock().remove(&call.to_native()) else { return };
-                link.load.fetch_sub(1, Ordering::Relaxed);
-                let remote = p.task.remote().expect("a claimed remote task keeps its remote form");
-                let entry = remote.entry();
-                self.cost.learn_run(entry.id, Duration::from_micros(micros.to_native()));
-                // SAFETY: the call ended; nothing from `each_arg` is alive.
-                unsafe { remote.release_inputs() };
-                let h = p.task.header();
-                let (id, name) = (h.id, h.name.clone());
-                if p.sent_ticks != 0 {
-                    trace_remote_run(&p, matches!(outcome, ArchivedOutcome::Panicked { .. }));
-                }
-                match outcome {
-                    ArchivedOutcome::Value { blob, size } => {
-                        remote.keep(id.get());
-                        self.resident.lock().insert(
-                            id.get(),
-                            Resident { worker, size: size.to_native(), fill: entry.glue.result, lost: false },
-                        );
-                        let result = self.with_blob(link, &frame, blob, |bytes| match entry.glue.result {
-                            // SAFETY: the task's value type is the function's
-                            // result type, and we hold the claim.
-                            Some(glue) => unsafe { (glue.finish)(p.task.clone(), bytes) },
-                            None => Err(Error::Codec("the result cannot cross processes".to_owned())),
-                        });
-                        if let Err(e) = result {
-                            cell::fail_elsewhere(p.task, e);
+            ArchivedMessage::Done { call, .. } => {
+                let call = call.to_native();
+                let p = {
+                    let mut calls = self.calls.lock();
+                    match calls.get_mut(&call) {
+                        None => return,
+                        // Sent ahead and not claimed yet: `claim_ahead` finishes it.
+                        Some(p) if !p.claimed && !p.dead => {
+                            p.early = Some(frame);
+                            return;
                         }
+                        Some(_) => calls.remove(&call).expect("present"),
                     }
-                    ArchivedOutcome::Kept { size } => {
-                        remote.keep(id.get());
-                        self.resident.lock().insert(
-                            id.get(),
-                            Resident { worker, size: size.to_native(), fill: entry.glue.result, lost: false },
-                        );
-                        cell::complete_elsewhere(p.task);
-                    }
-                    ArchivedOutcome::Panicked { message } => {
-                        cell::fail_elsewhere(p.task, Error::Panicked { task: id, name, message: message.to_string() });
-                    }
-                    ArchivedOutcome::Failed { message } => {
-                        cell::fail_elsewhere(
-                            p.task,
-                            Error::Codec(format!("task {id} `{name}` on worker {worker}: {message}")),
-                        );
-                    }
-                }
+                };
+                self.finish(p, &frame);
             }
             ArchivedMessage::Value { object, blob } => {
                 let object = object.to_native();
@@ -617,6 +612,69 @@ impl Cluster {
         }
     }
 
+    /// Ends call `p` with its answer `frame` (a `Done`), removed from `calls`.
+    fn finish(&'static self, p: Pending, frame: &Incoming) {
+        let ArchivedMessage::Done { micros, outcome, .. } = frame.message() else { return };
+        let Some(link) = self.link(p.worker) else { return };
+        if !p.claimed {
+            // Its task went unrun here: the worker's copy goes with the task.
+            return self.withhold(&p.watchers, p.task.header().id.get());
+        }
+        link.load.fetch_sub(1, Ordering::Relaxed);
+        let remote = p.task.remote().expect("a claimed remote task keeps its remote form");
+        let entry = remote.entry();
+        self.cost.learn_run(entry.id, Duration::from_micros(micros.to_native()));
+        // SAFETY: the call ended; nothing from `each_arg` is alive.
+        unsafe { remote.release_inputs() };
+        let h = p.task.header();
+        let (id, name, worker) = (h.id, h.name.clone(), p.worker);
+        if p.sent_ticks != 0 {
+            trace_remote_run(&p, matches!(outcome, ArchivedOutcome::Panicked { .. }));
+        }
+        // The worker keeps the result, or the marker of its failure, until
+        // the task here goes.
+        let size = match outcome {
+            ArchivedOutcome::Value { size, .. } | ArchivedOutcome::Kept { size } => size.to_native(),
+            _ => 0,
+        };
+        remote.keep(id.get());
+        self.resident.lock().insert(id.get(), Resident::new(worker, size, entry.glue.result));
+        let Pending { task, watchers, .. } = p;
+        match outcome {
+            ArchivedOutcome::Value { blob, .. } => {
+                let result = self.with_blob(link, frame, blob, |bytes| {
+                    let filled = match entry.glue.result {
+                        // SAFETY: the task's value type is the function's
+                        // result type, and we hold the claim.
+                        Some(glue) => unsafe { (glue.finish)(task.clone(), bytes) },
+                        None => Err(Error::Codec("the result cannot cross processes".to_owned())),
+                    };
+                    if filled.is_ok() {
+                        self.give(&watchers, id.get(), worker, bytes);
+                    }
+                    filled
+                });
+                if let Err(e) = result {
+                    cell::fail_elsewhere(task, e);
+                    self.withhold(&watchers, id.get());
+                }
+            }
+            ArchivedOutcome::Kept { .. } => {
+                cell::complete_elsewhere(task);
+                self.give_kept(&watchers, id.get());
+            }
+            ArchivedOutcome::Panicked { message } => {
+                cell::fail_elsewhere(task, Error::Panicked { task: id, name, message: message.to_string() });
+                self.withhold(&watchers, id.get());
+            }
+            ArchivedOutcome::Failed { message } => {
+                let error = Error::Codec(format!("task {id} `{name}` on worker {worker}: {message}"));
+                cell::fail_elsewhere(task, error);
+                self.withhold(&watchers, id.get());
+            }
+        }
+    }
+
     /// `worker`'s connection ended (on the I/O thread).
     pub(crate) fn on_lost(&'static self, worker: u32, why: Error) {
         let Some(link) = self.link(worker) else { return };
@@ -648,13 +706,19 @@ impl Cluster {
                 self.deliver(object, purpose, Err(error.clone()));
             }
         }
-        // Calls it was running.
+        // Calls it was running, and every call sent ahead and not claimed
+        // (they may await values it kept): those take the ordinary route.
         let calls: Vec<Pending> = {
             let mut calls = self.calls.lock();
-            let ids: Vec<u64> = calls.iter().filter(|(_, p)| p.worker == worker).map(|(id, _)| *id).collect();
-            ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
+            let ids: Vec<u64> =
+                calls.iter().filter(|(_, p)| p.worker == worker || !p.claimed).map(|(id, _)| *id).collect();
+            let taken: Vec<Pending> = ids.into_iter().filter_map(|id| calls.remove(&id)).collect();
+            // Under the lock: a call sent ahead was sent before its entry
+            // could be seen here, so its worker hears `Forget` after `Run`.
+            self.forget_ahead(taken.iter().filter(|p| !p.claimed && p.worker != worker));
+            taken
         };
-        for p in calls {
+        for p in calls.into_iter().filter(|p| p.claimed) {
             link.load.fetch_sub(1, Ordering::Relaxed);
             let h = p.task.header();
             let error =
@@ -713,6 +777,32 @@ impl Cluster {
             self.on_lost(worker, Error::Transport("the runtime was dropped".to_owned()));
         }
     }
+}
+
+/// Archives a value of at most `cap` (up to [`INLINE_MAX`]) bytes into
+/// `blobs`, through a scratch buffer; `None` when it is larger (found out
+/// as soon as the writer runs out of room) or does not archive.
+fn encode_within(
+    blobs: &mut Blobs,
+    value: &dyn std::any::Any,
+    encode: super::probe::Encode,
+    cap: usize,
+) -> Option<Blob> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<rkyv::util::AlignedVec<16>> = std::cell::RefCell::new({
+            let mut v = rkyv::util::AlignedVec::with_capacity(INLINE_MAX);
+            v.resize(INLINE_MAX, 0);
+            v
+        });
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        // SAFETY: the scratch buffer is this thread's, aligned, INLINE_MAX
+        // bytes long (at least `cap`), and borrowed mutably for the
+        // writer's whole life.
+        let writer = unsafe { BlobWriter::fixed(scratch.as_mut_ptr(), cap.min(INLINE_MAX)) };
+        (encode.write)(value, writer).ok().map(|w| blobs.push(&scratch[..w.len()]))
+    })
 }
 
 /// This process's placement for an optional thread.

@@ -63,10 +63,15 @@ impl Cluster {
                     trace_moved(*call, b.len() as u64, from, to);
                 }
                 PullFor::Here { call, .. } => trace_moved(*call, b.len() as u64, from, 0),
+                PullFor::Give { .. } => {}
             }
         }
         match purpose {
             PullFor::Here { call, arg } => self.here_arg_copied(call, arg, bytes),
+            PullFor::Give { watchers, from } => match bytes {
+                Ok(b) => self.give(&watchers, object, from, b),
+                Err(_) => self.withhold(&watchers, object),
+            },
             PullFor::Fill { task, then } => {
                 let filled = bytes.and_then(|b| match self.resident.lock().get(&object).and_then(|r| r.fill) {
                     // SAFETY: `task` completed ELSEWHERE with the result type
@@ -109,6 +114,7 @@ impl Cluster {
                                 unsafe { r.release_inputs() };
                             }
                             cell::fail_elsewhere(p.task, e);
+                            self.withhold(&p.watchers, call);
                             return;
                         }
                     }
@@ -186,13 +192,17 @@ impl Cluster {
         self.failed_pulls.lock().get(&object).cloned()
     }
 
-    /// The task with result `object` is gone: its worker may free it.
-    pub(crate) fn forget(&self, object: u64) {
+    /// The task with result `object` is gone: the workers holding it may
+    /// free it.
+    pub(crate) fn forget(&'static self, object: u64) {
+        self.went_unrun(object);
         self.failed_pulls.lock().remove(&object);
         let Some(r) = self.resident.lock().remove(&object) else { return };
-        if let Some(link) = self.link(r.worker)
-            && link.alive.load(Ordering::Acquire)
-        {
+        let holders = r.copies | 1 << r.worker;
+        for link in (1..self.size() as u32).filter(|w| holders & (1 << w) != 0).filter_map(|w| self.link(w)) {
+            if !link.alive.load(Ordering::Acquire) {
+                continue;
+            }
             let full = {
                 let mut frees = link.frees.lock();
                 frees.push(object);

@@ -1,0 +1,322 @@
+//! What a worker keeps: the results of its calls and the values process 0
+//! gave it (*objects*), and the calls sent ahead that wait for some of
+//! them.
+//!
+//! Protocol (the worker's half of sending calls ahead; process 0's half is
+//! in `leader/ahead.rs`):
+//!
+//! 1. A call whose arguments are all here runs at once. A call with an
+//!    argument not here yet ([`Source::Await`]) waits; it is counted in the
+//!    awaited object's `Coming` list, once per such argument.
+//! 2. An object arrives ([`Store::produced`]: a call here ended, or process
+//!    0 gave it): each waiting call gets it; those with nothing left to
+//!    wait for are returned, to be run. The caller answers the producing
+//!    call (`Done`) before it runs them, so process 0 hears of an input
+//!    before it hears of a call that used it.
+//! 3. An object will not come ([`Store::failed`]: its call failed here, or
+//!    process 0 withheld it): the calls waiting for it fail, and so, in
+//!    turn, do the calls waiting for theirs; the failure is kept as a
+//!    marker, for calls that arrive later.
+//! 4. `Free` drops an object or marker; an object freed before it arrived
+//!    (its task went in process 0 while its call was still to run here)
+//!    is dropped when it arrives.
+//! 5. `Forget` drops calls that wait, unrun (process 0 lost a worker and
+//!    sends them again as ordinary calls).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::ops::Range;
+use std::sync::Arc;
+
+use rkyv::util::AlignedVec;
+use smallvec::SmallVec;
+
+/// An object's bytes (an archive), shared by the calls reading it.
+pub(crate) type Bytes = Arc<AlignedVec<16>>;
+
+/// Where one argument's bytes are.
+pub(crate) enum Source {
+    /// In the call's own frame.
+    Frame(Range<usize>),
+    /// In the ring from process 0.
+    Ring { start: u64, pos: u64, len: u64 },
+    /// An object kept here.
+    Object(Bytes),
+    /// An object not here yet.
+    Await(u64),
+}
+
+enum Object {
+    Ready(Bytes),
+    Failed,
+    /// Not here yet: the calls waiting for it, and whether it was freed.
+    Coming {
+        waiting: SmallVec<[u64; 2]>,
+        freed: bool,
+    },
+}
+
+struct Waiting<C> {
+    call: C,
+    sources: Vec<Source>,
+    missing: usize,
+}
+
+/// A call ready to run: its id, what to run, and its arguments.
+pub(crate) type Ready<C> = (u64, C, Vec<Source>);
+
+/// What became of a call given to [`Store::admit`].
+pub(crate) enum Admitted<C> {
+    /// Every argument is here: run it.
+    Run(C, Vec<Source>),
+    /// It waits.
+    Waits,
+    /// An argument will not come: answer it failed (and the calls listed,
+    /// which waited for its result).
+    Failed(Vec<u64>),
+}
+
+/// A worker's objects and waiting calls (`C`: what runs a call).
+pub(crate) struct Store<C> {
+    objects: HashMap<u64, Object>,
+    waiting: HashMap<u64, Waiting<C>>,
+}
+
+impl<C> Default for Store<C> {
+    fn default() -> Self {
+        Store { objects: HashMap::new(), waiting: HashMap::new() }
+    }
+}
+
+impl<C> Store<C> {
+    /// The object's bytes, when it is here.
+    pub(crate) fn get(&self, object: u64) -> Option<Bytes> {
+        match self.objects.get(&object) {
+            Some(Object::Ready(bytes)) => Some(bytes.clone()),
+            _ => None,
+        }
+    }
+
+    /// Takes call `id` with its arguments (protocol step 1).
+    pub(crate) fn admit(&mut self, id: u64, call: C, mut sources: Vec<Source>) -> Admitted<C> {
+        let mut missing = 0;
+        for source in &mut sources {
+            let Source::Await(object) = *source else { continue };
+            match self
+                .objects
+                .entry(object)
+                .or_insert_with(|| Object::Coming { waiting: SmallVec::new(), freed: false })
+            {
+                Object::Ready(bytes) => *source = Source::Object(bytes.clone()),
+                Object::Failed => {
+                    // Undo the counts taken so far: the call never waits.
+                    self.unwait(id);
+                    return Admitted::Failed(self.failed(id));
+                }
+                Object::Coming { waiting, .. } => {
+                    waiting.push(id);
+                    missing += 1;
+                }
+            }
+        }
+        if missing == 0 {
+            return Admitted::Run(call, sources);
+        }
+        self.waiting.insert(id, Waiting { call, sources, missing });
+        Admitted::Waits
+    }
+
+    /// Removes call `id` from every `Coming` list.
+    fn unwait(&mut self, id: u64) {
+        for object in self.objects.values_mut() {
+            if let Object::Coming { waiting, .. } = object {
+                waiting.retain(|c| *c != id);
+            }
+        }
+    }
+
+    /// `object` arrived (protocol step 2); returns the calls now ready.
+    pub(crate) fn produced(&mut self, object: u64, bytes: Bytes) -> Vec<Ready<C>> {
+        let waiting = match self.objects.entry(object) {
+            Entry::Vacant(v) => {
+                v.insert(Object::Ready(bytes));
+                return Vec::new();
+            }
+            Entry::Occupied(mut o) => match o.get_mut() {
+                Object::Coming { waiting, freed } => {
+                    let waiting = std::mem::take(waiting);
+                    if *freed {
+                        o.remove();
+                    } else {
+                        o.insert(Object::Ready(bytes.clone()));
+                    }
+                    waiting
+                }
+                // Given twice, or made again after a lost worker: the first stands.
+                Object::Ready(_) | Object::Failed => return Vec::new(),
+            },
+        };
+        let mut ready = Vec::new();
+        for id in waiting {
+            let Some(w) = self.waiting.get_mut(&id) else { continue };
+            if let Some(source) = w.sources.iter_mut().find(|s| matches!(s, Source::Await(o) if *o == object)) {
+                *source = Source::Object(bytes.clone());
+                w.missing -= 1;
+            }
+            if w.missing == 0 {
+                let w = self.waiting.remove(&id).expect("present");
+                ready.push((id, w.call, w.sources));
+            }
+        }
+        ready
+    }
+
+    /// `object` will not come (protocol step 3); returns the waiting calls
+    /// that failed with it, directly or in turn.
+    pub(crate) fn failed(&mut self, object: u64) -> Vec<u64> {
+        let mut failed = Vec::new();
+        let mut work = vec![object];
+        while let Some(object) = work.pop() {
+            let waiting = match self.objects.entry(object) {
+                Entry::Vacant(v) => {
+                    v.insert(Object::Failed);
+                    continue;
+                }
+                Entry::Occupied(mut o) => match o.get_mut() {
+                    Object::Coming { waiting, freed } => {
+                        let waiting = std::mem::take(waiting);
+                        if *freed {
+                            o.remove();
+                        } else {
+                            o.insert(Object::Failed);
+                        }
+                        waiting
+                    }
+                    Object::Ready(_) | Object::Failed => continue,
+                },
+            };
+            for id in waiting {
+                if self.waiting.remove(&id).is_some() {
+                    failed.push(id);
+                    work.push(id);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Drops objects (protocol step 4).
+    pub(crate) fn free(&mut self, objects: impl IntoIterator<Item = u64>) {
+        for object in objects {
+            match self.objects.entry(object) {
+                Entry::Occupied(mut o) => match o.get_mut() {
+                    Object::Coming { freed, .. } => *freed = true,
+                    _ => {
+                        o.remove();
+                    }
+                },
+                Entry::Vacant(v) => {
+                    v.insert(Object::Coming { waiting: SmallVec::new(), freed: true });
+                }
+            }
+        }
+    }
+
+    /// Drops waiting calls, unrun (protocol step 5).
+    pub(crate) fn forget(&mut self, calls: impl IntoIterator<Item = u64>) {
+        for id in calls {
+            if self.waiting.remove(&id).is_some() {
+                self.unwait(id);
+            }
+        }
+    }
+
+    /// How many objects and waiting calls are held (for tests).
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        (self.objects.len(), self.waiting.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(b: u8) -> Bytes {
+        let mut v = AlignedVec::new();
+        v.push(b);
+        Arc::new(v)
+    }
+
+    fn first_byte(s: &Source) -> u8 {
+        match s {
+            Source::Object(b) => b[0],
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn a_call_waits_for_every_awaited_object_then_runs_with_them() {
+        let mut store = Store::default();
+        store.produced(1, bytes(10));
+        let sources = vec![Source::Await(1), Source::Await(2), Source::Frame(0..8), Source::Await(2)];
+        assert!(matches!(store.admit(7, "seven", sources), Admitted::Waits));
+        assert!(store.produced(3, bytes(30)).is_empty());
+        let ready = store.produced(2, bytes(20));
+        assert_eq!(ready.len(), 1);
+        let (id, call, sources) = &ready[0];
+        assert_eq!((*id, *call), (7, "seven"));
+        let got: Vec<u8> = sources.iter().filter(|s| matches!(s, Source::Object(_))).map(first_byte).collect();
+        assert_eq!(got, [10, 20, 20]);
+        assert_eq!(store.held(), (3, 0));
+    }
+
+    #[test]
+    fn a_call_with_everything_here_runs_at_once() {
+        let mut store = Store::default();
+        store.produced(1, bytes(1));
+        match store.admit(2, (), vec![Source::Await(1)]) {
+            Admitted::Run((), sources) => assert_eq!(first_byte(&sources[0]), 1),
+            _ => panic!("should run"),
+        }
+    }
+
+    #[test]
+    fn a_failure_fails_the_waiting_calls_in_turn_and_stays_for_later_ones() {
+        let mut store = Store::default();
+        assert!(matches!(store.admit(2, (), vec![Source::Await(1)]), Admitted::Waits));
+        assert!(matches!(store.admit(3, (), vec![Source::Await(2), Source::Await(9)]), Admitted::Waits));
+        assert!(matches!(store.admit(4, (), vec![Source::Await(9)]), Admitted::Waits));
+        let mut failed = store.failed(1);
+        failed.sort();
+        assert_eq!(failed, [2, 3]);
+        // Call 3 no longer waits for 9; call 4 still does.
+        assert_eq!(store.produced(9, bytes(9)).len(), 1);
+        match store.admit(5, (), vec![Source::Await(3)]) {
+            Admitted::Failed(also) => assert!(also.is_empty()),
+            _ => panic!("should fail"),
+        }
+    }
+
+    #[test]
+    fn an_object_freed_before_it_arrived_is_dropped_when_it_does() {
+        let mut store: Store<()> = Store::default();
+        store.free([5, 6]);
+        assert!(store.produced(5, bytes(5)).is_empty());
+        assert!(store.failed(6).is_empty());
+        assert!(store.get(5).is_none());
+        assert_eq!(store.held(), (0, 0));
+        store.produced(7, bytes(7));
+        store.free([7]);
+        assert_eq!(store.held(), (0, 0));
+    }
+
+    #[test]
+    fn forgotten_calls_never_run() {
+        let mut store = Store::default();
+        assert!(matches!(store.admit(2, (), vec![Source::Await(1)]), Admitted::Waits));
+        store.forget([2]);
+        assert!(store.produced(1, bytes(1)).is_empty());
+        assert_eq!(store.held(), (1, 0));
+    }
+}
