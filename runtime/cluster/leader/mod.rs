@@ -30,6 +30,7 @@
 //! tasks that need them fail with `Error::WorkerLost`.
 
 mod ahead;
+mod finish;
 mod here;
 mod pulls;
 
@@ -44,7 +45,7 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use self::here::HereCall;
-use self::pulls::{blob_len, trace_moved, trace_remote_run};
+use self::pulls::{blob_len, trace_moved};
 use super::cost::{Candidate, CostModel};
 use super::registry::ResultGlue;
 use crate::exec::Shared;
@@ -53,7 +54,7 @@ use crate::task::cell;
 use crate::task::raw::TaskRef;
 use crate::task::slots::SlotRef;
 use crate::task::state::ELSEWHERE;
-use crate::transport::frame::{ArchivedBlob, ArchivedMessage, ArchivedOutcome, Arg, Blob, Blobs, Message};
+use crate::transport::frame::{ArchivedBlob, ArchivedMessage, Arg, Blob, Blobs, Message};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{Incoming, Io, Outbox};
 use crate::transport::wire::BlobWriter;
@@ -609,69 +610,6 @@ impl Cluster {
                 self.streams.failed(stage.to_native(), message.to_string());
             }
             _ => {}
-        }
-    }
-
-    /// Ends call `p` with its answer `frame` (a `Done`), removed from `calls`.
-    fn finish(&'static self, p: Pending, frame: &Incoming) {
-        let ArchivedMessage::Done { micros, outcome, .. } = frame.message() else { return };
-        let Some(link) = self.link(p.worker) else { return };
-        if !p.claimed {
-            // Its task went unrun here: the worker's copy goes with the task.
-            return self.withhold(&p.watchers, p.task.header().id.get());
-        }
-        link.load.fetch_sub(1, Ordering::Relaxed);
-        let remote = p.task.remote().expect("a claimed remote task keeps its remote form");
-        let entry = remote.entry();
-        self.cost.learn_run(entry.id, Duration::from_micros(micros.to_native()));
-        // SAFETY: the call ended; nothing from `each_arg` is alive.
-        unsafe { remote.release_inputs() };
-        let h = p.task.header();
-        let (id, name, worker) = (h.id, h.name.clone(), p.worker);
-        if p.sent_ticks != 0 {
-            trace_remote_run(&p, matches!(outcome, ArchivedOutcome::Panicked { .. }));
-        }
-        // The worker keeps the result, or the marker of its failure, until
-        // the task here goes.
-        let size = match outcome {
-            ArchivedOutcome::Value { size, .. } | ArchivedOutcome::Kept { size } => size.to_native(),
-            _ => 0,
-        };
-        remote.keep(id.get());
-        self.resident.lock().insert(id.get(), Resident::new(worker, size, entry.glue.result));
-        let Pending { task, watchers, .. } = p;
-        match outcome {
-            ArchivedOutcome::Value { blob, .. } => {
-                let result = self.with_blob(link, frame, blob, |bytes| {
-                    let filled = match entry.glue.result {
-                        // SAFETY: the task's value type is the function's
-                        // result type, and we hold the claim.
-                        Some(glue) => unsafe { (glue.finish)(task.clone(), bytes) },
-                        None => Err(Error::Codec("the result cannot cross processes".to_owned())),
-                    };
-                    if filled.is_ok() {
-                        self.give(&watchers, id.get(), worker, bytes);
-                    }
-                    filled
-                });
-                if let Err(e) = result {
-                    cell::fail_elsewhere(task, e);
-                    self.withhold(&watchers, id.get());
-                }
-            }
-            ArchivedOutcome::Kept { .. } => {
-                cell::complete_elsewhere(task);
-                self.give_kept(&watchers, id.get());
-            }
-            ArchivedOutcome::Panicked { message } => {
-                cell::fail_elsewhere(task, Error::Panicked { task: id, name, message: message.to_string() });
-                self.withhold(&watchers, id.get());
-            }
-            ArchivedOutcome::Failed { message } => {
-                let error = Error::Codec(format!("task {id} `{name}` on worker {worker}: {message}"));
-                cell::fail_elsewhere(task, error);
-                self.withhold(&watchers, id.get());
-            }
         }
     }
 
