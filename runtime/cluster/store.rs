@@ -135,12 +135,14 @@ impl<C> Store<C> {
         }
     }
 
-    /// `object` arrived (protocol step 2); returns the calls now ready.
-    pub(crate) fn produced(&mut self, object: u64, bytes: Bytes) -> Vec<Ready<C>> {
-        let waiting = match self.objects.entry(object) {
+    /// Ends `object` as `end` (here, or failed) and returns the calls that
+    /// waited for it; `None` when it had ended already (the first end
+    /// stands). An object freed before it ended is dropped instead.
+    fn settle(&mut self, object: u64, end: Object) -> Option<SmallVec<[u64; 2]>> {
+        match self.objects.entry(object) {
             Entry::Vacant(v) => {
-                v.insert(Object::Ready(bytes));
-                return Vec::new();
+                v.insert(end);
+                Some(SmallVec::new())
             }
             Entry::Occupied(mut o) => match o.get_mut() {
                 Object::Coming { waiting, freed } => {
@@ -148,14 +150,19 @@ impl<C> Store<C> {
                     if *freed {
                         o.remove();
                     } else {
-                        o.insert(Object::Ready(bytes.clone()));
+                        o.insert(end);
                     }
-                    waiting
+                    Some(waiting)
                 }
-                // Given twice, or made again after a lost worker: the first stands.
-                Object::Ready(_) | Object::Failed => return Vec::new(),
+                Object::Ready(_) | Object::Failed => None,
             },
-        };
+        }
+    }
+
+    /// `object` arrived (protocol step 2); returns the calls now ready.
+    pub(crate) fn produced(&mut self, object: u64, bytes: Bytes) -> Vec<Ready<C>> {
+        // Given twice, or made again after a lost worker: the first stands.
+        let Some(waiting) = self.settle(object, Object::Ready(bytes.clone())) else { return Vec::new() };
         let mut ready = Vec::new();
         for id in waiting {
             let Some(w) = self.waiting.get_mut(&id) else { continue };
@@ -177,24 +184,7 @@ impl<C> Store<C> {
         let mut failed = Vec::new();
         let mut work = vec![object];
         while let Some(object) = work.pop() {
-            let waiting = match self.objects.entry(object) {
-                Entry::Vacant(v) => {
-                    v.insert(Object::Failed);
-                    continue;
-                }
-                Entry::Occupied(mut o) => match o.get_mut() {
-                    Object::Coming { waiting, freed } => {
-                        let waiting = std::mem::take(waiting);
-                        if *freed {
-                            o.remove();
-                        } else {
-                            o.insert(Object::Failed);
-                        }
-                        waiting
-                    }
-                    Object::Ready(_) | Object::Failed => continue,
-                },
-            };
+            let Some(waiting) = self.settle(object, Object::Failed) else { continue };
             for id in waiting {
                 if self.waiting.remove(&id).is_some() {
                     failed.push(id);
