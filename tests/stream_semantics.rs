@@ -197,8 +197,11 @@ on_each_runtime! {
             let x = mine.iter().sum::<u64>();
             x
         };
-        assert_eq!(Arc::strong_count(&shared), 2, "moved into the region once, not cloned per element");
+        // One copy moved into the region (or none left: the region may
+        // already have run its 50 elements and dropped it), never one per element.
+        assert!(Arc::strong_count(&shared) <= 2, "moved into the region once, not cloned per element");
         assert_eq!(out.iter().collect::<Vec<_>>(), [6; 50]);
+        assert!(Arc::strong_count(&shared) <= 2, "moved into the region once, not cloned per element");
         out.wait().unwrap();
         drop(out);
         assert_eq!(Arc::strong_count(&shared), 1, "the region dropped its copy");
