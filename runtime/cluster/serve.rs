@@ -274,7 +274,10 @@ impl Worker {
                         }
                         ArchivedArg::Object(o) => match self.store.lock().get(o.to_native()) {
                             Some(bytes) => Source::Object(bytes),
-                            None => return self.fail(call, 0, format!("this worker keeps no object {o}"), &[]),
+                            None => {
+                                let message = format!("this worker keeps no object {o}");
+                                return self.fail(call, 0, Outcome::Failed { message }, &[]);
+                            }
                         },
                         ArchivedArg::Await(o) => Source::Await(o.to_native()),
                     };
@@ -285,7 +288,9 @@ impl Worker {
                 match admitted {
                     Admitted::Run(c, sources) => self.start(call, c, sources),
                     Admitted::Waits => {}
-                    Admitted::Failed(also) => self.fail(call, 0, "an input failed".to_owned(), &also),
+                    Admitted::Failed(also) => {
+                        self.fail(call, 0, Outcome::Failed { message: "an input failed".to_owned() }, &also)
+                    }
                 }
             }
             ArchivedMessage::Give { object, blob } => {
@@ -389,17 +394,21 @@ impl Worker {
     /// `object` will not come: the calls waiting for it fail.
     fn withheld(&self, object: u64) {
         let failed = self.store.lock().failed(object);
-        for call in failed {
-            self.answer(call, 0, Outcome::Failed { message: "an input failed".to_owned() });
-        }
+        self.inputs_failed(&failed);
     }
 
-    /// Answers call `call` failed, and the calls `also` that waited for it.
-    fn fail(&self, call: u64, micros: u64, message: String, also: &[u64]) {
-        let mut failed = self.store.lock().failed(call);
-        failed.extend_from_slice(also);
-        self.answer(call, micros, Outcome::Failed { message });
-        for c in failed {
+    /// Answers call `call` with a failure, and fails the calls that waited
+    /// for it and the calls `also`.
+    fn fail(&self, call: u64, micros: u64, outcome: Outcome, also: &[u64]) {
+        let failed = self.store.lock().failed(call);
+        self.answer(call, micros, outcome);
+        self.inputs_failed(&failed);
+        self.inputs_failed(also);
+    }
+
+    /// Answers calls that cannot run: an input will not come.
+    fn inputs_failed(&self, calls: &[u64]) {
+        for &c in calls {
             self.answer(c, 0, Outcome::Failed { message: "an input failed".to_owned() });
         }
     }
@@ -471,14 +480,8 @@ impl Worker {
                 let _ = self.outbox.send(&Message::Done { call, micros, outcome }, blobs);
                 self.start_all(ready);
             }
-            Ok(Err(message)) => {
-                let failed = self.store.lock().failed(call);
-                self.answer(call, micros, Outcome::Panicked { message });
-                for c in failed {
-                    self.answer(c, 0, Outcome::Failed { message: "an input failed".to_owned() });
-                }
-            }
-            Err(message) => self.fail(call, micros, message, &[]),
+            Ok(Err(message)) => self.fail(call, micros, Outcome::Panicked { message }, &[]),
+            Err(message) => self.fail(call, micros, Outcome::Failed { message }, &[]),
         }
     }
 }
