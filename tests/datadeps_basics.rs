@@ -91,6 +91,37 @@ fn every_task_has_ended_when_the_block_returns() {
 }
 
 #[test]
+fn every_task_is_freed_with_the_block_whether_its_handle_was_taken_or_not() {
+    on_each_runtime(|| {
+        // A task's value lives as long as its cell: once the block has
+        // returned, no cell may be left behind (each call statement below
+        // makes no handle; its references are the tracker's).
+        let token = Arc::new(());
+        fn keep(x: &mut u64, token: Arc<()>) -> Arc<()> {
+            *x += 1;
+            token
+        }
+        let mut v = vec![0u64; 64];
+        let kept = datadeps! {
+            for i in 0..64 {
+                keep(InOut(v[i]), Arc::clone(&token));
+                keep(InOut(v[(i * 7) % 64]), Arc::clone(&token));
+            }
+            let t = keep(InOut(v[3]), Arc::clone(&token));
+            keep(InOut(v[3]), Arc::clone(&token));
+            t
+        }
+        .unwrap();
+        assert_eq!(v.iter().sum::<u64>(), 130);
+        assert_eq!(v[3], 4);
+        assert_eq!(Arc::strong_count(&token), 2, "only the value of the task whose handle was returned is alive");
+        assert!(Arc::ptr_eq(&kept.fetch().unwrap(), &token));
+        drop(kept);
+        assert_eq!(Arc::strong_count(&token), 1, "every task was freed");
+    });
+}
+
+#[test]
 fn a_panic_in_a_task_is_returned_as_an_error() {
     on_each_runtime(|| {
         fn boom(_: &mut i32) {

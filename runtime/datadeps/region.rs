@@ -17,6 +17,7 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::resume_unwind;
 use std::time::{Duration, Instant};
 
@@ -101,7 +102,28 @@ impl<'scope, 'env> Region<'scope, 'env> {
         F: FnOnce(S) -> R + Send + 'scope,
         R: Send + Sync + 'static,
     {
-        self.make(name, accesses, None, slots, f)
+        let Some(task) = self.make(name, accesses, None, slots, f, false) else {
+            unreachable!("a call that keeps its handle gets it")
+        };
+        task
+    }
+
+    /// Makes the task of one call whose value nobody takes (a call
+    /// statement `f(..);`), ordered by the roots' trackers. No handle is
+    /// made: the tracker's records are the only references besides the
+    /// queue's, which saves touching the task once more while it runs.
+    pub fn call_detached<const N: usize, S, F, R>(
+        &'scope self,
+        name: &'static str,
+        accesses: [AccessInfo<'_>; N],
+        slots: S,
+        f: F,
+    ) where
+        S: Slots + Send + 'scope,
+        F: FnOnce(S) -> R + Send + 'scope,
+        R: Send + Sync + 'static,
+    {
+        drop(self.make(name, accesses, None, slots, f, true));
     }
 
     /// Makes the task of one call that the macro ordered at compile time: it
@@ -119,7 +141,10 @@ impl<'scope, 'env> Region<'scope, 'env> {
         F: FnOnce(S) -> R + Send + 'scope,
         R: Send + Sync + 'static,
     {
-        self.make(name, accesses, Some(&after), slots, f)
+        let Some(task) = self.make(name, accesses, Some(&after), slots, f, false) else {
+            unreachable!("a call that keeps its handle gets it")
+        };
+        task
     }
 
     /// Keeps a reference to a planned task for later calls.
@@ -133,6 +158,9 @@ impl<'scope, 'env> Region<'scope, 'env> {
         settle_body(&task.0);
     }
 
+    /// Makes the task of one call; hands back its handle unless `detach`
+    /// and the tracker holds the task (its last record takes the handle's
+    /// reference).
     fn make<const N: usize, S, F, R>(
         &'scope self,
         name: &'static str,
@@ -140,7 +168,8 @@ impl<'scope, 'env> Region<'scope, 'env> {
         planned: Option<&[&Kept]>,
         slots: S,
         f: F,
-    ) -> Task<R>
+        detach: bool,
+    ) -> Option<Task<R>>
     where
         S: Slots + Send + 'scope,
         F: FnOnce(S) -> R + Send + 'scope,
@@ -154,7 +183,7 @@ impl<'scope, 'env> Region<'scope, 'env> {
             // SAFETY: the job is dropped inside a body holding this region's
             // latch; the region outlives 'scope (body.rs).
             let job = unsafe { Job::new(fail) };
-            return spawn_body(None, name, DepsBody::new(job, Tasks::new(), self.latch.hold(&self.credits)));
+            return Some(spawn_body(None, name, DepsBody::new(job, Tasks::new(), self.latch.hold(&self.credits))));
         }
         let mut after = Tasks::new();
         slots.each_input(&mut |input| after.push(input.0.clone()));
@@ -169,17 +198,23 @@ impl<'scope, 'env> Region<'scope, 'env> {
         // SAFETY: as above.
         let job = unsafe { Job::new(move || f(slots)) };
         // Each tracker record of the task holds a reference, counted when it
-        // is built.
+        // is built; a detached call's handle gives its own to the last one.
         let records = if plans.is_some() { N } else { 0 };
-        let task = spawn_counted(None, name, DepsBody::new(job, after, self.latch.hold(&self.credits)), records);
+        let hand_over = detach && records > 0;
+        let body = DepsBody::new(job, after, self.latch.hold(&self.credits));
+        // Not dropped by an unwind from `register`: its reference may have
+        // been given to a record already (a leak is the worst outcome).
+        let task = ManuallyDrop::new(spawn_counted(None, name, body, records - usize::from(hand_over)));
         if let Some(plans) = plans {
             for (access, plan) in accesses.iter().zip(plans) {
-                // SAFETY: one of the `N` references counted for the records.
+                // SAFETY: one of the `N` references counted for the records,
+                // the last one being the handle's when it is handed over (the
+                // handle is then never dropped).
                 let record = unsafe { task.raw.counted() };
                 access.tracker.borrow_mut().register(&access.access(), plan, record);
             }
         }
-        task
+        (!hand_over).then(|| ManuallyDrop::into_inner(task))
     }
 }
 

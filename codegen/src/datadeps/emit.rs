@@ -25,6 +25,9 @@
 //! })
 //! ```
 //!
+//! A call statement whose value is dropped (`f(..);`) uses `call_detached`
+//! instead, which makes no task handle.
+//!
 //! A statically planned call uses `call_planned` with the handles of the
 //! tasks it runs after, and `settle`s the tasks its place evaluation must
 //! wait for. The emitted code contains no `unsafe`. Generated names use
@@ -46,11 +49,13 @@ fn hygienic(name: &str) -> Ident {
 pub(crate) fn emit(block: Block, graph: &Graph, plan: &Plan) -> TokenStream {
     let Block { mut stmts, calls, .. } = block;
     let mut emitted: Vec<Expr> = Vec::with_capacity(calls.len());
+    let mut detached: Vec<Option<Expr>> = Vec::with_capacity(calls.len());
     for call in &calls {
-        let tokens = emit_call(call, graph, plan, &emitted);
+        let (tokens, statement) = emit_call(call, graph, plan, &emitted);
         emitted.push(Expr::Verbatim(tokens));
+        detached.push(statement.map(Expr::Verbatim));
     }
-    let mut fill = Fill { emitted: &emitted };
+    let mut fill = Fill { emitted: &emitted, detached: &detached };
     for stmt in &mut stmts {
         fill.visit_stmt_mut(stmt);
     }
@@ -88,12 +93,25 @@ pub(crate) fn emit(block: Block, graph: &Graph, plan: &Plan) -> TokenStream {
     }
 }
 
-/// Replaces placeholders with the emitted calls.
+/// Replaces placeholders with the emitted calls: a call statement whose
+/// value is dropped (`f(..);`) with its detached form where it has one.
 struct Fill<'a> {
     emitted: &'a [Expr],
+    detached: &'a [Option<Expr>],
 }
 
 impl VisitMut for Fill<'_> {
+    fn visit_stmt_mut(&mut self, stmt: &mut syn::Stmt) {
+        if let syn::Stmt::Expr(expr, Some(_)) = stmt
+            && let Some(id) = placeholder_id(expr)
+            && let Some(detached) = &self.detached[id]
+        {
+            *expr = detached.clone();
+            return;
+        }
+        visit_mut::visit_stmt_mut(self, stmt);
+    }
+
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
         match placeholder_id(expr) {
             Some(id) => *expr = self.emitted[id].clone(),
@@ -123,10 +141,12 @@ fn guard(graph: &Graph, root: usize, dd: &Ident) -> TokenStream {
     }
 }
 
-fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> TokenStream {
+/// The glue of one call, and for a call ordered at run time its detached
+/// form, which makes no handle (for a statement that drops the value).
+fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> (TokenStream, Option<TokenStream>) {
     let dd = hygienic("__dd");
     let slot = |i: usize| hygienic(&format!("__dd_p{i}"));
-    let mut fill = Fill { emitted };
+    let mut fill = Fill { emitted, detached: &[] };
 
     let callee_var = hygienic("__dd_f");
     let (callee_let, callee_use) = match &call.callee {
@@ -178,11 +198,16 @@ fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> T
     let closure = quote!(move |#pattern| #invoke);
 
     match plan.order {
-        Order::Dynamic => quote! {{
-            #callee_let
-            #(#lets)*
-            #dd.call(#name, [#(#accesses),*], #slots_tuple, #closure)
-        }},
+        Order::Dynamic => {
+            let make = |method: TokenStream| {
+                quote! {{
+                    #callee_let
+                    #(#lets)*
+                    #dd.#method(#name, [#(#accesses),*], #slots_tuple, #closure)
+                }}
+            };
+            (make(quote!(call)), Some(make(quote!(call_detached))))
+        }
         Order::Static => {
             let t = &plan.tasks[call.id];
             let settles = t.settle.iter().map(|&j| {
@@ -200,14 +225,15 @@ fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> T
             } else {
                 quote!()
             };
-            quote! {{
+            let tokens = quote! {{
                 #(#settles)*
                 #callee_let
                 #(#lets)*
                 let #task = #dd.call_planned(#name, [#(#after),*], [#(#accesses),*], #slots_tuple, #closure);
                 #keep
                 #task
-            }}
+            }};
+            (tokens, None)
         }
     }
 }

@@ -179,11 +179,16 @@ fn the_expansion_drives_the_region() {
     assert!(out.contains("root_mut (x . dirk_root_mut ())"), "{out}");
     assert!(out.contains("call_planned"), "{out}");
     assert!(!out.contains("unsafe"), "{out}");
+    // A call statement makes no handle; a call whose value is taken does.
     let out = expand_datadeps(quote!(for i in 0..2 {
         f(InOut(v[i]));
+        let t = g(InOut(v[i]));
+        h(In(v[i]), t);
     }))
     .to_string();
-    assert!(out.contains(". call (\"f\""), "{out}");
+    assert!(out.contains(". call_detached (\"f\""), "{out}");
+    assert!(out.contains(". call (\"g\""), "{out}");
+    assert!(out.contains(". call_detached (\"h\""), "{out}");
     assert!(out.contains(". index (i)"), "{out}");
 }
 
