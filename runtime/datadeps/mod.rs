@@ -50,7 +50,9 @@
 //! When every task call of the block is a statement at its top level and
 //! every index is a literal, the macro computes this order at compile time
 //! and emits it as a plan; otherwise each root's run-time tracker computes
-//! it from the addresses of the places.
+//! it from the addresses of the places. A variable that no task of the
+//! block writes (only `In` places) is not tracked at all: its reads order
+//! nothing, and the block's borrow keeps everything else from writing it.
 //!
 //! # The block
 //!

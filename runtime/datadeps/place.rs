@@ -57,7 +57,8 @@ impl Mode for Write {
 
 /// A place being evaluated: the root and the headers read so far.
 pub struct Cursor<'g, M> {
-    tracker: &'g RefCell<Tracker>,
+    /// `None` for a root no task of the block writes: nothing to order.
+    tracker: Option<&'g RefCell<Tracker>>,
     path: Path,
     what: &'static str,
     mode: PhantomData<M>,
@@ -70,15 +71,21 @@ impl<M> std::fmt::Debug for Cursor<'_, M> {
 }
 
 impl<'g, M: Mode> Cursor<'g, M> {
-    pub(crate) fn new(tracker: &'g RefCell<Tracker>, what: &'static str) -> Self {
+    pub(crate) fn new(tracker: Option<&'g RefCell<Tracker>>, what: &'static str) -> Self {
         Cursor { tracker, path: Path::new(), what, mode: PhantomData }
+    }
+
+    /// Whether the root's tracker orders this place.
+    #[cfg(test)]
+    pub(crate) fn is_tracked(&self) -> bool {
+        self.tracker.is_some()
     }
 
     /// A field step follows; `pointer` is the address of the value before
     /// it when that value is a pointer Rust will follow (see the module note).
     pub fn through(mut self, pointer: Option<Span>) -> Self {
         if let Some(header) = pointer {
-            Reads { tracker: Some(self.tracker), path: &mut self.path, writing: false }.read(header);
+            Reads { tracker: self.tracker, path: &mut self.path, writing: false }.read(header);
         }
         self
     }
@@ -98,7 +105,7 @@ impl<'g, M: Mode> Cursor<'g, M> {
 
 /// An evaluated place of one call (or the reason it could not be evaluated).
 pub struct Tracked<'g, P, M> {
-    tracker: &'g RefCell<Tracker>,
+    tracker: Option<&'g RefCell<Tracker>>,
     place: Result<P, String>,
     path: Path,
     what: &'static str,
@@ -138,7 +145,7 @@ impl<'g, B: ?Sized, M> Tracked<'g, *mut B, M> {
     {
         let Tracked { tracker, place, mut path, what, .. } = self;
         let place = place.and_then(|base| {
-            let mut reads = Reads { tracker: Some(tracker), path: &mut path, writing };
+            let mut reads = Reads { tracker, path: &mut path, writing };
             // SAFETY: `base` was derived from the root, which the region
             // borrows for its whole life, by steps that each read only
             // announced headers; `Reads` waits for their writers. For a
@@ -152,7 +159,8 @@ impl<'g, B: ?Sized, M> Tracked<'g, *mut B, M> {
 /// What the region needs to know about one evaluated place.
 #[derive(Debug)]
 pub struct AccessInfo<'g> {
-    pub(crate) tracker: &'g RefCell<Tracker>,
+    /// The root's tracker; `None` when no task of the block writes the root.
+    pub(crate) tracker: Option<&'g RefCell<Tracker>>,
     pub(crate) path: Path,
     pub(crate) span: Span,
     pub(crate) write: bool,
@@ -167,7 +175,8 @@ impl AccessInfo<'_> {
 
     /// Whether this place and `other` may not be borrowed by one call.
     pub(crate) fn aliases(&self, other: &AccessInfo<'_>) -> bool {
-        std::ptr::eq(self.tracker, other.tracker)
+        // A root without a tracker is only read: its places alias nothing.
+        matches!((self.tracker, other.tracker), (Some(a), Some(b)) if std::ptr::eq(a, b))
             && (self.write || other.write)
             && (self.span.overlaps(&other.span)
                 || other.path.iter().any(|h| self.span.overlaps(h))

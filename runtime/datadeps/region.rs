@@ -81,12 +81,12 @@ pub struct Kept(TaskRef);
 impl<'scope, 'env> Region<'scope, 'env> {
     /// Borrows a root that some place writes, for the whole region.
     pub fn root_mut<T: ?Sized>(&'scope self, root: &'scope mut T) -> (&'scope mut T, Root) {
-        (root, Root::new())
+        (root, Root::tracked())
     }
 
     /// Borrows a root that places only read, for the whole region.
     pub fn root_ref<T: ?Sized>(&'scope self, root: &'scope T) -> (&'scope T, Root) {
-        (root, Root::new())
+        (root, Root::read_only())
     }
 
     /// Makes the task of one call, ordered by the roots' trackers.
@@ -192,14 +192,14 @@ impl<'scope, 'env> Region<'scope, 'env> {
                 after.extend(kept.iter().map(|k| k.0.clone()));
                 None
             }
-            None => Some(accesses.each_ref().map(|a| a.tracker.borrow().query(&a.access(), &mut after))),
+            None => Some(accesses.each_ref().map(|a| a.tracker.map(|t| t.borrow().query(&a.access(), &mut after)))),
         };
         dedup(&mut after);
         // SAFETY: as above.
         let job = unsafe { Job::new(move || f(slots)) };
         // Each tracker record of the task holds a reference, counted when it
         // is built; a detached call's handle gives its own to the last one.
-        let records = if plans.is_some() { N } else { 0 };
+        let records = plans.as_ref().map_or(0, |plans| plans.iter().flatten().count());
         let hand_over = detach && records > 0;
         let body = DepsBody::new(job, after, self.latch.hold(&self.credits));
         // Not dropped by an unwind from `register`: its reference may have
@@ -207,11 +207,12 @@ impl<'scope, 'env> Region<'scope, 'env> {
         let task = ManuallyDrop::new(spawn_counted(None, name, body, records - usize::from(hand_over)));
         if let Some(plans) = plans {
             for (access, plan) in accesses.iter().zip(plans) {
-                // SAFETY: one of the `N` references counted for the records,
+                let (Some(tracker), Some(plan)) = (access.tracker, plan) else { continue };
+                // SAFETY: one of the references counted for the records,
                 // the last one being the handle's when it is handed over (the
                 // handle is then never dropped).
                 let record = unsafe { task.raw.counted() };
-                access.tracker.borrow_mut().register(&access.access(), plan, record);
+                tracker.borrow_mut().register(&access.access(), plan, record);
             }
         }
         (!hand_over).then(|| ManuallyDrop::into_inner(task))

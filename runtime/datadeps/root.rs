@@ -21,25 +21,42 @@ use super::tracker::Tracker;
 
 /// The tracker of one root. Made by [`Region::root_mut`](super::region::Region::root_mut)
 /// and [`Region::root_ref`](super::region::Region::root_ref).
-#[derive(Debug, Default)]
+///
+/// A root that no task of the block writes (borrowed shared) is not
+/// tracked: reads never wait for reads, and nothing else can write it
+/// while the region borrows it, so its places order nothing.
+#[derive(Debug)]
 pub struct Root {
     tracker: RefCell<Tracker>,
+    tracked: bool,
 }
 
 impl Root {
-    pub(crate) fn new() -> Self {
-        Root::default()
+    /// The root of a variable some task writes.
+    pub(crate) fn tracked() -> Self {
+        Root { tracker: RefCell::default(), tracked: true }
+    }
+
+    /// The root of a variable tasks only read.
+    pub(crate) fn read_only() -> Self {
+        Root { tracker: RefCell::default(), tracked: false }
+    }
+
+    fn tracker(&self) -> Option<&RefCell<Tracker>> {
+        self.tracked.then_some(&self.tracker)
     }
 
     /// Starts evaluating a place the task reads; `what` is the argument as
     /// written, for messages.
     pub fn read(&self, what: &'static str) -> Cursor<'_, Read> {
-        Cursor::new(&self.tracker, what)
+        Cursor::new(self.tracker(), what)
     }
 
     /// Starts evaluating a place the task writes.
     pub fn write(&self, what: &'static str) -> Cursor<'_, Write> {
-        Cursor::new(&self.tracker, what)
+        // A written place is always tracked (only a shared root is not, and
+        // places of a shared root cannot be written).
+        Cursor::new(Some(&self.tracker), what)
     }
 }
 
@@ -62,3 +79,18 @@ pub trait DirkRootRef {
 }
 
 impl<T: ?Sized> DirkRootRef for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_roots_that_tasks_write_are_tracked() {
+        let shared = Root::read_only();
+        assert!(!shared.read("In(a)").is_tracked(), "reads of a root nobody writes order nothing");
+        assert!(shared.write("InOut(a)").is_tracked(), "a written place is always tracked");
+        let written = Root::tracked();
+        assert!(written.read("In(b)").is_tracked());
+        assert!(written.write("InOut(b)").is_tracked());
+    }
+}
