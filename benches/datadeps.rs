@@ -10,7 +10,10 @@
 //! - `task, 2 tracked args`: the cost of one datadeps task `f(In(a[i]),
 //!   InOut(b[i]))` with a trivial body, made in a loop (run-time tracking)
 //!   on a worker thread, against a `dirk::spawn` of the same body (no
-//!   tracking) and rayon `scope.spawn` borrowing the same elements.
+//!   tracking) and rayon `scope.spawn` borrowing the same elements. A last
+//!   task writes `a[0]`, so that `a` is tracked too (a variable that no
+//!   task writes is not: the row `In of a read-only vector` is the same
+//!   loop without that task).
 //! - `chain, 2 tracked args`: each task reads the element the task before
 //!   wrote (`f(In(v[i]), Out(v[i + 1]))`), so every task waits for one other.
 
@@ -124,7 +127,7 @@ fn touch(a: &u64, b: &mut u64) {
 fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
     let n = pick(100_000, 20_000);
     let case = format!("task, 2 tracked args ({}k)", n / 1000);
-    let a: Vec<u64> = (0..n as u64).collect();
+    let mut a: Vec<u64> = (0..n as u64).collect();
     let mut b = vec![0u64; n];
     let s = sample(runs, || {
         ns_per(
@@ -134,6 +137,7 @@ fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
                         for i in 0..n {
                             touch(In(a[i]), InOut(b[i]));
                         }
+                        touch(In(b[0]), InOut(a[0]));
                     }
                 })
                 .unwrap()
@@ -149,6 +153,22 @@ fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
         300.0,
         "a datadeps task with 2 tracked arguments at most 300 ns (issue 4)",
     );
+    let s = sample(runs, || {
+        ns_per(
+            time(|| {
+                rt.run(|| {
+                    datadeps! {
+                        for i in 0..n {
+                            touch(In(a[i]), InOut(b[i]));
+                        }
+                    }
+                })
+                .unwrap()
+            }),
+            n,
+        )
+    });
+    report("datadeps", &case, "dirk datadeps!, In of a read-only vector", s, "ns/task", true);
     let s = sample(runs, || {
         ns_per(
             time(|| {
