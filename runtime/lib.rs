@@ -56,6 +56,7 @@ pub mod gpu;
 mod plan;
 mod sched;
 mod stream;
+mod sync;
 mod task;
 pub mod trace;
 mod transport;

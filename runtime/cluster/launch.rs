@@ -424,7 +424,7 @@ fn start_workers(
             threads,
             pid,
             outbox,
-            ring_out: Some(parking_lot::Mutex::new(r.to_worker)),
+            ring_out: Some(crate::sync::Mutex::new(r.to_worker)),
             ring_in: Some(r.to_main),
             alive: AtomicBool::new(true),
             load: Default::default(),

@@ -25,7 +25,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle, Thread};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use super::deque::Local;
 use super::worker::{Runnable, WorkerLocal};

@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, Thread};
 
+use crate::sync::Mutex;
 use cubecl::client::Client;
 use cubecl::prelude::{CubeCount, CubeDim};
 use cubecl::server::Handle;
-use parking_lot::Mutex;
 
 use super::processor::{CallJob, Job, NO_DEVICE, Processor, Runner, current_runner};
 use super::transfers::Transfers;

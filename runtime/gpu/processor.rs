@@ -33,10 +33,10 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Instant;
 
+use crate::sync::Mutex;
 use crossbeam_queue::SegQueue;
 use cubecl::client::Client;
 use cubecl::device::{WgpuBackend, WgpuDeviceKind};
-use parking_lot::Mutex;
 
 use super::Device;
 use super::transfers::{Counters, Transfers};

@@ -16,10 +16,10 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use crate::sync::Mutex;
 use cubecl::bytes::Bytes;
 use cubecl::prelude::BufferArg;
 use cubecl::server::Handle;
-use parking_lot::Mutex;
 
 use super::Element;
 use super::context::{Gpu, byte_len};

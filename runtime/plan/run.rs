@@ -29,8 +29,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
+use crate::sync::Mutex;
 use crossbeam_deque::{Steal, Stealer, Worker};
-use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use super::{Shape, Slot};

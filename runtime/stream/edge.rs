@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::thread::Thread;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use super::node::NodeRef;
 

@@ -20,7 +20,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::Thread;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::Error;
 use crate::exec::{context, wait};

@@ -187,7 +187,7 @@ impl Producer {
 #[derive(Debug)]
 pub(crate) struct Consumer {
     ring: Mapping,
-    released: parking_lot::Mutex<BTreeMap<u64, u64>>,
+    released: crate::sync::Mutex<BTreeMap<u64, u64>>,
 }
 
 // SAFETY: see `Producer`; `released` is behind a mutex.

@@ -263,7 +263,7 @@ pub(crate) fn start_link(
     };
     let writer = Arc::new(Writer {
         half: write,
-        state: parking_lot::Mutex::new(Pending::default()),
+        state: crate::sync::Mutex::new(Pending::default()),
         wake: tokio::sync::Notify::new(),
     });
     let (stop_writer, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -337,7 +337,7 @@ impl tokio::io::AsyncRead for FdReader {
 struct Writer {
     /// The socket, for writing (non-blocking).
     half: std::os::unix::net::UnixStream,
-    state: parking_lot::Mutex<Pending>,
+    state: crate::sync::Mutex<Pending>,
     wake: tokio::sync::Notify,
 }
 
