@@ -124,26 +124,24 @@ fn touch(a: &u64, b: &mut u64) {
     *b = black_box(b.wrapping_add(*a));
 }
 
+/// Nanoseconds per task of a `datadeps!` block making `n` tasks, run on a
+/// worker thread of `rt`.
+fn per_task(runs: usize, n: usize, rt: &Runtime, mut block: impl FnMut() -> Result<(), Error> + Send) -> Sample {
+    sample(runs, || ns_per(time(|| rt.run(&mut block).unwrap()), n))
+}
+
 fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
     let n = pick(100_000, 20_000);
     let case = format!("task, 2 tracked args ({}k)", n / 1000);
     let mut a: Vec<u64> = (0..n as u64).collect();
     let mut b = vec![0u64; n];
-    let s = sample(runs, || {
-        ns_per(
-            time(|| {
-                rt.run(|| {
-                    datadeps! {
-                        for i in 0..n {
-                            touch(In(a[i]), InOut(b[i]));
-                        }
-                        touch(In(b[0]), InOut(a[0]));
-                    }
-                })
-                .unwrap()
-            }),
-            n,
-        )
+    let s = per_task(runs, n, rt, || {
+        datadeps! {
+            for i in 0..n {
+                touch(In(a[i]), InOut(b[i]));
+            }
+            touch(In(b[0]), InOut(a[0]));
+        }
     });
     report("datadeps", &case, "dirk datadeps!", s, "ns/task", true);
     target(
@@ -153,20 +151,12 @@ fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
         300.0,
         "a datadeps task with 2 tracked arguments at most 300 ns (issue 4)",
     );
-    let s = sample(runs, || {
-        ns_per(
-            time(|| {
-                rt.run(|| {
-                    datadeps! {
-                        for i in 0..n {
-                            touch(In(a[i]), InOut(b[i]));
-                        }
-                    }
-                })
-                .unwrap()
-            }),
-            n,
-        )
+    let s = per_task(runs, n, rt, || {
+        datadeps! {
+            for i in 0..n {
+                touch(In(a[i]), InOut(b[i]));
+            }
+        }
     });
     report("datadeps", &case, "dirk datadeps!, In of a read-only vector", s, "ns/task", true);
     let s = sample(runs, || {
@@ -201,20 +191,12 @@ fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
 
     let case = format!("chain, 2 tracked args ({}k)", n / 1000);
     let mut v = vec![1u64; n + 1];
-    let s = sample(runs, || {
-        ns_per(
-            time(|| {
-                rt.run(|| {
-                    datadeps! {
-                        for i in 0..n {
-                            touch(In(v[i]), Out(v[i + 1]));
-                        }
-                    }
-                })
-                .unwrap()
-            }),
-            n,
-        )
+    let s = per_task(runs, n, rt, || {
+        datadeps! {
+            for i in 0..n {
+                touch(In(v[i]), Out(v[i + 1]));
+            }
+        }
     });
     report("datadeps", &case, "dirk datadeps!", s, "ns/task", true);
     let s = sample(runs, || {
