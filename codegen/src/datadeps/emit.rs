@@ -51,7 +51,7 @@ pub(crate) fn emit(block: Block, graph: &Graph, plan: &Plan) -> TokenStream {
     let mut emitted: Vec<Expr> = Vec::with_capacity(calls.len());
     let mut detached: Vec<Option<Expr>> = Vec::with_capacity(calls.len());
     for call in &calls {
-        let (tokens, statement) = emit_call(call, graph, plan, &emitted);
+        let (tokens, statement) = emit_call(call, graph, plan, &emitted, &detached);
         emitted.push(Expr::Verbatim(tokens));
         detached.push(statement.map(Expr::Verbatim));
     }
@@ -143,10 +143,16 @@ fn guard(graph: &Graph, root: usize, dd: &Ident) -> TokenStream {
 
 /// The glue of one call, and for a call ordered at run time its detached
 /// form, which makes no handle (for a statement that drops the value).
-fn emit_call(call: &TaskCall, graph: &Graph, plan: &Plan, emitted: &[Expr]) -> (TokenStream, Option<TokenStream>) {
+fn emit_call(
+    call: &TaskCall,
+    graph: &Graph,
+    plan: &Plan,
+    emitted: &[Expr],
+    detached: &[Option<Expr>],
+) -> (TokenStream, Option<TokenStream>) {
     let dd = hygienic("__dd");
     let slot = |i: usize| hygienic(&format!("__dd_p{i}"));
-    let mut fill = Fill { emitted, detached: &[] };
+    let mut fill = Fill { emitted, detached };
 
     let callee_var = hygienic("__dd_f");
     let (callee_let, callee_use) = match &call.callee {

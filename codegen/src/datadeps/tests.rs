@@ -190,6 +190,16 @@ fn the_expansion_drives_the_region() {
     assert!(out.contains(". call (\"g\""), "{out}");
     assert!(out.contains(". call_detached (\"h\""), "{out}");
     assert!(out.contains(". index (i)"), "{out}");
+    // A call statement inside another call's argument is detached too.
+    let out = expand_datadeps(quote!(for i in 0..2 {
+        g(In(v[i]), {
+            f(InOut(w[i]));
+            3
+        });
+    }))
+    .to_string();
+    assert!(out.contains(". call_detached (\"g\""), "{out}");
+    assert!(out.contains(". call_detached (\"f\""), "{out}");
 }
 
 #[test]
