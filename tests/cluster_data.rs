@@ -220,3 +220,31 @@ fn a_trace_shows_remote_runs_and_the_bytes_moved() {
         });
     });
 }
+
+#[dirk::test]
+fn a_trace_shows_a_run_here_on_values_read_in_place_under_its_own_task() {
+    let rt = Runtime::builder().threads(2).workers(1).build().unwrap();
+    within(LONG, move || {
+        rt.run(|| {
+            let ((sum, ran, failed), trace) = dirk::trace::record(|| {
+                // Larger than a frame: tasks here read it in place, where
+                // worker 1 keeps it.
+                let made = spawn!(scope = Scope::worker(1), make(1 << 17, 0));
+                let ran = spawn!(scope = Scope::worker(0), total(&made));
+                let failed = spawn!(scope = Scope::worker(0), fails_on(&made));
+                assert!(failed.wait().is_err());
+                (ran.fetch().unwrap(), ran.id(), failed.id())
+            });
+            assert_eq!(sum, (0..1u64 << 17).map(|i| (i * 31 % 1000) as f64).sum::<f64>());
+            let runs: Vec<_> = trace.tasks().iter().filter(|r| r.name == "total" || r.name == "fails_on").collect();
+            let shown: Vec<_> = runs.iter().map(|r| (r.task, r.name, r.worker, r.failed)).collect();
+            assert_eq!(runs.len(), 2, "one run each, under the task's own id: {shown:?}");
+            let run_of = |id| runs.iter().find(|r| r.task == id);
+            let ran = run_of(ran).unwrap_or_else(|| panic!("the run of `total` is its task's: {shown:?}"));
+            assert_eq!((ran.name, ran.worker, ran.failed), ("total", 0, false));
+            assert!(ran.spawned.is_some_and(|s| s <= ran.start) && ran.start <= ran.end);
+            let failed = run_of(failed).unwrap_or_else(|| panic!("the run of `fails_on` is its task's: {shown:?}"));
+            assert_eq!((failed.name, failed.worker, failed.failed), ("fails_on", 0, true));
+        });
+    });
+}

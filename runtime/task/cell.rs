@@ -46,6 +46,11 @@ pub(crate) trait Body: Send + 'static {
     fn remote(&self) -> Option<&dyn crate::cluster::RemoteCall> {
         None
     }
+    /// The task whose run this body is, when it is not its own (a helper
+    /// that runs another task's function): traces show that task's run.
+    fn runs_for(&self) -> Option<TaskRef> {
+        None
+    }
 }
 
 #[repr(C)]
@@ -141,13 +146,16 @@ unsafe fn run<B: Body>(task: TaskRef) {
         return;
     }
     let Some(body) = body else { return };
-    let traced = trace::record::on().then(trace::record::run_start);
+    let traced = trace::record::on().then(|| (trace::record::run_start(), body.runs_for()));
     let outcome = {
         let _running = context::enter_task(header);
         catch_unwind(AssertUnwindSafe(|| body.call()))
     };
-    if let Some(start) = traced {
-        record_run(header, start, outcome.is_err());
+    if let Some((start, runs_for)) = traced {
+        match runs_for {
+            Some(task) => record_run(task.header(), start, task.header().state.load() & FAILED != 0),
+            None => record_run(header, start, outcome.is_err()),
+        }
     }
     match outcome {
         // SAFETY: the value type of this cell is `B::Output`.

@@ -33,9 +33,10 @@ use crate::cluster::archived::RemoteArgs;
 use crate::cluster::serve::set_received;
 use crate::sched::{Options, Placement, Scope};
 use crate::task::cell;
+use crate::task::cell::Body;
 use crate::task::raw::TaskRef;
 use crate::task::slots::SlotRef;
-use crate::task::spawn::{Closure, spawn_body_on};
+use crate::task::spawn::spawn_body_on;
 use crate::task::state::ELSEWHERE;
 use crate::transport::shm::Consumer;
 use crate::transport::wire::{self, BlobWriter};
@@ -46,6 +47,27 @@ pub(super) struct HereCall {
     placement: Placement,
     args: Vec<Option<Arc<Held>>>,
     missing: usize,
+}
+
+/// The body of the helper task that runs a [`HereCall`] on a compute
+/// thread; traced as the run of the call's own task.
+struct InPlace {
+    cluster: &'static Cluster,
+    here: HereCall,
+}
+
+impl Body for InPlace {
+    type Output = ();
+
+    fn for_each_input(&self, _: &mut dyn FnMut(&TaskRef)) {}
+
+    fn call(self) {
+        self.cluster.run_held(self.here);
+    }
+
+    fn runs_for(&self) -> Option<TaskRef> {
+        Some(self.here.task.clone())
+    }
 }
 
 /// The bytes of one argument of a [`HereCall`].
@@ -224,7 +246,7 @@ impl Cluster {
         };
         let options = Options::new().scope(scope).name(here.task.header().name.clone());
         self.local_load.fetch_add(1, Ordering::Relaxed);
-        drop(spawn_body_on(self.shared, Some(options), "dirk::in_place", Closure(move || self.run_held(here))));
+        drop(spawn_body_on(self.shared, Some(options), "dirk::in_place", InPlace { cluster: self, here }));
     }
 
     fn run_held(&'static self, here: HereCall) {
