@@ -130,7 +130,16 @@ where
     }
 
     fn take_retry(&self) -> bool {
-        self.retries.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)).is_ok()
+        // A compare-exchange loop rather than `fetch_update`, which Rust
+        // 1.99 deprecates for `try_update` (not in the supported 1.88).
+        let mut left = self.retries.load(Ordering::Acquire);
+        while left > 0 {
+            match self.retries.compare_exchange_weak(left, left - 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => left = now,
+            }
+        }
+        false
     }
 
     fn keep(&self, object: u64) {
