@@ -42,14 +42,10 @@ impl Root {
         Root { tracker: RefCell::default(), tracked: false }
     }
 
-    fn tracker(&self) -> Option<&RefCell<Tracker>> {
-        self.tracked.then_some(&self.tracker)
-    }
-
     /// Starts evaluating a place the task reads; `what` is the argument as
     /// written, for messages.
     pub fn read(&self, what: &'static str) -> Cursor<'_, Read> {
-        Cursor::new(self.tracker(), what)
+        Cursor::new(self.tracked.then_some(&self.tracker), what)
     }
 
     /// Starts evaluating a place the task writes.
