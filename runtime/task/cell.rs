@@ -46,10 +46,12 @@ pub(crate) trait Body: Send + 'static {
     fn remote(&self) -> Option<&dyn crate::cluster::RemoteCall> {
         None
     }
-    /// The task whose run this body is, when it is not its own (a helper
-    /// that runs another task's function): traces show that task's run.
-    fn runs_for(&self) -> Option<TaskRef> {
-        None
+    /// Whether this body records its run in the trace itself: a helper
+    /// that runs another task's function records that task's run (with
+    /// [`record_run`]) before it completes that task, so that whoever
+    /// waits for the task finds the run in a trace that ends then.
+    fn traces_itself(&self) -> bool {
+        false
     }
 }
 
@@ -146,16 +148,13 @@ unsafe fn run<B: Body>(task: TaskRef) {
         return;
     }
     let Some(body) = body else { return };
-    let traced = trace::record::on().then(|| (trace::record::run_start(), body.runs_for()));
+    let traced = (trace::record::on() && !body.traces_itself()).then(trace::record::run_start);
     let outcome = {
         let _running = context::enter_task(header);
         catch_unwind(AssertUnwindSafe(|| body.call()))
     };
-    if let Some((start, runs_for)) = traced {
-        match runs_for {
-            Some(task) => record_run(task.header(), start, task.header().state.load() & FAILED != 0),
-            None => record_run(header, start, outcome.is_err()),
-        }
+    if let Some(start) = traced {
+        record_run(header, start, outcome.is_err());
     }
     match outcome {
         // SAFETY: the value type of this cell is `B::Output`.
@@ -237,7 +236,7 @@ unsafe fn dealloc<B: Body>(ptr: NonNull<Header>) {
 
 /// Records a traced run of `header`'s body that started at `start`.
 #[cold]
-fn record_run(header: &Header, start: u64, failed: bool) {
+pub(crate) fn record_run(header: &Header, start: u64, failed: bool) {
     let ran = trace::record::Ran {
         task: header.id.0,
         name: trace::record::static_name(&header.name),

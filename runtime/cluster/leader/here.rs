@@ -28,7 +28,7 @@ use std::time::Instant;
 use rkyv::util::AlignedVec;
 
 use super::{Cluster, INLINE_MAX, Link, PullFor, Then};
-use crate::Error;
+use crate::{Error, trace};
 use crate::cluster::archived::RemoteArgs;
 use crate::cluster::serve::set_received;
 use crate::sched::{Options, Placement, Scope};
@@ -64,8 +64,8 @@ impl Body for InPlace {
         self.cluster.run_held(self.here);
     }
 
-    fn runs_for(&self) -> Option<TaskRef> {
-        Some(self.here.task.clone())
+    fn traces_itself(&self) -> bool {
+        true
     }
 }
 
@@ -254,6 +254,7 @@ impl Cluster {
         let entry = remote.entry();
         let slices: Vec<&[u8]> = args.iter().map(|a| a.as_ref().expect("every argument arrived").bytes()).collect();
         set_received(&slices);
+        let traced = trace::record::on().then(trace::record::run_start);
         let start = Instant::now();
         let ran = catch_unwind(AssertUnwindSafe(|| (entry.glue.run)(&RemoteArgs::new(slices))));
         set_received(&[]);
@@ -263,6 +264,10 @@ impl Cluster {
         // `each_arg` is alive.
         unsafe { remote.release_inputs() };
         let h = task.header();
+        if let Some(start) = traced {
+            // The task's run, recorded before the task completes (see `Body::traces_itself`).
+            cell::record_run(h, start, !matches!(ran, Ok(Ok(_))));
+        }
         let failure = match ran {
             Ok(Ok(bytes)) => match entry.glue.result {
                 // SAFETY: the task's value type is the function's result
