@@ -1,6 +1,6 @@
 //! Calls sent ahead: a task scoped to one worker goes there when it is
 //! spawned, waits there for its inputs, and takes values made on other
-//! workers through process 0. Results, failures, cancellation and a lost
+//! workers from those workers directly (large ones through process 0). Results, failures, cancellation and a lost
 //! worker behave as for calls sent once their inputs are complete.
 
 mod common;
@@ -92,11 +92,27 @@ fn interleaved_serially(steps: usize, len: usize) -> (Vec<u64>, Vec<u64>) {
 fn values_made_on_other_workers_reach_calls_sent_ahead() {
     let rt = Runtime::builder().threads(1).workers(2).worker_threads(1).build().unwrap();
     within(LONG, move || {
-        // Small values travel in frames; 80 KiB ones stay on their worker
-        // and are pulled to process 0, then given on.
+        // Small values go from worker to worker; 80 KiB ones stay on their
+        // worker and are pulled to process 0, then given on.
         for len in [1, 10 << 10] {
             assert_eq!(interleaved(&rt, 40, len), interleaved_serially(40, len), "elements of {len}");
         }
+    });
+}
+
+#[dirk::test]
+fn small_values_go_from_worker_to_worker_without_passing_through_process_0() {
+    let rt = Runtime::builder().threads(1).workers(2).worker_threads(1).build().unwrap();
+    within(LONG, move || {
+        let (steps, len) = (20, 2048);
+        let before = dirk::socket_bytes();
+        assert_eq!(interleaved(&rt, steps, len), interleaved_serially(steps, len));
+        let moved = dirk::socket_bytes() - before;
+        // Each 16 KiB value comes to process 0 once, with its `Done`; given
+        // on from there, it would also go out again.
+        let values = 2 * steps as u64 * (len as u64 * 8);
+        assert!(moved >= values, "{moved} bytes through process 0 for {values} bytes of values");
+        assert!(moved < values + values / 2, "{moved} bytes through process 0 for {values} bytes of values");
     });
 }
 

@@ -6,7 +6,8 @@
 //!   that it is one (`#[dirk::main]` / `#[dirk::test]`).
 //! - [`leader`]: process 0's side (placement, calls, results, pulls).
 //! - [`serve`]: a worker's side (the worker loop); [`store`]: what a worker
-//!   keeps, and the calls sent ahead that wait there for their inputs.
+//!   keeps, and the calls sent ahead that wait there for their inputs;
+//!   [`peers`]: links between workers, for values given directly.
 //! - [`registry`], [`probe`], [`archived`]: what runs remotely and how its
 //!   arguments and results cross.
 //! - [`remote`]: the task body that may run elsewhere.
@@ -19,6 +20,7 @@ pub(crate) mod cost;
 pub(crate) mod data;
 pub(crate) mod launch;
 pub(crate) mod leader;
+pub(crate) mod peers;
 pub mod probe;
 pub(crate) mod registry;
 pub(crate) mod remote;

@@ -11,9 +11,12 @@
 //!    archives the result and keeps it as object `call`; answer `Done` with
 //!    the result when it is small, without it otherwise, then start the
 //!    calls that waited for it.
-//! 3. `Give` brings an awaited object, `Withhold` says it will not come
-//!    (the calls awaiting it fail), `Forget` drops waiting calls; `Pull`
-//!    sends a kept object back; `Free` drops one.
+//! 3. `Give` brings an awaited object (from process 0, or from the peer
+//!    that made it), `Withhold` says it will not come (the calls awaiting
+//!    it fail), `Forget` drops waiting calls; `Pull` sends a kept object
+//!    back; `Free` drops one; `Forward` asks for an object made here to be
+//!    given to a peer directly (see [`peers`](super::peers)): small results
+//!    go to their peers before `Done` goes to process 0.
 //! 4. `Shutdown`, or the connection ending (process 0 exited), exits.
 
 use std::cell::RefCell;
@@ -29,7 +32,8 @@ use tokio::net::UnixStream;
 use super::archived::RemoteArgs;
 use super::launch::{self, cookie, unhex};
 use super::leader::{INLINE_MAX, copy_out};
-use super::store::{Admitted, Ready, Source, Store};
+use super::peers::{self, Peers};
+use super::store::{Admitted, Produced, Ready, Source, Store};
 use super::stream::{WorkerStage, WorkerStages};
 use super::{env, registry};
 use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome};
@@ -44,6 +48,8 @@ struct Worker {
     ring_in: Option<Consumer>,
     ring_out: Option<Mutex<Producer>>,
     store: Mutex<Store<Call>>,
+    /// Links to other workers, for values given to them directly.
+    peers: Arc<Peers>,
     stages: WorkerStages,
     /// What `Shutdown` does: exit, or (under MPI) finalize first.
     stop: Box<dyn Fn() + Send + Sync>,
@@ -116,6 +122,23 @@ pub(crate) fn serve() -> ! {
     if launch::crowded(1, workers, threads) {
         rt.shared.spin_less();
     }
+    // Listening for peers before `Ready`: process 0 names this worker to
+    // others only once it is ready.
+    let worker: Arc<OnceLock<Arc<Worker>>> = Arc::new(OnceLock::new());
+    let peer_path = peers::peer_path(&path, id);
+    let _ = std::fs::remove_file(&peer_path);
+    let listener = {
+        let _in_io = io.handle().enter();
+        tokio::net::UnixListener::bind(&peer_path)
+            .unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not listen on {}: {e}", peer_path.display())))
+    };
+    let w2 = worker.clone();
+    let from_peer: peers::PeerHandler = Arc::new(move |_, frame| w2.wait().on_peer_frame(frame));
+    io.handle().spawn(peers::accept(listener, id, workers as u32, secret, cookie, from_peer));
+    let exit = move |code: i32| -> ! {
+        let _ = std::fs::remove_file(&peer_path);
+        std::process::exit(code)
+    };
     let (std_stream, ready) = (stream, Message::Ready { threads: rt.threads() as u32 });
     let stream = io.block_on(async move {
         let mut s = std_stream;
@@ -127,19 +150,21 @@ pub(crate) fn serve() -> ! {
     // Process 0 sends calls as soon as it reads `Ready`, so frames can
     // arrive before the worker below exists: the reader waits for it (a
     // few instructions away, on this thread) rather than drop them.
-    let worker: Arc<OnceLock<Arc<Worker>>> = Arc::new(OnceLock::new());
     let w2 = worker.clone();
     let handler = Arc::new(move |frame: Incoming| w2.wait().on_frame(frame));
-    let closed = Box::new(move |_why: Error| std::process::exit(0));
+    let exit2 = exit.clone();
+    let closed = Box::new(move |_why: Error| exit2(0));
     let outbox = socket::start_link(io.handle(), stream, cookie, handler, closed);
+    let peers = Peers::over_sockets(id, workers as u32, path, io.handle().clone(), secret, cookie);
     let me = Arc::new(Worker {
         rt,
         outbox,
         ring_in: Some(ring_in),
         ring_out: Some(Mutex::new(ring_out)),
         store: Mutex::new(Store::default()),
+        peers,
         stages: WorkerStages::default(),
-        stop: Box::new(|| std::process::exit(0)),
+        stop: Box::new(move || exit(0)),
     });
     let _ = worker.set(me);
     let _io = io;
@@ -194,16 +219,18 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
         ring_in: None,
         ring_out: None,
         store: Mutex::new(Store::default()),
+        peers: Peers::new(id, mpi.size - 1, Box::new(move |to| Ok(mpi.outbox(to, cookie)))),
         stages: WorkerStages::default(),
         stop: Box::new(move || {
             let _ = stop_tx.lock().unwrap_or_else(|e| e.into_inner()).send(());
         }),
     });
     let handler = me.clone();
-    mpi.set_handler(Arc::new(move |_, frame| match frame {
-        Ok(frame) => handler.on_frame(frame),
+    mpi.set_handler(Arc::new(move |rank, frame| match frame {
+        Ok(frame) if rank == 0 => handler.on_frame(frame),
+        Ok(frame) => handler.on_peer_frame(frame),
         Err(e) => {
-            eprintln!("dirk worker {id}: a frame from rank 0 was refused ({e}); stopping");
+            eprintln!("dirk worker {id}: a frame from rank {rank} was refused ({e}); stopping");
             (handler.stop)();
         }
     }));
@@ -294,7 +321,6 @@ impl Worker {
                 }
             }
             ArchivedMessage::Give { object, blob } => {
-                let object = object.to_native();
                 let bytes = match blob {
                     ArchivedBlob::Frame { offset, len } => {
                         let o = offset.to_native() as usize;
@@ -312,12 +338,16 @@ impl Worker {
                         }
                     }
                 };
-                match bytes {
-                    Ok(bytes) => {
-                        let ready = self.store.lock().produced(object, Arc::new(bytes));
-                        self.start_all(ready);
+                self.given(object.to_native(), bytes);
+            }
+            ArchivedMessage::Forward { object, to } => {
+                let (object, to) = (object.to_native(), to.to_native());
+                if self.peers.is_peer(to) {
+                    let bytes = self.store.lock().forward(object, to);
+                    // A large one is given by process 0, which knows its size.
+                    if let Some(bytes) = bytes.filter(|b| b.len() <= INLINE_MAX) {
+                        self.give_to(to, object, &bytes);
                     }
-                    Err(_) => self.withheld(object),
                 }
             }
             ArchivedMessage::Withhold { object } => self.withheld(object.to_native()),
@@ -374,6 +404,40 @@ impl Worker {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A frame from a peer: only `Give`s of values in the frame come that
+    /// way (see [`peers`]); anything else is ignored.
+    fn on_peer_frame(self: &Arc<Self>, frame: Incoming) {
+        if let ArchivedMessage::Give { object, blob: ArchivedBlob::Frame { offset, len } } = frame.message() {
+            let o = offset.to_native() as usize;
+            let bytes = copied(&frame.blobs()[o..o + len.to_native() as usize]);
+            self.given(object.to_native(), Ok(bytes));
+        }
+    }
+
+    /// An awaited object arrived (or could not be read: it will not come).
+    fn given(self: &Arc<Self>, object: u64, bytes: Result<AlignedVec<16>, Error>) {
+        match bytes {
+            Ok(bytes) => {
+                let produced = self.store.lock().produced(object, Arc::new(bytes));
+                self.start_all(produced.ready);
+            }
+            Err(_) => self.withheld(object),
+        }
+    }
+
+    /// Gives `object` to worker `to` directly; through process 0 when `to`
+    /// cannot be reached.
+    fn give_to(&self, to: u32, object: u64, bytes: &[u8]) {
+        let mut blobs = Blobs::default();
+        let blob = blobs.push(bytes);
+        let given = self.peers.outbox(to).and_then(|o| o.send(&Message::Give { object, blob }, blobs));
+        if given.is_err() {
+            let mut blobs = Blobs::default();
+            let blob = copy_out(self.ring_out.as_ref(), &mut blobs, bytes);
+            let _ = self.outbox.send(&Message::Relay { object, to, blob }, blobs);
         }
     }
 
@@ -468,10 +532,14 @@ impl Worker {
         match outcome {
             Ok(Ok(bytes)) => {
                 let bytes = Arc::new(bytes);
-                let ready = self.store.lock().produced(call, bytes.clone());
+                let Produced { ready, forward } = self.store.lock().produced(call, bytes.clone());
                 let size = bytes.len() as u64;
                 let mut blobs = Blobs::default();
                 let outcome = if bytes.len() <= INLINE_MAX {
+                    // Peers first: their calls wait; process 0 need not.
+                    for to in forward {
+                        self.give_to(to, call, &bytes);
+                    }
                     Outcome::Value { blob: blobs.push(&bytes), size }
                 } else {
                     Outcome::Kept { size }

@@ -21,7 +21,12 @@
 //!    (its task went in process 0 while its call was still to run here)
 //!    is dropped when it arrives.
 //! 5. `Forget` drops calls that wait, unrun (process 0 lost a worker and
-//!    sends them again as ordinary calls).
+//!    sends them again as ordinary calls), and the workers their results
+//!    were to be given to (step 6).
+//! 6. `Forward` asks for an object made here to be given to another worker
+//!    directly ([`Store::forward`]): at once when it is here, when it is
+//!    produced otherwise (returned with the calls it readies), never when
+//!    it failed or was freed (process 0 settles those watchers itself).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -49,11 +54,19 @@ pub(crate) enum Source {
 enum Object {
     Ready(Bytes),
     Failed,
-    /// Not here yet: the calls waiting for it, and whether it was freed.
+    /// Not here yet: the calls waiting for it, the workers to give it to
+    /// when it comes, and whether it was freed.
     Coming {
         waiting: SmallVec<[u64; 2]>,
+        forward: SmallVec<[u32; 2]>,
         freed: bool,
     },
+}
+
+impl Object {
+    fn coming(freed: bool) -> Object {
+        Object::Coming { waiting: SmallVec::new(), forward: SmallVec::new(), freed }
+    }
 }
 
 struct Waiting<C> {
@@ -64,6 +77,14 @@ struct Waiting<C> {
 
 /// A call ready to run: its id, what to run, and its arguments.
 pub(crate) type Ready<C> = (u64, C, Vec<Source>);
+
+/// What an object's arrival settled (see [`Store::produced`]).
+pub(crate) struct Produced<C> {
+    /// The calls it readied.
+    pub(crate) ready: Vec<Ready<C>>,
+    /// The workers to give it to directly (protocol step 6).
+    pub(crate) forward: SmallVec<[u32; 2]>,
+}
 
 /// What became of a call given to [`Store::admit`].
 pub(crate) enum Admitted<C> {
@@ -102,11 +123,7 @@ impl<C> Store<C> {
         let mut missing = 0;
         for source in &mut sources {
             let Source::Await(object) = *source else { continue };
-            match self
-                .objects
-                .entry(object)
-                .or_insert_with(|| Object::Coming { waiting: SmallVec::new(), freed: false })
-            {
+            match self.objects.entry(object).or_insert_with(|| Object::coming(false)) {
                 Object::Ready(bytes) => *source = Source::Object(bytes.clone()),
                 Object::Failed => {
                     // Undo the counts taken so far: the call never waits.
@@ -136,33 +153,40 @@ impl<C> Store<C> {
     }
 
     /// Ends `object` as `end` (here, or failed) and returns the calls that
-    /// waited for it; `None` when it had ended already (the first end
-    /// stands). An object freed before it ended is dropped instead.
-    fn settle(&mut self, object: u64, end: Object) -> Option<SmallVec<[u64; 2]>> {
+    /// waited for it and the workers to give it to; `None` when it had
+    /// ended already (the first end stands). An object freed before it
+    /// ended is dropped instead, and given to nobody.
+    #[allow(clippy::type_complexity)]
+    fn settle(&mut self, object: u64, end: Object) -> Option<(SmallVec<[u64; 2]>, SmallVec<[u32; 2]>)> {
         match self.objects.entry(object) {
             Entry::Vacant(v) => {
                 v.insert(end);
-                Some(SmallVec::new())
+                Some(Default::default())
             }
             Entry::Occupied(mut o) => match o.get_mut() {
-                Object::Coming { waiting, freed } => {
+                Object::Coming { waiting, forward, freed } => {
                     let waiting = std::mem::take(waiting);
+                    let mut forward = std::mem::take(forward);
                     if *freed {
+                        forward.clear();
                         o.remove();
                     } else {
                         o.insert(end);
                     }
-                    Some(waiting)
+                    Some((waiting, forward))
                 }
                 Object::Ready(_) | Object::Failed => None,
             },
         }
     }
 
-    /// `object` arrived (protocol step 2); returns the calls now ready.
-    pub(crate) fn produced(&mut self, object: u64, bytes: Bytes) -> Vec<Ready<C>> {
+    /// `object` arrived (protocol step 2); returns the calls now ready and
+    /// the workers it is to be given to.
+    pub(crate) fn produced(&mut self, object: u64, bytes: Bytes) -> Produced<C> {
         // Given twice, or made again after a lost worker: the first stands.
-        let Some(waiting) = self.settle(object, Object::Ready(bytes.clone())) else { return Vec::new() };
+        let Some((waiting, forward)) = self.settle(object, Object::Ready(bytes.clone())) else {
+            return Produced { ready: Vec::new(), forward: SmallVec::new() };
+        };
         let mut ready = Vec::new();
         for id in waiting {
             let Some(w) = self.waiting.get_mut(&id) else { continue };
@@ -175,7 +199,23 @@ impl<C> Store<C> {
                 ready.push((id, w.call, w.sources));
             }
         }
-        ready
+        Produced { ready, forward }
+    }
+
+    /// Asks for `object` to be given to worker `to` (protocol step 6): its
+    /// bytes when it is here (give them now); `None` when it comes later
+    /// (it is given when produced) or failed.
+    pub(crate) fn forward(&mut self, object: u64, to: u32) -> Option<Bytes> {
+        match self.objects.entry(object).or_insert_with(|| Object::coming(false)) {
+            Object::Ready(bytes) => Some(bytes.clone()),
+            Object::Failed => None,
+            Object::Coming { forward, freed, .. } => {
+                if !*freed && !forward.contains(&to) {
+                    forward.push(to);
+                }
+                None
+            }
+        }
     }
 
     /// `object` will not come (protocol step 3); returns the waiting calls
@@ -184,7 +224,7 @@ impl<C> Store<C> {
         let mut failed = Vec::new();
         let mut work = vec![object];
         while let Some(object) = work.pop() {
-            let Some(waiting) = self.settle(object, Object::Failed) else { continue };
+            let Some((waiting, _)) = self.settle(object, Object::Failed) else { continue };
             for id in waiting {
                 if self.waiting.remove(&id).is_some() {
                     failed.push(id);
@@ -206,17 +246,21 @@ impl<C> Store<C> {
                     }
                 },
                 Entry::Vacant(v) => {
-                    v.insert(Object::Coming { waiting: SmallVec::new(), freed: true });
+                    v.insert(Object::coming(true));
                 }
             }
         }
     }
 
-    /// Drops waiting calls, unrun (protocol step 5).
+    /// Drops waiting calls, unrun, and whom their results were to be
+    /// given to (protocol step 5).
     pub(crate) fn forget(&mut self, calls: impl IntoIterator<Item = u64>) {
         for id in calls {
             if self.waiting.remove(&id).is_some() {
                 self.unwait(id);
+            }
+            if let Some(Object::Coming { forward, .. }) = self.objects.get_mut(&id) {
+                forward.clear();
             }
         }
     }
@@ -251,8 +295,8 @@ mod tests {
         store.produced(1, bytes(10));
         let sources = vec![Source::Await(1), Source::Await(2), Source::Frame(0..8), Source::Await(2)];
         assert!(matches!(store.admit(7, "seven", sources), Admitted::Waits));
-        assert!(store.produced(3, bytes(30)).is_empty());
-        let ready = store.produced(2, bytes(20));
+        assert!(store.produced(3, bytes(30)).ready.is_empty());
+        let ready = store.produced(2, bytes(20)).ready;
         assert_eq!(ready.len(), 1);
         let (id, call, sources) = &ready[0];
         assert_eq!((*id, *call), (7, "seven"));
@@ -281,7 +325,7 @@ mod tests {
         failed.sort();
         assert_eq!(failed, [2, 3]);
         // Call 3 no longer waits for 9; call 4 still does.
-        assert_eq!(store.produced(9, bytes(9)).len(), 1);
+        assert_eq!(store.produced(9, bytes(9)).ready.len(), 1);
         match store.admit(5, (), vec![Source::Await(3)]) {
             Admitted::Failed(also) => assert!(also.is_empty()),
             _ => panic!("should fail"),
@@ -292,7 +336,7 @@ mod tests {
     fn an_object_freed_before_it_arrived_is_dropped_when_it_does() {
         let mut store: Store<()> = Store::default();
         store.free([5, 6]);
-        assert!(store.produced(5, bytes(5)).is_empty());
+        assert!(store.produced(5, bytes(5)).ready.is_empty());
         assert!(store.failed(6).is_empty());
         assert!(store.get(5).is_none());
         assert_eq!(store.held(), (0, 0));
@@ -306,7 +350,42 @@ mod tests {
         let mut store = Store::default();
         assert!(matches!(store.admit(2, (), vec![Source::Await(1)]), Admitted::Waits));
         store.forget([2]);
-        assert!(store.produced(1, bytes(1)).is_empty());
+        assert!(store.produced(1, bytes(1)).ready.is_empty());
         assert_eq!(store.held(), (1, 0));
+    }
+
+    #[test]
+    fn an_object_is_forwarded_once_to_each_worker_whenever_it_is_asked() {
+        let mut store: Store<()> = Store::default();
+        // Asked before it is made (twice by one worker): given when produced.
+        assert!(store.forward(1, 2).is_none());
+        assert!(store.forward(1, 2).is_none());
+        assert!(store.forward(1, 3).is_none());
+        assert_eq!(store.produced(1, bytes(1)).forward.as_slice(), [2, 3]);
+        // Asked after: given at once; a duplicate arrival gives nothing again.
+        assert_eq!(store.forward(1, 4).map(|b| b[0]), Some(1));
+        assert!(store.produced(1, bytes(9)).forward.is_empty());
+        assert_eq!(store.get(1).map(|b| b[0]), Some(1), "the first arrival stands");
+    }
+
+    #[test]
+    fn failed_freed_or_forgotten_objects_are_forwarded_to_nobody() {
+        let mut store: Store<()> = Store::default();
+        assert!(store.forward(1, 2).is_none());
+        assert_eq!(store.failed(1), Vec::<u64>::new());
+        assert!(store.forward(1, 3).is_none(), "a failed object is withheld by process 0");
+
+        assert!(store.forward(5, 2).is_none());
+        store.free([5]);
+        assert!(store.forward(5, 3).is_none());
+        assert!(store.produced(5, bytes(5)).forward.is_empty());
+        assert_eq!(store.held(), (1, 0), "only the marker of 1 stays");
+
+        // Call 7 waits for 6; both withdrawn: 7's result goes nowhere when
+        // it comes again as an ordinary call.
+        assert!(matches!(store.admit(7, (), vec![Source::Await(6)]), Admitted::Waits));
+        assert!(store.forward(7, 2).is_none());
+        store.forget([7]);
+        assert!(store.produced(7, bytes(7)).forward.is_empty());
     }
 }

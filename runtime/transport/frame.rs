@@ -81,6 +81,13 @@ pub(crate) enum Message {
     /// Process 0 to a worker: drop these calls sent ahead, unrun; each
     /// comes again as an ordinary `Run` when its inputs are complete.
     Forget { calls: Vec<u64> },
+    /// Process 0 to the worker that makes `object` (its call was sent
+    /// there): give it to worker `to` directly (`Give` on a link between
+    /// the two), when it is small enough to come back with its `Done`.
+    Forward { object: u64, to: u32 },
+    /// A worker to process 0: `object`, which it could not give to worker
+    /// `to` directly; process 0 gives it instead.
+    Relay { object: u64, to: u32, blob: Blob },
 }
 
 /// One argument of a call: a value sent along, a value the worker kept,
@@ -135,6 +142,8 @@ impl Message {
             Message::Give { .. } => 14,
             Message::Withhold { .. } => 15,
             Message::Forget { .. } => 16,
+            Message::Forward { .. } => 17,
+            Message::Relay { .. } => 18,
         }
     }
 }
@@ -158,11 +167,13 @@ impl ArchivedMessage {
             ArchivedMessage::Give { .. } => 14,
             ArchivedMessage::Withhold { .. } => 15,
             ArchivedMessage::Forget { .. } => 16,
+            ArchivedMessage::Forward { .. } => 17,
+            ArchivedMessage::Relay { .. } => 18,
         }
     }
 }
 
-const KINDS: std::ops::RangeInclusive<u16> = 1..=16;
+const KINDS: std::ops::RangeInclusive<u16> = 1..=18;
 
 /// A frame's header, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,7 +256,9 @@ pub(crate) fn decode_payload<'p>(header: &Header, payload: &'p [u8]) -> Result<&
             }
         }
         ArchivedMessage::Done { outcome: ArchivedOutcome::Value { blob, .. }, .. } => check(blob)?,
-        ArchivedMessage::Value { blob, .. } | ArchivedMessage::Give { blob, .. } => check(blob)?,
+        ArchivedMessage::Value { blob, .. }
+        | ArchivedMessage::Give { blob, .. }
+        | ArchivedMessage::Relay { blob, .. } => check(blob)?,
         ArchivedMessage::StageStart { consts, .. } => {
             for blob in consts.iter() {
                 check(blob)?;
@@ -345,6 +358,9 @@ mod tests {
         let bytes = whole(&bad, Blobs::default(), 42);
         assert!(matches!(decode_frame(&bytes, 42), Err(Error::Codec(e)) if e.contains("outside")));
         let bad = Message::Give { object: 1, blob: Blob::Frame { offset: 0, len: 64 } };
+        let bytes = whole(&bad, Blobs::default(), 42);
+        assert!(matches!(decode_frame(&bytes, 42), Err(Error::Codec(e)) if e.contains("outside")));
+        let bad = Message::Relay { object: 1, to: 2, blob: Blob::Frame { offset: 16, len: 1 } };
         let bytes = whole(&bad, Blobs::default(), 42);
         assert!(matches!(decode_frame(&bytes, 42), Err(Error::Codec(e)) if e.contains("outside")));
     }

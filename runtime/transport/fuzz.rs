@@ -43,6 +43,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let result = done_blobs.push(&wire::to_vec(&17u64).unwrap());
     let mut give_blobs = Blobs::default();
     let given = give_blobs.push(&wire::to_vec(&vec![1u32, 2, 3]).unwrap());
+    let mut relay_blobs = Blobs::default();
+    let relayed = relay_blobs.push(&wire::to_vec(&vec![4u32, 5]).unwrap());
     vec![
         ("hello", whole(&Message::Hello { worker: 1, pid: 1234, secret: [7; 32] }, Blobs::default())),
         (
@@ -87,6 +89,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("give", whole(&Message::Give { object: 8, blob: given }, give_blobs)),
         ("withhold", whole(&Message::Withhold { object: 8 }, Blobs::default())),
         ("forget", whole(&Message::Forget { calls: vec![42, 43] }, Blobs::default())),
+        ("forward", whole(&Message::Forward { object: 8, to: 2 }, Blobs::default())),
+        ("relay", whole(&Message::Relay { object: 8, to: 2, blob: relayed }, relay_blobs)),
     ]
 }
 

@@ -1,8 +1,8 @@
 //! Sending calls ahead: a task scoped to one worker goes there when it is
 //! spawned, before its inputs are complete, and the worker runs it as soon
 //! as they are there. A chain of tasks on one worker then runs without a
-//! round trip to process 0 per task; only values crossing workers go
-//! through it.
+//! round trip to process 0 per task, and a small value crossing workers
+//! goes from one to the other directly (step 6).
 //!
 //! Protocol (process 0's half; the worker's is in `cluster/store.rs`):
 //!
@@ -22,14 +22,23 @@
 //!    thread, so the claim waits for that thread): it is kept in the entry
 //!    and handled by the claim.
 //! 3. When a call ends here, its value is given to its watchers (`Give`,
-//!    after completing the task here, so that a watcher's own answer comes
-//!    after its inputs completed), or withheld when it failed (`Withhold`:
-//!    the calls awaiting it fail there; here their tasks failed with it).
+//!    after completing the task here), or withheld when it failed
+//!    (`Withhold`: the calls awaiting it fail there; here their tasks
+//!    failed with it). A watcher's own answer may still come before its
+//!    inputs completed here (its value came directly, step 6): it waits
+//!    in its entry for the claim.
 //! 4. A task sent ahead that goes unrun here (an input failed, it was
 //!    cancelled) ends its entry when its body goes ([`Cluster::went_unrun`])
 //!    or its answer comes, whichever is later; its watchers are withheld.
 //! 5. A lost worker withdraws every unclaimed call (`Forget`): each takes
 //!    the ordinary route once its inputs are complete.
+//! 6. Values go between workers directly: registering a watcher on a call
+//!    whose `Run` went out also asks that call's worker to give the value
+//!    to the watcher's worker itself (`Forward`, once per worker; see
+//!    `cluster/peers.rs`), when it is small enough to come back with
+//!    `Done`. Step 3 then gives it only to the other watchers; a large
+//!    value is given from here as before. A worker that cannot reach its
+//!    peer sends the value here (`Relay`), and it is given from here.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -102,10 +111,22 @@ impl Cluster {
         if awaits.iter().any(|o| !calls.contains_key(o)) {
             return; // an input runs here, is not routed yet, or is just ending
         }
-        for o in &awaits {
-            let p = calls.get_mut(o).expect("checked");
-            if p.worker != worker {
-                p.watchers.push((worker, call));
+        for &o in &awaits {
+            let p = calls.get_mut(&o).expect("checked");
+            if p.worker == worker {
+                continue;
+            }
+            p.watchers.push((worker, call));
+            // Its `Run` went out (sent ahead, or routed with every argument
+            // ready), so `Forward` follows it (protocol step 6).
+            let sent = !p.claimed || p.missing == 0;
+            if sent
+                && !p.dead
+                && p.forwarded & (1 << worker) == 0
+                && let Some(maker) = self.link(p.worker)
+            {
+                p.forwarded |= 1 << worker;
+                let _ = maker.outbox.send_soon(&Message::Forward { object: o, to: worker }, Blobs::default());
             }
         }
         // The result (or its failure's marker) stays with the worker until
@@ -173,11 +194,12 @@ impl Cluster {
     }
 
     /// Gives `object`'s value (`bytes`, kept by worker `from`) to the
-    /// workers of `watchers` (protocol step 3).
-    pub(super) fn give(&self, watchers: &[(u32, u64)], object: u64, from: u32, bytes: &[u8]) {
+    /// workers of `watchers` (protocol step 3), but for those in the mask
+    /// `given`, which `from` gave it to itself (step 6).
+    pub(super) fn give(&self, watchers: &[(u32, u64)], object: u64, from: u32, bytes: &[u8], given: u64) {
         let mut sent = 0u64;
         for &(worker, call) in watchers {
-            if trace::record::on() {
+            if trace::record::on() && call != 0 {
                 trace_moved(call, bytes.len() as u64, from, worker);
             }
             if sent & (1 << worker) != 0 {
@@ -186,6 +208,9 @@ impl Cluster {
             sent |= 1 << worker;
             if let Some(r) = self.resident.lock().get_mut(&object) {
                 r.copies |= 1 << worker;
+            }
+            if given & (1 << worker) != 0 {
+                continue;
             }
             let Some(link) = self.link(worker) else { continue };
             let mut blobs = Blobs::default();

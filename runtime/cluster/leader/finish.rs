@@ -41,7 +41,7 @@ impl Cluster {
         };
         remote.keep(id.get());
         self.resident.lock().insert(id.get(), Resident::new(worker, size, entry.glue.result));
-        let Pending { task, watchers, .. } = p;
+        let Pending { task, watchers, forwarded, .. } = p;
         match outcome {
             ArchivedOutcome::Value { blob, .. } => {
                 let result = self.with_blob(link, frame, blob, |bytes| {
@@ -52,7 +52,8 @@ impl Cluster {
                         None => Err(Error::Codec("the result cannot cross processes".to_owned())),
                     };
                     if filled.is_ok() {
-                        self.give(&watchers, id.get(), worker, bytes);
+                        // The worker gave it to the workers it was asked to.
+                        self.give(&watchers, id.get(), worker, bytes, forwarded);
                     }
                     filled
                 });

@@ -22,7 +22,8 @@
 //!
 //! A task scoped to one worker usually skips steps 1 and 2: it is sent
 //! there when it is spawned and waits there for its inputs (see [`ahead`]);
-//! step 3 then also gives its value to the workers whose calls await it.
+//! its value goes to the workers whose calls await it from its own worker
+//! directly when small, from here (step 3) when large.
 //!
 //! A lost worker (its connection ended) fails the calls it was running with
 //! `Error::WorkerLost`, or runs them again elsewhere when they have retries
@@ -119,6 +120,9 @@ struct Pending {
     /// Calls sent ahead to other workers that await this call's value:
     /// (their worker, their call).
     watchers: SmallVec<[(u32, u64); 2]>,
+    /// The watchers' workers this call's worker was asked to give its
+    /// value to directly (`Forward`; a mask of worker ids).
+    forwarded: u64,
     /// The answer to a call sent ahead that came before it was claimed.
     early: Option<Incoming>,
     /// A call sent ahead whose task went unrun here (failed or cancelled).
@@ -137,6 +141,7 @@ impl Pending {
             sent_ticks: if claimed && trace::record::on() { trace::record::now() } else { 0 },
             claimed,
             watchers: SmallVec::new(),
+            forwarded: 0,
             early: None,
             dead: false,
         }
@@ -605,6 +610,14 @@ impl Cluster {
                     Ok(())
                 });
             }
+            ArchivedMessage::Relay { object, to, blob } => {
+                // A value its worker could not give directly: given from here.
+                let (object, to) = (object.to_native(), to.to_native());
+                let _ = self.with_blob(link, &frame, blob, |bytes| {
+                    self.give(&[(to, 0)], object, worker, bytes, 0);
+                    Ok(())
+                });
+            }
             ArchivedMessage::StageBell { stage } => self.streams.bell(stage.to_native()),
             ArchivedMessage::StageFailed { stage, message } => {
                 self.streams.failed(stage.to_native(), message.to_string());
@@ -709,6 +722,10 @@ impl Cluster {
             let _ = std::fs::remove_file(path);
         }
         let _ = std::fs::remove_file(&self.address);
+        // Workers remove theirs as they exit; a killed one cannot.
+        for worker in 1..self.size() as u32 {
+            let _ = std::fs::remove_file(super::peers::peer_path(self.address.as_ref(), worker));
+        }
         self.io.stop();
         // Whatever the workers' ends did not settle ends now.
         for worker in 1..self.size() as u32 {

@@ -69,7 +69,7 @@ impl Cluster {
         match purpose {
             PullFor::Here { call, arg } => self.here_arg_copied(call, arg, bytes),
             PullFor::Give { watchers, from } => match bytes {
-                Ok(b) => self.give(&watchers, object, from, b),
+                Ok(b) => self.give(&watchers, object, from, b, 0),
                 Err(_) => self.withhold(&watchers, object),
             },
             PullFor::Fill { task, then } => {
