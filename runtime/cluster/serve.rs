@@ -313,7 +313,7 @@ impl Worker {
                 let frame = Arc::new(frame);
                 let admitted = self.store.lock().admit(call, Call { task, thread, frame }, sources);
                 match admitted {
-                    Admitted::Run(c, sources) => self.start(call, c, sources),
+                    Admitted::Run(c, sources) => self.start(call, c, sources, true),
                     Admitted::Waits => {}
                     Admitted::Failed(also) => {
                         self.fail(call, 0, Outcome::Failed { message: "an input failed".to_owned() }, &also)
@@ -422,7 +422,7 @@ impl Worker {
         match bytes {
             Ok(bytes) => {
                 let produced = self.store.lock().produced(object, Arc::new(bytes));
-                self.start_all(produced.ready);
+                self.start_all(produced.ready, true);
             }
             Err(_) => self.withheld(object),
         }
@@ -441,17 +441,29 @@ impl Worker {
         }
     }
 
-    /// Spawns a call whose arguments are all here.
-    fn start(self: &Arc<Self>, id: u64, call: Call, sources: Vec<Source>) {
+    /// Spawns a call whose arguments are all here. One readied by a frame
+    /// (its last input, or the call itself, came from another process) is
+    /// urgent: some process waits on the chain it is part of, while calls
+    /// a run here readied are this worker's own backlog.
+    fn start(self: &Arc<Self>, id: u64, call: Call, sources: Vec<Source>, urgent: bool) {
         let me = self.clone();
         let options = crate::Options::new().scope(call.thread.map_or_else(Scope::any, Scope::thread));
         let run = move || me.run(id, call.task, &call.frame, sources);
-        self.rt.enter(|| crate::with_options(options, || drop(crate::spawn(run))));
+        let name = std::any::type_name_of_val(&run);
+        let body = crate::task::spawn::Closure(run);
+        self.rt.enter(|| {
+            let task = if urgent {
+                crate::task::spawn::spawn_urgent(Some(options), name, body)
+            } else {
+                crate::task::spawn::spawn_body(Some(options), name, body)
+            };
+            drop(task)
+        });
     }
 
-    fn start_all(self: &Arc<Self>, ready: Vec<Ready<Call>>) {
+    fn start_all(self: &Arc<Self>, ready: Vec<Ready<Call>>, urgent: bool) {
         for (id, call, sources) in ready {
-            self.start(id, call, sources);
+            self.start(id, call, sources, urgent);
         }
     }
 
@@ -546,7 +558,7 @@ impl Worker {
                 };
                 // Answered before the calls that waited for it start (see `store`).
                 let _ = self.outbox.send(&Message::Done { call, micros, outcome }, blobs);
-                self.start_all(ready);
+                self.start_all(ready, false);
             }
             Ok(Err(message)) => self.fail(call, micros, Outcome::Panicked { message }, &[]),
             Err(message) => self.fail(call, micros, Outcome::Failed { message }, &[]),

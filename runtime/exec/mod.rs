@@ -48,6 +48,10 @@ pub(crate) struct Shared {
     /// Core worker threads (spares come after them).
     threads: usize,
     injector: Injector<Runnable>,
+    /// Tasks to run before any other (see [`Shared::inject_urgent`]), and
+    /// how many are queued there (read on every look for work).
+    urgent: Injector<Runnable>,
+    urgent_queued: AtomicUsize,
     pinned: Box<[Injector<Runnable>]>,
     /// One per core worker, then one per possible spare.
     stealers: Box<[Stealer<Runnable>]>,
@@ -180,6 +184,37 @@ impl Shared {
         }
     }
 
+    /// Queues a task that any worker takes before its own work: one whose
+    /// inputs came from another process, on the path that process (or a
+    /// chain through several) waits on. Work a worker made ready itself
+    /// goes on after it.
+    pub(crate) fn inject_urgent(&self, task: Runnable) {
+        self.urgent_queued.fetch_add(1, Ordering::Relaxed);
+        self.urgent.push(task);
+        self.idle.notify_work();
+        if self.is_shutdown() {
+            self.drain();
+        }
+    }
+
+    /// The oldest urgent task, if any.
+    #[inline]
+    pub(crate) fn take_urgent(&self) -> Option<Runnable> {
+        if self.urgent_queued.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        loop {
+            match self.urgent.steal() {
+                crossbeam_deque::Steal::Success(task) => {
+                    self.urgent_queued.fetch_sub(1, Ordering::Relaxed);
+                    return Some(task);
+                }
+                crossbeam_deque::Steal::Empty => return None,
+                crossbeam_deque::Steal::Retry => {}
+            }
+        }
+    }
+
     #[cold]
     fn wait_for_room(&self) {
         while self.injector.len() > INJECTOR_LIMIT / 2 && !self.is_shutdown() {
@@ -191,6 +226,7 @@ impl Shared {
     /// any worker) could run.
     pub(crate) fn has_work(&self, me: Option<usize>) -> bool {
         !self.injector.is_empty()
+            || !self.urgent.is_empty()
             || me.is_some_and(|i| self.pinned.get(i).is_some_and(|p| !p.is_empty()))
             || self.stealers[..self.workers()].iter().any(|s| !s.is_empty())
     }
@@ -198,7 +234,7 @@ impl Shared {
     /// Fails every task in the shared queues; used once the runtime is
     /// shut down, by its workers and by anyone who queued late.
     pub(crate) fn drain(&self) {
-        for queue in std::iter::once(&self.injector).chain(self.pinned.iter()) {
+        for queue in [&self.injector, &self.urgent].into_iter().chain(self.pinned.iter()) {
             loop {
                 match queue.steal() {
                     crossbeam_deque::Steal::Success(task) => cancel_unrun(task),
@@ -638,6 +674,8 @@ impl Builder {
         let shared: &'static Shared = Box::leak(Box::new(Shared {
             threads,
             injector: Injector::new(),
+            urgent: Injector::new(),
+            urgent_queued: AtomicUsize::new(0),
             pinned: (0..threads).map(|_| Injector::new()).collect(),
             stealers: stealers.into(),
             idle: Idle::new(threads, self.max_spares),

@@ -1,7 +1,9 @@
 //! A worker thread: its local run queue, where it looks for work, and the
 //! loop it runs until shutdown.
 //!
-//! Where a worker looks, in order: its local deque (LIFO: the task it just
+//! Where a worker looks, in order: the urgent queue (tasks whose inputs
+//! came from another process, see `Shared::inject_urgent`; one load when
+//! it is empty), its local deque (LIFO: the task it just
 //! made ready is hot in cache), its pinned queue (tasks scoped to this
 //! thread), the injector (spawns from outside the pool, taken in batches),
 //! then the other workers' deques (stealing up to half, at most 32, from a
@@ -322,6 +324,9 @@ impl WorkerLocal {
         if tick.is_multiple_of(61)
             && let Some(task) = self.steal_shared()
         {
+            return Some(task);
+        }
+        if let Some(task) = self.shared.take_urgent() {
             return Some(task);
         }
         if let Some(task) = self.local.pop() {

@@ -54,7 +54,14 @@ pub(crate) fn spawn_body_on<B: Body>(
     default_name: &'static str,
     body: B,
 ) -> Task<B::Output> {
-    spawn_counted_on(rt, options, default_name, body, 0)
+    spawn_counted_on(rt, options, default_name, body, 0, false)
+}
+
+/// [`spawn_body`] for a task with no inputs that runs before the work
+/// queued so far (see `Shared::inject_urgent`), when its scope lets any
+/// thread run it.
+pub(crate) fn spawn_urgent<B: Body>(options: Option<Options>, default_name: &'static str, body: B) -> Task<B::Output> {
+    spawn_counted_on(exec::current(), options, default_name, body, 0, true)
 }
 
 /// [`spawn_body`] for a task that counts `extra` more references, for the
@@ -66,7 +73,7 @@ pub(crate) fn spawn_counted<B: Body>(
     body: B,
     extra: usize,
 ) -> Task<B::Output> {
-    spawn_counted_on(exec::current(), options, default_name, body, extra)
+    spawn_counted_on(exec::current(), options, default_name, body, extra, false)
 }
 
 fn spawn_counted_on<B: Body>(
@@ -75,6 +82,7 @@ fn spawn_counted_on<B: Body>(
     default_name: &'static str,
     body: B,
     extra: usize,
+    urgent: bool,
 ) -> Task<B::Output> {
     let inherited = context::options();
     let mut scope = None;
@@ -119,7 +127,13 @@ fn spawn_counted_on<B: Body>(
             }
             queued.run();
         }
-        None if inputs == 0 => rt.schedule(queued),
+        None if inputs == 0 => {
+            if urgent && queued.header().placement == Placement::Any && rt.cluster.get().is_none() {
+                rt.inject_urgent(queued);
+            } else {
+                rt.schedule(queued);
+            }
+        }
         None => {
             // Before registering: until then nothing else touches the task.
             if let Some(cluster) = rt.cluster.get() {
@@ -181,4 +195,36 @@ where
     R: Send + Sync + 'static,
 {
     spawn_body(None, std::any::type_name::<F>(), Closure(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Closure, spawn_body, spawn_urgent};
+    use crate::Runtime;
+
+    #[test]
+    fn an_urgent_task_runs_before_the_work_its_thread_queued_itself() {
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let o = order.clone();
+        rt.run(move || {
+            // Spawned first, from the one worker thread...
+            let o2 = o.clone();
+            let urgent = spawn_urgent(None, "urgent", Closure(move || o2.lock().unwrap().push(99)));
+            // ...before these, which go on its own deque (last in, first out).
+            let local: Vec<_> = (0..3)
+                .map(|i| {
+                    let o = o.clone();
+                    spawn_body(None, "local", Closure(move || o.lock().unwrap().push(i)))
+                })
+                .collect();
+            for t in local {
+                t.wait().unwrap();
+            }
+            urgent.wait().unwrap();
+        });
+        assert_eq!(*order.lock().unwrap(), [99, 2, 1, 0]);
+    }
 }
