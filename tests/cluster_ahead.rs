@@ -33,6 +33,12 @@ fn step(own: &[u64], other: &[u64], len: usize) -> Vec<u64> {
 }
 
 #[task]
+fn slow(prev: &[u64], ms: u64) -> Vec<u64> {
+    std::thread::sleep(Duration::from_millis(ms));
+    vec![prev[0] + 1]
+}
+
+#[task]
 fn fragile(prev: &[u64], fail_at: u64) -> Vec<u64> {
     assert!(prev[0] != fail_at, "step {fail_at} fails");
     vec![prev[0] + 1]
@@ -113,6 +119,27 @@ fn small_values_go_from_worker_to_worker_without_passing_through_process_0() {
         let values = 2 * steps as u64 * (len as u64 * 8);
         assert!(moved >= values, "{moved} bytes through process 0 for {values} bytes of values");
         assert!(moved < values + values / 2, "{moved} bytes through process 0 for {values} bytes of values");
+    });
+}
+
+#[dirk::test]
+fn the_answer_to_a_short_call_is_not_held_up_by_a_long_one_after_it() {
+    let rt = Runtime::builder().threads(1).workers(1).worker_threads(1).build().unwrap();
+    within(LONG, move || {
+        rt.run(|| {
+            // `quick` runs briefly and readies `long`, which its worker runs
+            // next: its answer may wait to go out with a later one, but not
+            // for the 3 s that `long` takes.
+            let first = spawn!(scope = Scope::worker(1), seed(200, 1));
+            let quick = spawn!(scope = Scope::worker(1), inc(&first));
+            let long = spawn!(scope = Scope::worker(1), slow(&quick, 3000));
+            let start = Instant::now();
+            assert_eq!(quick.fetch().unwrap(), vec![2]);
+            let took = start.elapsed();
+            assert!(!long.is_ready(), "the long call still runs");
+            assert!(took < Duration::from_millis(1500), "the answer took {took:?}");
+            assert_eq!(long.fetch().unwrap(), vec![3]);
+        });
     });
 }
 

@@ -7,7 +7,9 @@
 //! - [`leader`]: process 0's side (placement, calls, results, pulls).
 //! - [`serve`]: a worker's side (the worker loop); [`store`]: what a worker
 //!   keeps, and the calls sent ahead that wait there for their inputs;
-//!   [`peers`]: links between workers, for values given directly.
+//!   [`peers`]: links between workers, for values given directly;
+//!   [`answers`]: a worker's frames to process 0, short calls' answers
+//!   held to go out together.
 //! - [`registry`], [`probe`], [`archived`]: what runs remotely and how its
 //!   arguments and results cross.
 //! - [`remote`]: the task body that may run elsewhere.
@@ -15,6 +17,7 @@
 //! - [`stream`]: streaming stages run by workers.
 //! - [`data`]: `dirk::mutable` and `dirk::shard`.
 
+pub(crate) mod answers;
 pub(crate) mod archived;
 pub(crate) mod cost;
 pub(crate) mod data;

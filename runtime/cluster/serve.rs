@@ -29,6 +29,7 @@ use crate::sync::Mutex;
 use rkyv::util::AlignedVec;
 use tokio::net::UnixStream;
 
+use super::answers::{self, Answers};
 use super::archived::RemoteArgs;
 use super::launch::{self, cookie, unhex};
 use super::leader::{INLINE_MAX, copy_out};
@@ -38,13 +39,14 @@ use super::stream::{WorkerStage, WorkerStages};
 use super::{env, registry};
 use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome};
 use crate::transport::shm::{Consumer, Producer};
-use crate::transport::socket::{self, Incoming, Io, Outbox, read_frame, write_frame};
+use crate::transport::socket::{self, Incoming, Io, read_frame, write_frame};
 use crate::{Error, Runtime, Scope};
 
 /// What a worker holds while it serves.
 struct Worker {
     rt: Runtime,
-    outbox: Outbox,
+    /// Frames to process 0.
+    answers: Arc<Answers>,
     ring_in: Option<Consumer>,
     ring_out: Option<Mutex<Producer>>,
     store: Mutex<Store<Call>>,
@@ -158,7 +160,7 @@ pub(crate) fn serve() -> ! {
     let peers = Peers::over_sockets(id, workers as u32, path, io.handle().clone(), secret, cookie);
     let me = Arc::new(Worker {
         rt,
-        outbox,
+        answers: Answers::new(outbox, Some(io.handle().clone())),
         ring_in: Some(ring_in),
         ring_out: Some(Mutex::new(ring_out)),
         store: Mutex::new(Store::default()),
@@ -215,7 +217,7 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
     let stop_tx = std::sync::Mutex::new(stop_tx);
     let me = Arc::new(Worker {
         rt,
-        outbox: outbox.clone(),
+        answers: Answers::new(outbox.clone(), None),
         ring_in: None,
         ring_out: None,
         store: Mutex::new(Store::default()),
@@ -358,7 +360,7 @@ impl Worker {
                 if let Some(bytes) = bytes {
                     let mut blobs = Blobs::default();
                     let blob = copy_out(self.ring_out.as_ref(), &mut blobs, &bytes);
-                    let _ = self.outbox.send(&Message::Value { object, blob }, blobs);
+                    self.answers.send(&Message::Value { object, blob }, blobs);
                 }
             }
             ArchivedMessage::Free { objects } => self.store.lock().free(objects.iter().map(|o| o.to_native())),
@@ -380,7 +382,7 @@ impl Worker {
                 let started = consts.and_then(|consts| {
                     let thread = thread.as_ref().map(|t| t.to_native() as usize);
                     let (task, slot) = (task.to_native(), slot.to_native() as usize);
-                    WorkerStage::start(stage, task, thread, consts, slot, input, output, self.outbox.clone())
+                    WorkerStage::start(stage, task, thread, consts, slot, input, output, self.answers.outbox().clone())
                 });
                 match started {
                     Ok(s) => {
@@ -389,7 +391,7 @@ impl Worker {
                     }
                     Err(e) => {
                         let message = format!("the stage could not start on worker {}: {e}", super::current_worker());
-                        let _ = self.outbox.send(&Message::StageFailed { stage, message }, Blobs::default());
+                        self.answers.send(&Message::StageFailed { stage, message }, Blobs::default());
                     }
                 }
             }
@@ -437,7 +439,7 @@ impl Worker {
         if given.is_err() {
             let mut blobs = Blobs::default();
             let blob = copy_out(self.ring_out.as_ref(), &mut blobs, bytes);
-            let _ = self.outbox.send(&Message::Relay { object, to, blob }, blobs);
+            self.answers.send(&Message::Relay { object, to, blob }, blobs);
         }
     }
 
@@ -490,7 +492,7 @@ impl Worker {
     }
 
     fn answer(&self, call: u64, micros: u64, outcome: Outcome) {
-        let _ = self.outbox.send(&Message::Done { call, micros, outcome }, Blobs::default());
+        self.answers.send(&Message::Done { call, micros, outcome }, Blobs::default());
     }
 
     /// Runs one call on a compute thread (protocol step 2).
@@ -556,8 +558,17 @@ impl Worker {
                 } else {
                     Outcome::Kept { size }
                 };
-                // Answered before the calls that waited for it start (see `store`).
-                let _ = self.outbox.send(&Message::Done { call, micros, outcome }, blobs);
+                // Answered before the calls that waited for it start (see
+                // `store`); held while this thread goes straight on to
+                // another call (see `answers`).
+                let done = Message::Done { call, micros, outcome };
+                let goes_on =
+                    !ready.is_empty() || crate::exec::context::with_worker(|w| w.is_some_and(|w| w.has_next()));
+                if goes_on && start.elapsed() <= answers::SHORT {
+                    self.answers.hold(&done, blobs);
+                } else {
+                    self.answers.send(&done, blobs);
+                }
                 self.start_all(ready, false);
             }
             Ok(Err(message)) => self.fail(call, micros, Outcome::Panicked { message }, &[]),

@@ -51,7 +51,7 @@ pub(crate) struct Shared {
     /// Tasks to run before any other (see [`Shared::inject_urgent`]), and
     /// how many are queued there (read on every look for work).
     urgent: Injector<Runnable>,
-    urgent_queued: AtomicUsize,
+    pub(crate) urgent_queued: AtomicUsize,
     pinned: Box<[Injector<Runnable>]>,
     /// One per core worker, then one per possible spare.
     stealers: Box<[Stealer<Runnable>]>,

@@ -176,6 +176,12 @@ impl WorkerLocal {
         self.shared.idle.notify_work();
     }
 
+    /// Whether this worker has a task queued to run next (its own deque,
+    /// or the urgent queue).
+    pub(crate) fn has_next(&self) -> bool {
+        !self.local.is_empty() || self.shared.urgent_queued.load(Ordering::Relaxed) != 0
+    }
+
     /// Queues a task on this worker's own deque if the deque is empty;
     /// hands it back otherwise (see `Shared::schedule_yielded`).
     pub(crate) fn push_if_idle(&self, task: Runnable) -> Result<(), Runnable> {

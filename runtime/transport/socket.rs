@@ -224,6 +224,26 @@ impl Outbox {
         self.put(self.later.as_ref().unwrap_or(&self.sink), message, blobs)
     }
 
+    /// Encodes `message` with `blobs` as a whole frame at the end of `buf`,
+    /// for [`send_encoded`](Outbox::send_encoded).
+    pub(crate) fn encode_into(&self, message: &Message, blobs: frame::Blobs, buf: &mut Vec<u8>) -> Result<(), Error> {
+        let (head, payload) = frame::encode(message, blobs, self.cookie)?;
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(&payload);
+        Ok(())
+    }
+
+    /// Sends whole frames encoded back to back by
+    /// [`encode_into`](Outbox::encode_into), as one write.
+    pub(crate) fn send_encoded(&self, frames: Vec<u8>) -> Result<(), Error> {
+        count(frames.len());
+        if (self.sink)((frames, AlignedVec::new())) {
+            Ok(())
+        } else {
+            Err(Error::Transport("the link is closed".to_owned()))
+        }
+    }
+
     fn put(
         &self,
         sink: &Arc<dyn Fn(Outgoing) -> bool + Send + Sync>,

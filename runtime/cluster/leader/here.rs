@@ -28,7 +28,6 @@ use std::time::Instant;
 use rkyv::util::AlignedVec;
 
 use super::{Cluster, INLINE_MAX, Link, PullFor, Then};
-use crate::{Error, trace};
 use crate::cluster::archived::RemoteArgs;
 use crate::cluster::serve::set_received;
 use crate::sched::{Options, Placement, Scope};
@@ -39,6 +38,7 @@ use crate::task::spawn::spawn_body_on;
 use crate::task::state::ELSEWHERE;
 use crate::transport::shm::Consumer;
 use crate::transport::wire::{self, BlobWriter};
+use crate::{Error, trace};
 
 /// A task that runs here on arguments read in place, waiting for them.
 pub(super) struct HereCall {
