@@ -42,6 +42,32 @@ use crate::exec::wait;
 use crate::task::raw::TaskRef;
 use crate::task::state::ELSEWHERE;
 
+/// A map keyed by task, call or object ids: ids that processes of one
+/// cluster (which share its secret) make, never outside input, so a
+/// multiplicative hash (its high bits, which the table uses, mix every
+/// bit of the id) does instead of SipHash.
+pub(crate) type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// The hasher of [`IdMap`].
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// The environment variables a worker process is started with.
 pub(crate) mod env {
     /// The worker's id (1, 2, ...).

@@ -28,13 +28,14 @@
 //!    produced otherwise (returned with the calls it readies), never when
 //!    it failed or was freed (process 0 settles those watchers itself).
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::ops::Range;
 use std::sync::Arc;
 
 use rkyv::util::AlignedVec;
 use smallvec::SmallVec;
+
+use super::IdMap;
 
 /// An object's bytes (an archive), shared by the calls reading it.
 pub(crate) type Bytes = Arc<AlignedVec<16>>;
@@ -99,13 +100,13 @@ pub(crate) enum Admitted<C> {
 
 /// A worker's objects and waiting calls (`C`: what runs a call).
 pub(crate) struct Store<C> {
-    objects: HashMap<u64, Object>,
-    waiting: HashMap<u64, Waiting<C>>,
+    objects: IdMap<Object>,
+    waiting: IdMap<Waiting<C>>,
 }
 
 impl<C> Default for Store<C> {
     fn default() -> Self {
-        Store { objects: HashMap::new(), waiting: HashMap::new() }
+        Store { objects: IdMap::default(), waiting: IdMap::default() }
     }
 }
 

@@ -35,7 +35,6 @@ mod finish;
 mod here;
 mod pulls;
 
-use std::collections::HashMap;
 use std::process::Child;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -47,6 +46,7 @@ use smallvec::SmallVec;
 
 use self::here::HereCall;
 use self::pulls::{blob_len, trace_moved};
+use super::IdMap;
 use super::cost::{Candidate, CostModel};
 use super::registry::ResultGlue;
 use crate::exec::Shared;
@@ -204,11 +204,11 @@ pub(crate) struct Cluster {
     pub(crate) ring_files: Mutex<Vec<std::path::PathBuf>>,
     /// Streaming stages running on workers.
     pub(crate) streams: super::stream::Stages,
-    calls: Mutex<HashMap<u64, Pending>>,
-    here_calls: Mutex<HashMap<u64, HereCall>>,
-    resident: Mutex<HashMap<u64, Resident>>,
-    pulls: Mutex<HashMap<u64, (Vec<PullFor>, Instant)>>,
-    failed_pulls: Mutex<HashMap<u64, Error>>,
+    calls: Mutex<IdMap<Pending>>,
+    here_calls: Mutex<IdMap<HereCall>>,
+    resident: Mutex<IdMap<Resident>>,
+    pulls: Mutex<IdMap<(Vec<PullFor>, Instant)>>,
+    failed_pulls: Mutex<IdMap<Error>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -241,11 +241,11 @@ impl Cluster {
             stopping: AtomicBool::new(false),
             ring_files: Mutex::new(Vec::new()),
             streams: Default::default(),
-            calls: Mutex::new(HashMap::new()),
-            resident: Mutex::new(HashMap::new()),
-            pulls: Mutex::new(HashMap::new()),
-            failed_pulls: Mutex::new(HashMap::new()),
-            here_calls: Mutex::new(HashMap::new()),
+            calls: Mutex::new(IdMap::default()),
+            resident: Mutex::new(IdMap::default()),
+            pulls: Mutex::new(IdMap::default()),
+            failed_pulls: Mutex::new(IdMap::default()),
+            here_calls: Mutex::new(IdMap::default()),
         }
     }
 
