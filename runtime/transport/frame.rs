@@ -284,6 +284,7 @@ impl Blobs {
     /// Appends an archive (16-aligned) and returns where it lies.
     pub(crate) fn push(&mut self, archive: &[u8]) -> Blob {
         let offset = pad(self.bytes.len() as u64);
+        self.bytes.reserve(offset as usize - self.bytes.len() + archive.len());
         self.bytes.resize(offset as usize, 0);
         self.bytes.extend_from_slice(archive);
         Blob::Frame { offset, len: archive.len() as u64 }
@@ -297,7 +298,8 @@ pub(crate) fn encode(message: &Message, blobs: Blobs, cookie: u64) -> Result<(Ve
     payload.extend_from_slice(&archived);
     payload.resize(pad(archived.len() as u64) as usize, 0);
     payload.extend_from_slice(&blobs.bytes);
-    let mut header = Vec::with_capacity(HEADER_LEN);
+    // Room for the payload too: a queued frame is sent as one piece.
+    let mut header = Vec::with_capacity(HEADER_LEN + payload.len());
     header.extend_from_slice(&MAGIC.to_le_bytes());
     header.extend_from_slice(&VERSION.to_le_bytes());
     header.extend_from_slice(&message.kind().to_le_bytes());

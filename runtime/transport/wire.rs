@@ -143,7 +143,9 @@ pub(crate) fn serialize_into<T: Wire>(value: &T, writer: BlobWriter) -> Result<B
 
 /// Archives `value` into a new aligned buffer.
 pub(crate) fn to_vec<T: Wire>(value: &T) -> Result<AlignedVec<ALIGN>, Error> {
-    Ok(serialize_into(value, BlobWriter::growable())?.into_vec().expect("a growable writer"))
+    // Most archives (frames' messages, small values) fit the first allocation.
+    let writer = BlobWriter { target: Target::Grow(AlignedVec::with_capacity(256)) };
+    Ok(serialize_into(value, writer)?.into_vec().expect("a growable writer"))
 }
 
 /// Validates `bytes` as an archived `A` and returns a reference into them.

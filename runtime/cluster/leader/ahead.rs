@@ -69,7 +69,7 @@ impl Cluster {
         let Some(link) = self.link(worker).filter(|l| l.alive.load(Ordering::Acquire)) else { return };
         let call = h.id.get();
         let mut blobs = Blobs::default();
-        let mut args = Vec::new();
+        let mut args = Vec::with_capacity(8);
         let mut awaits: SmallVec<[u64; 4]> = SmallVec::new();
         let mut able = true;
         {
