@@ -8,9 +8,11 @@
 //!    for the objects it awaits, see [`store`](super::store)), spawn a
 //!    local task that finds the task id in the registry (never running
 //!    anything else), reads the arguments in place, runs the function,
-//!    archives the result and keeps it as object `call`; answer `Done` with
-//!    the result when it is small, without it otherwise, then start the
-//!    calls that waited for it.
+//!    archives the result and keeps it as object `call`; give it to the
+//!    peers that process 0 named (see step 3); answer `Done` with the result
+//!    when it is small, without it otherwise (a short call's answer may wait
+//!    to go out with later ones, see [`answers`](super::answers)), then
+//!    start the calls that waited for it.
 //! 3. `Give` brings an awaited object (from process 0, or from the peer
 //!    that made it), `Withhold` says it will not come (the calls awaiting
 //!    it fail), `Forget` drops waiting calls; `Pull` sends a kept object
