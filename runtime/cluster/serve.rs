@@ -118,7 +118,7 @@ pub(crate) fn serve() -> ! {
     let setup = (|| -> Result<(Runtime, Consumer, Producer), Error> {
         let ring_in = Consumer::open(std::path::Path::new(&to_worker))?;
         let ring_out = Producer::open(std::path::Path::new(&to_main))?;
-        let rt = Runtime::builder().threads(threads).thread_name(format!("dirk-w{id}")).build()?;
+        let rt = Runtime::builder().threads(threads).thread_name(format!("dirk-w{id}")).urgent_queue().build()?;
         Ok((rt, ring_in, ring_out))
     })();
     let (rt, ring_in, ring_out) = setup.unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
@@ -213,6 +213,7 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
     let rt = Runtime::builder()
         .threads(threads)
         .thread_name(format!("dirk-w{id}"))
+        .urgent_queue()
         .build()
         .unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
     let (stop_tx, stop_rx) = channel::<()>();

@@ -49,9 +49,11 @@ pub(crate) struct Shared {
     threads: usize,
     injector: Injector<Runnable>,
     /// Tasks to run before any other (see [`Shared::inject_urgent`]), and
-    /// how many are queued there (read on every look for work).
+    /// how many are queued there (read on every look for work, by the
+    /// runtimes that have the queue: a cluster worker's).
     urgent: Injector<Runnable>,
     pub(crate) urgent_queued: AtomicUsize,
+    pub(crate) has_urgent: bool,
     pinned: Box<[Injector<Runnable>]>,
     /// One per core worker, then one per possible spare.
     stealers: Box<[Stealer<Runnable>]>,
@@ -189,6 +191,9 @@ impl Shared {
     /// chain through several) waits on. Work a worker made ready itself
     /// goes on after it.
     pub(crate) fn inject_urgent(&self, task: Runnable) {
+        if !self.has_urgent {
+            return self.inject(task);
+        }
         self.urgent_queued.fetch_add(1, Ordering::Relaxed);
         self.urgent.push(task);
         self.idle.notify_work();
@@ -535,6 +540,8 @@ pub struct Builder {
     thread_name: String,
     trace_to: Option<std::path::PathBuf>,
     max_spares: usize,
+    /// Whether the runtime has an urgent queue (see `Shared::inject_urgent`).
+    urgent: bool,
     /// The GPU devices to use instead of the discovered ones (`Builder::gpus`).
     #[cfg(feature = "gpu")]
     pub(crate) gpus: Option<Vec<crate::gpu::Device>>,
@@ -551,6 +558,7 @@ impl Default for Builder {
             stack_size: 8 << 20,
             thread_name: "dirk-worker".to_owned(),
             trace_to: None,
+            urgent: false,
             max_spares: 128,
             #[cfg(feature = "gpu")]
             gpus: None,
@@ -622,6 +630,15 @@ impl Builder {
         self
     }
 
+    /// Gives the runtime an urgent queue, which its threads look at before
+    /// their own work (a cluster worker's: calls whose inputs came from
+    /// other processes). Without it, urgent tasks queue as others do, and
+    /// no look for work pays for the queue.
+    pub(crate) fn urgent_queue(mut self) -> Self {
+        self.urgent = true;
+        self
+    }
+
     /// The most spare threads that run tasks while others block in
     /// [`block_in_place`](crate::block_in_place) or [`sleep`](crate::sleep)
     /// (default 128). With 0, a blocking task holds its core.
@@ -676,6 +693,7 @@ impl Builder {
             injector: Injector::new(),
             urgent: Injector::new(),
             urgent_queued: AtomicUsize::new(0),
+            has_urgent: self.urgent,
             pinned: (0..threads).map(|_| Injector::new()).collect(),
             stealers: stealers.into(),
             idle: Idle::new(threads, self.max_spares),

@@ -1,9 +1,9 @@
 //! A worker thread: its local run queue, where it looks for work, and the
 //! loop it runs until shutdown.
 //!
-//! Where a worker looks, in order: the urgent queue (tasks whose inputs
-//! came from another process, see `Shared::inject_urgent`; one load when
-//! it is empty), its local deque (LIFO: the task it just
+//! Where a worker looks, in order: the urgent queue when its runtime has
+//! one (a cluster worker's: tasks whose inputs came from another process,
+//! see `Shared::inject_urgent`; one load when it is empty), its local deque (LIFO: the task it just
 //! made ready is hot in cache), its pinned queue (tasks scoped to this
 //! thread), the injector (spawns from outside the pool, taken in batches),
 //! then the other workers' deques (stealing up to half, at most 32, from a
@@ -78,6 +78,8 @@ pub(crate) struct WorkerLocal {
     pub(crate) shared: &'static Shared,
     pub(crate) index: usize,
     local: Local<Runnable>,
+    /// Whether the runtime has an urgent queue to look at first.
+    urgent: bool,
     tick: Cell<u32>,
     rng: Cell<u32>,
     draining: Cell<bool>,
@@ -96,6 +98,7 @@ impl WorkerLocal {
             shared,
             index,
             local,
+            urgent: shared.has_urgent,
             tick: Cell::new(0),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             draining: Cell::new(false),
@@ -179,7 +182,7 @@ impl WorkerLocal {
     /// Whether this worker has a task queued to run next (its own deque,
     /// or the urgent queue).
     pub(crate) fn has_next(&self) -> bool {
-        !self.local.is_empty() || self.shared.urgent_queued.load(Ordering::Relaxed) != 0
+        !self.local.is_empty() || (self.urgent && self.shared.urgent_queued.load(Ordering::Relaxed) != 0)
     }
 
     /// Queues a task on this worker's own deque if the deque is empty;
@@ -332,7 +335,9 @@ impl WorkerLocal {
         {
             return Some(task);
         }
-        if let Some(task) = self.shared.take_urgent() {
+        if self.urgent
+            && let Some(task) = self.shared.take_urgent()
+        {
             return Some(task);
         }
         if let Some(task) = self.local.pop() {

@@ -204,9 +204,8 @@ mod tests {
     use super::{Closure, spawn_body, spawn_urgent};
     use crate::Runtime;
 
-    #[test]
-    fn an_urgent_task_runs_before_the_work_its_thread_queued_itself() {
-        let rt = Runtime::builder().threads(1).build().unwrap();
+    /// Where an urgent task spawned before three local ones runs.
+    fn order(rt: Runtime) -> Vec<i32> {
         let order = Arc::new(Mutex::new(Vec::new()));
         let o = order.clone();
         rt.run(move || {
@@ -225,6 +224,16 @@ mod tests {
             }
             urgent.wait().unwrap();
         });
-        assert_eq!(*order.lock().unwrap(), [99, 2, 1, 0]);
+        order.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn an_urgent_task_runs_before_the_work_its_thread_queued_itself() {
+        assert_eq!(order(Runtime::builder().threads(1).urgent_queue().build().unwrap()), [99, 2, 1, 0]);
+    }
+
+    #[test]
+    fn without_an_urgent_queue_an_urgent_task_queues_as_others_do() {
+        assert_eq!(order(Runtime::builder().threads(1).build().unwrap()), [2, 1, 0, 99]);
     }
 }
