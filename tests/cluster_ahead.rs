@@ -123,6 +123,37 @@ fn small_values_go_from_worker_to_worker_without_passing_through_process_0() {
 }
 
 #[dirk::test]
+fn a_value_for_a_worker_that_cannot_be_reached_directly_goes_through_process_0() {
+    let rt = Runtime::builder().threads(1).workers(2).worker_threads(1).build().unwrap();
+    within(LONG, move || {
+        // Worker 2 goes on, but nobody can open a link to it any more: its
+        // socket beside process 0's is gone.
+        let prefix = format!("dirk-{}-", std::process::id());
+        let removed: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(&prefix) && name.ends_with("-w2.sock")
+            })
+            .inspect(|p| std::fs::remove_file(p).unwrap())
+            .collect();
+        assert_eq!(removed.len(), 1, "worker 2 listens beside process 0");
+        let (steps, len) = (10, 2048);
+        let before = dirk::socket_bytes();
+        assert_eq!(interleaved(&rt, steps, len), interleaved_serially(steps, len));
+        let moved = dirk::socket_bytes() - before;
+        // Every value comes to process 0 with its `Done`; those worker 1
+        // made for worker 2 (all but the last step's) come again (`Relay`)
+        // and leave it (`Give`): 1.9 times the values' bytes in all, where
+        // values given directly pass once.
+        let values = 2 * steps as u64 * (len as u64 * 8);
+        assert!(moved >= values * 18 / 10, "{moved} bytes through process 0 for {values} bytes of values");
+    });
+}
+
+#[dirk::test]
 fn the_answer_to_a_short_call_is_not_held_up_by_a_long_one_after_it() {
     let rt = Runtime::builder().threads(1).workers(1).worker_threads(1).build().unwrap();
     within(LONG, move || {

@@ -3,11 +3,11 @@
 //!
 //! Where a worker looks, in order: the urgent queue when its runtime has
 //! one (a cluster worker's: tasks whose inputs came from another process,
-//! see `Shared::inject_urgent`; one load when it is empty), its local deque (LIFO: the task it just
-//! made ready is hot in cache), its pinned queue (tasks scoped to this
-//! thread), the injector (spawns from outside the pool, taken in batches),
-//! then the other workers' deques (stealing up to half, at most 32, from a
-//! random victim). A worker that finds nothing looks again a few times over
+//! see `Shared::inject_urgent`; one load when it is empty), its local
+//! deque (LIFO: the task it just made ready is hot in cache), its pinned
+//! queue (tasks scoped to this thread), the injector (spawns from outside
+//! the pool, taken in batches), then the other workers' deques (stealing
+//! up to half, at most 32, from a random victim). A worker that finds nothing looks again a few times over
 //! a microsecond or two before it announces that it searches: a producer
 //! reads that announcement on every push, and a thief that flips it for
 //! every task it takes would cost the producer a cache miss per push.

@@ -199,23 +199,34 @@ impl Cluster {
     pub(super) fn give(&self, watchers: &[(u32, u64)], object: u64, from: u32, bytes: &[u8], given: u64) {
         let mut sent = 0u64;
         for &(worker, call) in watchers {
-            if trace::record::on() && call != 0 {
+            if trace::record::on() {
                 trace_moved(call, bytes.len() as u64, from, worker);
             }
             if sent & (1 << worker) != 0 {
                 continue;
             }
             sent |= 1 << worker;
-            if let Some(r) = self.resident.lock().get_mut(&object) {
-                r.copies |= 1 << worker;
-            }
             if given & (1 << worker) != 0 {
-                continue;
+                self.copied_to(object, worker);
+            } else {
+                self.give_to(worker, object, bytes);
             }
-            let Some(link) = self.link(worker) else { continue };
-            let mut blobs = Blobs::default();
-            let blob = copy_out(link.ring_out.as_ref(), &mut blobs, bytes);
-            let _ = link.outbox.send(&Message::Give { object, blob }, blobs);
+        }
+    }
+
+    /// Gives `object`'s value (`bytes`) to `worker`.
+    pub(super) fn give_to(&self, worker: u32, object: u64, bytes: &[u8]) {
+        self.copied_to(object, worker);
+        let Some(link) = self.link(worker) else { return };
+        let mut blobs = Blobs::default();
+        let blob = copy_out(link.ring_out.as_ref(), &mut blobs, bytes);
+        let _ = link.outbox.send(&Message::Give { object, blob }, blobs);
+    }
+
+    /// `worker` holds a copy of `object` now (it is freed there too).
+    fn copied_to(&self, object: u64, worker: u32) {
+        if let Some(r) = self.resident.lock().get_mut(&object) {
+            r.copies |= 1 << worker;
         }
     }
 

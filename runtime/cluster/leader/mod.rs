@@ -614,7 +614,7 @@ impl Cluster {
                 // A value its worker could not give directly: given from here.
                 let (object, to) = (object.to_native(), to.to_native());
                 let _ = self.with_blob(link, &frame, blob, |bytes| {
-                    self.give(&[(to, 0)], object, worker, bytes, 0);
+                    self.give_to(to, object, bytes);
                     Ok(())
                 });
             }
