@@ -22,6 +22,11 @@ fn fill(n: usize, x: f64) -> Vec<f64> {
 }
 
 #[task]
+fn twice(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| 2.0 * x).collect()
+}
+
+#[task]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
@@ -47,6 +52,12 @@ fn mpi_job() {
         let d = spawn!(scope = Scope::worker(1), dot(&a, &b));
         assert_eq!(d.fetch().unwrap(), 6.0 * (1 << 20) as f64);
         assert_eq!(a.fetch().unwrap().len(), 1 << 20);
+        // Small values between ranks go from one to the other directly.
+        let mut x = spawn!(scope = Scope::worker(1), fill(4, 1.0));
+        for step in 0..6 {
+            x = spawn!(scope = Scope::worker(1 + (step + 1) % 2), twice(&x));
+        }
+        assert_eq!(x.fetch().unwrap(), vec![64.0; 4]);
         let seen: std::collections::BTreeSet<usize> =
             (0..12).map(|_| spawn!(who())).collect::<Vec<_>>().iter().map(|t| t.fetch().unwrap()).collect();
         assert!(seen.len() >= 2, "unscoped tasks spread over ranks: {seen:?}");
