@@ -170,10 +170,19 @@ mod tests {
         assert!(matches!(peers.outbox(3), Err(Error::Transport(m)) if m.contains("no link")));
     }
 
+    /// A fresh directory, removed when the test ends (also by a panic).
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     /// Worker 2 of 3 listening beside a process 0 socket in a fresh
     /// directory: where process 0 would listen, and the (sender, object)
     /// of every `Give` worker 2 accepts.
-    fn listening(io: &Io) -> (PathBuf, Receiver<(u32, u64)>) {
+    fn listening(io: &Io) -> (Dir, PathBuf, Receiver<(u32, u64)>) {
         use std::hash::{BuildHasher, RandomState};
         let salt = RandomState::new().hash_one(std::time::Instant::now());
         let dir = std::env::temp_dir().join(format!("dirk-peers-test-{}-{salt:x}", std::process::id()));
@@ -191,7 +200,7 @@ mod tests {
             }
         });
         io.handle().spawn(accept(listener, 2, 3, SECRET, COOKIE, handler));
-        (main, rx)
+        (Dir(dir), main, rx)
     }
 
     fn give(object: u64) -> (Message, Blobs) {
@@ -203,7 +212,7 @@ mod tests {
     #[test]
     fn a_worker_gives_to_its_peer_over_a_link_it_opens_once() {
         let io = Io::start().unwrap();
-        let (main, given) = listening(&io);
+        let (_dir, main, given) = listening(&io);
         let peers = Peers::over_sockets(1, 3, main.clone(), io.handle().clone(), SECRET, COOKIE);
         for object in [7, 8] {
             let (m, b) = give(object);
@@ -215,13 +224,12 @@ mod tests {
         assert_eq!(peers.links.lock().len(), 1, "one link, made once");
         // Worker 3 does not listen: reaching it fails (the caller relays).
         assert!(matches!(peers.outbox(3), Err(Error::Transport(m)) if m.contains("could not reach worker 3")));
-        std::fs::remove_dir_all(main.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn a_peer_without_the_secret_or_with_a_foreign_id_is_refused() {
         let io = Io::start().unwrap();
-        let (main, given) = listening(&io);
+        let (_dir, main, given) = listening(&io);
         let path = peer_path(&main, 2);
         let hellos = [
             Message::Hello { worker: 1, pid: 1, secret: [8; 32] },
@@ -250,6 +258,5 @@ mod tests {
             assert!(refused, "the connection is closed");
         }
         assert!(given.try_recv().is_err(), "no refused peer's frame was taken");
-        std::fs::remove_dir_all(main.parent().unwrap()).unwrap();
     }
 }
