@@ -72,13 +72,19 @@ impl Answers {
 
     fn put(self: &Arc<Self>, message: &Message, blobs: Blobs, hold: bool) {
         let mut held = self.held.lock();
+        let timer = self.timer.as_ref().filter(|_| hold && held.count < MOST_HELD);
+        if timer.is_none() && held.count == 0 {
+            // Nothing waits: sent as any frame (under the lock, so that
+            // frames go out in the order they were put).
+            let _ = self.outbox.send(message, blobs);
+            return;
+        }
         // A frame that does not encode is dropped, as `Outbox::send` drops it.
         if self.outbox.encode_into(message, blobs, &mut held.frames).is_err() {
             return;
         }
         held.count += 1;
-        let Some(timer) = self.timer.as_ref().filter(|_| hold && held.count <= MOST_HELD) else {
-            // Sent under the lock: frames go out in the order they were put.
+        let Some(timer) = timer else {
             let frames = take(&mut held);
             let _ = self.outbox.send_encoded(frames);
             return;

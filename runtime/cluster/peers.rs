@@ -105,13 +105,14 @@ impl Peers {
         if !self.is_peer(to) {
             return Err(Error::Transport(format!("worker {to} is not a peer of worker {}", self.me)));
         }
-        if let Some(outbox) = self.links.lock().get(&to) {
+        let mut links = self.links.lock();
+        if let Some(outbox) = links.get(&to) {
             return Ok(outbox.clone());
         }
-        // Connected outside the lock; two threads racing both connect, and
-        // the second link is dropped (its peer sees it close, harmlessly).
+        // Connected under the lock (a local connect, once per peer), so
+        // that two threads giving to a new peer at once open one link.
         let outbox = (self.connect)(to)?;
-        Ok(self.links.lock().entry(to).or_insert(outbox).clone())
+        Ok(links.entry(to).or_insert(outbox).clone())
     }
 }
 

@@ -327,10 +327,7 @@ impl Worker {
             }
             ArchivedMessage::Give { object, blob } => {
                 let bytes = match blob {
-                    ArchivedBlob::Frame { offset, len } => {
-                        let o = offset.to_native() as usize;
-                        Ok(copied(&frame.blobs()[o..o + len.to_native() as usize]))
-                    }
+                    ArchivedBlob::Frame { offset, len } => Ok(frame_blob(&frame, offset.to_native(), len.to_native())),
                     ArchivedBlob::Ring { start, pos, len } => {
                         let (start, pos, len) = (start.to_native(), pos.to_native(), len.to_native());
                         match &self.ring_in {
@@ -374,10 +371,7 @@ impl Worker {
                     .iter()
                     .map(|b| match b {
                         ArchivedBlob::Frame { offset, len } => {
-                            let o = offset.to_native() as usize;
-                            let mut v = AlignedVec::<16>::with_capacity(len.to_native() as usize);
-                            v.extend_from_slice(&frame.blobs()[o..o + len.to_native() as usize]);
-                            Ok(v)
+                            Ok(frame_blob(&frame, offset.to_native(), len.to_native()))
                         }
                         ArchivedBlob::Ring { .. } => Err(Error::Codec("a stage's constant in a ring".to_owned())),
                     })
@@ -416,9 +410,7 @@ impl Worker {
     /// way (see [`peers`]); anything else is ignored.
     fn on_peer_frame(self: &Arc<Self>, frame: Incoming) {
         if let ArchivedMessage::Give { object, blob: ArchivedBlob::Frame { offset, len } } = frame.message() {
-            let o = offset.to_native() as usize;
-            let bytes = copied(&frame.blobs()[o..o + len.to_native() as usize]);
-            self.given(object.to_native(), Ok(bytes));
+            self.given(object.to_native(), Ok(frame_blob(&frame, offset.to_native(), len.to_native())));
         }
     }
 
@@ -567,7 +559,7 @@ impl Worker {
                 let done = Message::Done { call, micros, outcome };
                 let goes_on =
                     !ready.is_empty() || crate::exec::context::with_worker(|w| w.is_some_and(|w| w.has_next()));
-                if goes_on && start.elapsed() <= answers::SHORT {
+                if goes_on && u128::from(micros) <= answers::SHORT.as_micros() {
                     self.answers.hold(&done, blobs);
                 } else {
                     self.answers.send(&done, blobs);
@@ -578,6 +570,12 @@ impl Worker {
             Err(message) => self.fail(call, micros, Outcome::Failed { message }, &[]),
         }
     }
+}
+
+/// A copy of the `len` bytes at `offset` of a frame's blob area (checked
+/// to lie inside it when the frame was read), aligned for reading in place.
+fn frame_blob(frame: &Incoming, offset: u64, len: u64) -> AlignedVec<16> {
+    copied(&frame.blobs()[offset as usize..(offset + len) as usize])
 }
 
 /// A copy of an archive's bytes, aligned for reading in place.

@@ -55,18 +55,25 @@ pub(crate) enum Source {
 enum Object {
     Ready(Bytes),
     Failed,
-    /// Not here yet: the calls waiting for it, the workers to give it to
-    /// when it comes, and whether it was freed.
+    /// Not here yet: who waits for it, and whether it was freed.
     Coming {
-        waiting: SmallVec<[u64; 2]>,
-        forward: SmallVec<[u32; 2]>,
+        awaited: Awaited,
         freed: bool,
     },
 }
 
+/// Who waits for an object that is not here yet.
+#[derive(Default)]
+struct Awaited {
+    /// The calls waiting for it, once per argument.
+    calls: SmallVec<[u64; 2]>,
+    /// The workers to give it to when it comes.
+    forward: SmallVec<[u32; 2]>,
+}
+
 impl Object {
     fn coming(freed: bool) -> Object {
-        Object::Coming { waiting: SmallVec::new(), forward: SmallVec::new(), freed }
+        Object::Coming { awaited: Awaited::default(), freed }
     }
 }
 
@@ -131,8 +138,8 @@ impl<C> Store<C> {
                     self.unwait(id);
                     return Admitted::Failed(self.failed(id));
                 }
-                Object::Coming { waiting, .. } => {
-                    waiting.push(id);
+                Object::Coming { awaited, .. } => {
+                    awaited.calls.push(id);
                     missing += 1;
                 }
             }
@@ -147,8 +154,8 @@ impl<C> Store<C> {
     /// Removes call `id` from every `Coming` list.
     fn unwait(&mut self, id: u64) {
         for object in self.objects.values_mut() {
-            if let Object::Coming { waiting, .. } = object {
-                waiting.retain(|c| *c != id);
+            if let Object::Coming { awaited, .. } = object {
+                awaited.calls.retain(|c| *c != id);
             }
         }
     }
@@ -157,24 +164,22 @@ impl<C> Store<C> {
     /// waited for it and the workers to give it to; `None` when it had
     /// ended already (the first end stands). An object freed before it
     /// ended is dropped instead, and given to nobody.
-    #[allow(clippy::type_complexity)]
-    fn settle(&mut self, object: u64, end: Object) -> Option<(SmallVec<[u64; 2]>, SmallVec<[u32; 2]>)> {
+    fn settle(&mut self, object: u64, end: Object) -> Option<Awaited> {
         match self.objects.entry(object) {
             Entry::Vacant(v) => {
                 v.insert(end);
-                Some(Default::default())
+                Some(Awaited::default())
             }
             Entry::Occupied(mut o) => match o.get_mut() {
-                Object::Coming { waiting, forward, freed } => {
-                    let waiting = std::mem::take(waiting);
-                    let mut forward = std::mem::take(forward);
+                Object::Coming { awaited, freed } => {
+                    let mut awaited = std::mem::take(awaited);
                     if *freed {
-                        forward.clear();
+                        awaited.forward.clear();
                         o.remove();
                     } else {
                         o.insert(end);
                     }
-                    Some((waiting, forward))
+                    Some(awaited)
                 }
                 Object::Ready(_) | Object::Failed => None,
             },
@@ -185,11 +190,11 @@ impl<C> Store<C> {
     /// the workers it is to be given to.
     pub(crate) fn produced(&mut self, object: u64, bytes: Bytes) -> Produced<C> {
         // Given twice, or made again after a lost worker: the first stands.
-        let Some((waiting, forward)) = self.settle(object, Object::Ready(bytes.clone())) else {
+        let Some(Awaited { calls, forward }) = self.settle(object, Object::Ready(bytes.clone())) else {
             return Produced { ready: Vec::new(), forward: SmallVec::new() };
         };
         let mut ready = Vec::new();
-        for id in waiting {
+        for id in calls {
             let Some(w) = self.waiting.get_mut(&id) else { continue };
             if let Some(source) = w.sources.iter_mut().find(|s| matches!(s, Source::Await(o) if *o == object)) {
                 *source = Source::Object(bytes.clone());
@@ -210,9 +215,9 @@ impl<C> Store<C> {
         match self.objects.entry(object).or_insert_with(|| Object::coming(false)) {
             Object::Ready(bytes) => Some(bytes.clone()),
             Object::Failed => None,
-            Object::Coming { forward, freed, .. } => {
-                if !*freed && !forward.contains(&to) {
-                    forward.push(to);
+            Object::Coming { awaited, freed } => {
+                if !*freed && !awaited.forward.contains(&to) {
+                    awaited.forward.push(to);
                 }
                 None
             }
@@ -225,8 +230,8 @@ impl<C> Store<C> {
         let mut failed = Vec::new();
         let mut work = vec![object];
         while let Some(object) = work.pop() {
-            let Some((waiting, _)) = self.settle(object, Object::Failed) else { continue };
-            for id in waiting {
+            let Some(awaited) = self.settle(object, Object::Failed) else { continue };
+            for id in awaited.calls {
                 if self.waiting.remove(&id).is_some() {
                     failed.push(id);
                     work.push(id);
@@ -260,8 +265,8 @@ impl<C> Store<C> {
             if self.waiting.remove(&id).is_some() {
                 self.unwait(id);
             }
-            if let Some(Object::Coming { forward, .. }) = self.objects.get_mut(&id) {
-                forward.clear();
+            if let Some(Object::Coming { awaited, .. }) = self.objects.get_mut(&id) {
+                awaited.forward.clear();
             }
         }
     }

@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     /// Core worker threads (spares come after them).
     threads: usize,
     injector: Injector<Runnable>,
-    /// Tasks to run before any other (see [`Shared::inject_urgent`]), and
+    /// Tasks to run before any other (see [`Shared::schedule_urgent`]), and
     /// how many are queued there (read on every look for work, by the
     /// runtimes that have the queue: a cluster worker's).
     urgent: Injector<Runnable>,
@@ -186,13 +186,15 @@ impl Shared {
         }
     }
 
-    /// Queues a task that any worker takes before its own work: one whose
-    /// inputs came from another process, on the path that process (or a
-    /// chain through several) waits on. Work a worker made ready itself
-    /// goes on after it.
-    pub(crate) fn inject_urgent(&self, task: Runnable) {
-        if !self.has_urgent {
-            return self.inject(task);
+    /// Queues a task whose inputs are all complete ahead of any worker's
+    /// own work, when this runtime has an urgent queue and any thread may
+    /// run the task: one whose inputs came from another process, on the
+    /// path that process (or a chain through several) waits on. Work a
+    /// worker made ready itself goes on after it. Otherwise it is
+    /// scheduled as any other.
+    pub(crate) fn schedule_urgent(&'static self, task: Runnable) {
+        if !self.has_urgent || task.header().placement != Placement::Any {
+            return self.schedule(task);
         }
         self.urgent_queued.fetch_add(1, Ordering::Relaxed);
         self.urgent.push(task);
@@ -540,7 +542,7 @@ pub struct Builder {
     thread_name: String,
     trace_to: Option<std::path::PathBuf>,
     max_spares: usize,
-    /// Whether the runtime has an urgent queue (see `Shared::inject_urgent`).
+    /// Whether the runtime has an urgent queue (see `Shared::schedule_urgent`).
     urgent: bool,
     /// The GPU devices to use instead of the discovered ones (`Builder::gpus`).
     #[cfg(feature = "gpu")]

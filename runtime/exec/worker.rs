@@ -3,7 +3,7 @@
 //!
 //! Where a worker looks, in order: the urgent queue when its runtime has
 //! one (a cluster worker's: tasks whose inputs came from another process,
-//! see `Shared::inject_urgent`; one load when it is empty), its local
+//! see `Shared::schedule_urgent`; one load when it is empty), its local
 //! deque (LIFO: the task it just made ready is hot in cache), its pinned
 //! queue (tasks scoped to this thread), the injector (spawns from outside
 //! the pool, taken in batches), then the other workers' deques (stealing

@@ -58,8 +58,7 @@ pub(crate) fn spawn_body_on<B: Body>(
 }
 
 /// [`spawn_body`] for a task with no inputs that runs before the work
-/// queued so far (see `Shared::inject_urgent`), when its scope lets any
-/// thread run it.
+/// queued so far (see `Shared::schedule_urgent`).
 pub(crate) fn spawn_urgent<B: Body>(options: Option<Options>, default_name: &'static str, body: B) -> Task<B::Output> {
     spawn_counted_on(exec::current(), options, default_name, body, 0, true)
 }
@@ -127,13 +126,8 @@ fn spawn_counted_on<B: Body>(
             }
             queued.run();
         }
-        None if inputs == 0 => {
-            if urgent && queued.header().placement == Placement::Any && rt.cluster.get().is_none() {
-                rt.inject_urgent(queued);
-            } else {
-                rt.schedule(queued);
-            }
-        }
+        None if inputs == 0 && urgent => rt.schedule_urgent(queued),
+        None if inputs == 0 => rt.schedule(queued),
         None => {
             // Before registering: until then nothing else touches the task.
             if let Some(cluster) = rt.cluster.get() {
