@@ -21,6 +21,8 @@ use std::mem::ManuallyDrop;
 use std::panic::resume_unwind;
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
+
 use super::body::{DepsBody, Job, Latch};
 use super::place::AccessInfo;
 use super::root::Root;
@@ -34,7 +36,9 @@ use crate::task::spawn::{spawn_body, spawn_counted};
 
 /// The tasks of one `datadeps!` block. Only the macro's code uses it.
 pub struct Region<'scope, 'env: 'scope> {
-    latch: Latch,
+    /// On a cache line of its own: every finishing task writes it, while
+    /// the region's thread writes the fields beside it at every call.
+    latch: CachePadded<Latch>,
     /// Latch holds reserved by this thread (see `Latch::hold`).
     credits: Cell<usize>,
     scope: PhantomData<&'scope mut &'scope ()>,
@@ -53,7 +57,7 @@ impl std::fmt::Debug for Region<'_, '_> {
 /// (and everything they spawned) have ended. See the module note.
 pub fn run<'env, R>(f: impl for<'scope> FnOnce(&'scope Region<'scope, 'env>) -> R) -> Result<R, Error> {
     let region = Region {
-        latch: Latch::new(),
+        latch: CachePadded::new(Latch::new()),
         credits: Cell::new(0),
         scope: PhantomData,
         env: PhantomData,

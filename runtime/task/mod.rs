@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
+
 use self::cell::tell;
 use self::listeners::Listener;
 use self::raw::TaskRef;
@@ -31,7 +33,9 @@ pub struct TaskId(pub(crate) u64);
 
 impl TaskId {
     pub(crate) fn next() -> TaskId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
+        // Alone on its cache line: a neighbour that other threads read
+        // would make every spawn wait to take the line back.
+        static NEXT: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(1));
         TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 
