@@ -114,6 +114,11 @@ impl Shared {
         self.search_rounds.store(worker::SHORT_SEARCH_ROUNDS, Ordering::Relaxed);
     }
 
+    /// Whether [`spin_less`](Shared::spin_less) was called.
+    pub(crate) fn spins_less(&self) -> bool {
+        self.search_rounds.load(Ordering::Relaxed) < worker::SEARCH_ROUNDS
+    }
+
     /// Queues a task whose inputs are all complete.
     pub(crate) fn schedule(&'static self, task: Runnable) {
         if let Some(cluster) = self.cluster.get() {

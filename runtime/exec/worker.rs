@@ -14,6 +14,15 @@
 //! Every 61st look starts at the pinned queue and the injector instead, so
 //! a worker that keeps feeding itself cannot starve them.
 //!
+//! A worker that found its last task only after looking, and ran it in
+//! under a microsecond, is *patient* the next time it is out of work: it
+//! announces its search at once but looks at the other workers' deques
+//! only every few microseconds, checking the shared queues and its own
+//! condition in between. It was taking one tiny task per look from a
+//! slower producer, and every look makes that producer's next push wait
+//! for its cache lines (see [`SHORT_RUN`]). A longer task makes it quick
+//! again.
+//!
 //! Shutdown: the worker finishes the task it is running, fails every task
 //! left in its own deque with `Cancelled`, and exits.
 
@@ -68,8 +77,38 @@ pub(crate) const SHORT_SEARCH_ROUNDS: u32 = SPIN_ONLY_ROUNDS;
 const SPIN_ONLY_ROUNDS: u32 = 2;
 
 /// Looks at the queues, 1, 2, 4, ... 32 spin hints apart, before a worker
-/// out of work announces a search (see the module note).
+/// out of work announces a search (see the module note); a patient worker
+/// (see below) announces it at once.
 const QUIET_ROUNDS: u32 = 6;
+
+/// A task found after looking in vain that ran shorter than this makes the
+/// worker look at the other workers' deques less often the next time it is
+/// out of work.
+///
+/// Each look at a deque takes its cache lines away from the producer, whose
+/// next push then waits for them (about a hundred nanoseconds here). A
+/// worker that keeps looking at a producer slower than itself, and finds one
+/// short task per look, costs the producer that wait on every task and
+/// gains nothing: the producer is the bottleneck. Looking less often lets
+/// tasks gather, so one look takes several of them. A task that runs
+/// longer than this resets the worker to looking quickly, so work made of
+/// longer tasks (where a late start shows) is not delayed.
+const SHORT_RUN: std::time::Duration = std::time::Duration::from_micros(1);
+
+/// Spin hints between a patient worker's looks at the other workers'
+/// deques: the first step up, and the most (some 6 µs here).
+const PATIENCE_MIN: u32 = 32;
+const PATIENCE_MAX: u32 = 512;
+
+/// While it waits to look again, a patient worker checks its condition and
+/// the shared queues every `PATIENCE_SLICE` spin hints, and yields its core
+/// every `PATIENCE_YIELD` hints: a thread outside the pool that waits for a
+/// task may share that core.
+const PATIENCE_SLICE: u32 = 8;
+const PATIENCE_YIELD: u32 = 128;
+
+/// Looks of a patient worker before it searches as usual (some 25 µs).
+const PATIENT_ROUNDS: u32 = 4;
 
 /// The most tasks one look at the injector moves to the local deque.
 const INJECTOR_BATCH: usize = 16;
@@ -83,6 +122,11 @@ pub(crate) struct WorkerLocal {
     tick: Cell<u32>,
     rng: Cell<u32>,
     draining: Cell<bool>,
+    /// Yields between looks at other deques when idle; 0 for the usual quick looks (see
+    /// [`SHORT_RUN`]).
+    patience: Cell<u32>,
+    /// When the task being run was found after looking in vain.
+    found_idle: Cell<Option<Instant>>,
 }
 
 /// What [`WorkerLocal::next`] found.
@@ -102,6 +146,8 @@ impl WorkerLocal {
             tick: Cell::new(0),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             draining: Cell::new(false),
+            patience: Cell::new(0),
+            found_idle: Cell::new(None),
         }
     }
 
@@ -250,32 +296,48 @@ impl WorkerLocal {
     /// Finds the next task, searching and then parking while there is none,
     /// until `ready()` holds or the deadline passes.
     fn next(&self, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> Next {
+        if let Some(found) = self.found_idle.take() {
+            self.adapt_patience(found.elapsed());
+        }
         if let Some(task) = self.find_task() {
             return Next::Task(task);
         }
         // No task at hand: the next run does not start where the last ended.
         crate::trace::record::pause();
-        for round in 0..QUIET_ROUNDS {
-            for _ in 0..(1u32 << round) {
-                std::hint::spin_loop();
-            }
-            if let Some(task) = self.find_task() {
-                return Next::Task(task);
-            }
-            if ready() {
-                return Next::Ready;
+        let patience = self.patience.get();
+        if patience == 0 {
+            for round in 0..QUIET_ROUNDS {
+                for _ in 0..(1u32 << round) {
+                    std::hint::spin_loop();
+                }
+                if let Some(task) = self.find_task() {
+                    return Next::Task(self.found_after_looking(task));
+                }
+                if ready() {
+                    return Next::Ready;
+                }
             }
         }
         // Out of work: batched group leaves must not wait for more work.
         context::flush_leaves();
         let idle = &self.shared.idle;
         let mut searching = idle.try_start_search();
+        if patience > 0 {
+            // Searching (so a producer need not wake a sleeper for its
+            // task), but looking at the other deques only now and then.
+            if let Some(found) = self.look_patiently(patience, ready, deadline) {
+                if searching {
+                    idle.end_search(|| self.shared.has_work(None));
+                }
+                return found;
+            }
+        }
         loop {
             if searching {
                 match self.search(ready) {
                     Some(task) => {
                         idle.end_search(|| self.shared.has_work(None));
-                        return Next::Task(task);
+                        return Next::Task(self.found_after_looking(task));
                     }
                     None if ready() => {
                         idle.end_search(|| self.shared.has_work(None));
@@ -303,6 +365,66 @@ impl WorkerLocal {
                 }
             }
         }
+    }
+
+    /// Notes that `task` was found after looking in vain, to time its run.
+    fn found_after_looking(&self, task: Runnable) -> Runnable {
+        self.found_idle.set(Some(Instant::now()));
+        task
+    }
+
+    /// Looks less often after a short task found by looking, and quickly
+    /// again after a long one (see [`SHORT_RUN`]). A runtime sharing its
+    /// cores with more threads spins little, and is never patient.
+    fn adapt_patience(&self, ran: std::time::Duration) {
+        let patient = ran < SHORT_RUN && !self.shared.spins_less();
+        let patience = if patient { (self.patience.get() * 2).clamp(PATIENCE_MIN, PATIENCE_MAX) } else { 0 };
+        self.patience.set(patience);
+    }
+
+    /// The looks of a patient worker: `None` when they found nothing.
+    fn look_patiently(&self, patience: u32, ready: &dyn Fn() -> bool, deadline: Option<Instant>) -> Option<Next> {
+        for _ in 0..PATIENT_ROUNDS {
+            match self.wait_patiently(patience, ready) {
+                Next::Task(task) => return Some(Next::Task(self.found_after_looking(task))),
+                Next::Ready => return Some(Next::Ready),
+                Next::Timeout => {}
+            }
+            if let Some(task) = self.find_task() {
+                return Some(Next::Task(self.found_after_looking(task)));
+            }
+            if ready() {
+                return Some(Next::Ready);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Waits `hints` spin hints before the next look at the other workers'
+    /// deques, checking `ready` and the shared queues now and then (those a
+    /// producer outside the pool fills, who waits for the answer);
+    /// `Timeout` when neither gave anything.
+    fn wait_patiently(&self, hints: u32, ready: &dyn Fn() -> bool) -> Next {
+        for slice in 1..=hints / PATIENCE_SLICE {
+            if (slice * PATIENCE_SLICE).is_multiple_of(PATIENCE_YIELD) {
+                std::thread::yield_now();
+            } else {
+                for _ in 0..PATIENCE_SLICE {
+                    std::hint::spin_loop();
+                }
+            }
+            if ready() {
+                return Next::Ready;
+            }
+            let urgent = if self.urgent { self.shared.take_urgent() } else { None };
+            if let Some(task) = urgent.or_else(|| self.steal_shared()) {
+                return Next::Task(task);
+            }
+        }
+        Next::Timeout
     }
 
     /// Spins over the queues for a while.
@@ -409,5 +531,94 @@ fn take(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
             Steal::Empty => return None,
             Steal::Retry => std::hint::spin_loop(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Runtime;
+
+    #[test]
+    fn short_tasks_found_by_looking_make_a_worker_patient_and_a_long_one_quick_again() {
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        let (local, _) = deque();
+        let worker = WorkerLocal::new(rt.shared, 0, local);
+        let steps: Vec<u32> = (0..6)
+            .map(|_| {
+                worker.adapt_patience(Duration::from_nanos(200));
+                worker.patience.get()
+            })
+            .collect();
+        assert_eq!(steps, [PATIENCE_MIN, 64, 128, 256, PATIENCE_MAX, PATIENCE_MAX]);
+        worker.adapt_patience(SHORT_RUN);
+        assert_eq!(worker.patience.get(), 0, "a task of a microsecond or more resets it");
+        rt.shared.spin_less();
+        worker.adapt_patience(Duration::from_nanos(200));
+        assert_eq!(worker.patience.get(), 0, "a runtime that spins less is never patient");
+    }
+
+    #[test]
+    fn a_patient_worker_still_takes_every_task_and_sees_its_condition() {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        // Tiny tasks, spawned slower than they run: the other worker turns
+        // patient, and every task still runs.
+        let sum = rt.run(|| {
+            let tasks: Vec<_> = (0..2000u64)
+                .map(|i| {
+                    let t = crate::spawn(move || i);
+                    let until = Instant::now() + Duration::from_micros(2);
+                    while Instant::now() < until {
+                        std::hint::spin_loop();
+                    }
+                    t
+                })
+                .collect();
+            tasks.into_iter().map(|t| t.fetch().unwrap()).sum::<u64>()
+        });
+        assert_eq!(sum, 1999 * 2000 / 2);
+        // A worker waiting patiently notices its condition between looks.
+        let (local, _) = deque();
+        let worker = WorkerLocal::new(rt.shared, 0, local);
+        let started = Instant::now();
+        let waited = worker.wait_patiently(PATIENCE_MAX, &|| started.elapsed() > Duration::from_nanos(1));
+        assert!(matches!(waited, Next::Ready));
+        assert!(matches!(worker.wait_patiently(PATIENCE_SLICE, &|| false), Next::Timeout));
+    }
+
+    #[test]
+    fn a_patient_worker_takes_a_task_from_outside_the_pool_between_looks() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+
+        // The pool's one worker is held by a task, so a spawn from this
+        // thread stays in the injector for the worker below to find.
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        let (started, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (running, held) = (Arc::clone(&started), Arc::clone(&release));
+        let blocker = rt.enter(|| {
+            crate::spawn(move || {
+                running.store(true, Ordering::Release);
+                while !held.load(Ordering::Acquire) {
+                    std::hint::spin_loop();
+                }
+            })
+        });
+        while !started.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        let from_outside = rt.enter(|| crate::spawn(|| 7));
+        let (local, _) = deque();
+        let worker = WorkerLocal::new(rt.shared, 0, local);
+        let Next::Task(task) = worker.wait_patiently(PATIENCE_MAX, &|| false) else {
+            release.store(true, Ordering::Release);
+            panic!("the injected task was not taken");
+        };
+        task.run();
+        release.store(true, Ordering::Release);
+        assert_eq!(from_outside.fetch().unwrap(), 7);
+        blocker.wait().unwrap();
     }
 }
