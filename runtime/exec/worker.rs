@@ -122,8 +122,8 @@ pub(crate) struct WorkerLocal {
     tick: Cell<u32>,
     rng: Cell<u32>,
     draining: Cell<bool>,
-    /// Yields between looks at other deques when idle; 0 for the usual quick looks (see
-    /// [`SHORT_RUN`]).
+    /// Spin hints between a patient worker's looks at the other deques; 0
+    /// when it looks quickly (see [`SHORT_RUN`]).
     patience: Cell<u32>,
     /// When the task being run was found after looking in vain.
     found_idle: Cell<Option<Instant>>,
@@ -563,8 +563,8 @@ mod tests {
     #[test]
     fn a_patient_worker_still_takes_every_task_and_sees_its_condition() {
         let rt = Runtime::builder().threads(2).build().unwrap();
-        // Tiny tasks, spawned slower than they run: the other worker turns
-        // patient, and every task still runs.
+        // Tiny tasks, spawned slower than they run, as make the other
+        // worker patient: every task still runs.
         let sum = rt.run(|| {
             let tasks: Vec<_> = (0..2000u64)
                 .map(|i| {
