@@ -419,8 +419,7 @@ impl WorkerLocal {
             if ready() {
                 return Next::Ready;
             }
-            let urgent = if self.urgent { self.shared.take_urgent() } else { None };
-            if let Some(task) = urgent.or_else(|| self.steal_shared()) {
+            if let Some(task) = self.take_urgent().or_else(|| self.steal_shared()) {
                 return Next::Task(task);
             }
         }
@@ -457,15 +456,18 @@ impl WorkerLocal {
         {
             return Some(task);
         }
-        if self.urgent
-            && let Some(task) = self.shared.take_urgent()
-        {
+        if let Some(task) = self.take_urgent() {
             return Some(task);
         }
         if let Some(task) = self.local.pop() {
             return Some(task);
         }
         self.steal_shared().or_else(|| self.steal_others())
+    }
+
+    /// The oldest urgent task, when this worker's runtime has the queue.
+    fn take_urgent(&self) -> Option<Runnable> {
+        if self.urgent { self.shared.take_urgent() } else { None }
     }
 
     fn steal_shared(&self) -> Option<Runnable> {
