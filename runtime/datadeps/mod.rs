@@ -93,6 +93,7 @@ mod probe;
 mod project;
 mod region;
 mod root;
+mod run;
 mod span;
 mod tracker;
 

@@ -86,6 +86,12 @@ impl Span {
         self.rows == 1
     }
 
+    /// The length of a span of one run of bytes; `None` for an empty or
+    /// strided span.
+    pub(crate) fn run_len(&self) -> Option<usize> {
+        self.is_run().then_some(self.row_bytes)
+    }
+
     /// Whether some byte lies in both spans.
     pub fn overlaps(&self, other: &Span) -> bool {
         if self.is_empty() || other.is_empty() {

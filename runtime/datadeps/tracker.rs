@@ -18,12 +18,18 @@
 //! conflicts with the write, which runs after them. Records of tasks that
 //! succeeded are swept out as the tracker grows; those of failed tasks stay,
 //! so later tasks on the same memory fail as their dependents, every time.
+//!
+//! The places of a loop over one container (`v[i]` for rising `i`, each
+//! the element after the last) are kept apart as a *run*: one task per
+//! element, appended with a push and found by index arithmetic (`run.rs`).
+//! A run stands for the records it replaces, so every query consults both.
 
 use std::collections::BTreeMap;
 
 use smallvec::SmallVec;
 
 use super::index::{Key, Keys, Slab};
+use super::run::Run;
 use super::span::Span;
 use crate::task::raw::TaskRef;
 use crate::task::state::{BODY_DONE, COMPLETE, FAILED};
@@ -64,6 +70,11 @@ struct Record {
 }
 
 impl Record {
+    fn new(span: Span, path: u32, write: bool, task: TaskRef) -> Record {
+        let (writer, readers) = if write { (Some(task), SmallVec::new()) } else { (None, smallvec::smallvec![task]) };
+        Record { span, path, writer, readers }
+    }
+
     /// Adds the tasks an access of mode `write` must run after.
     fn conflicts(&self, write: bool, deps: &mut Tasks) {
         if let Some(w) = &self.writer
@@ -103,6 +114,8 @@ pub(crate) struct Plan {
     replaced: SmallVec<[Key; 2]>,
     /// A record of the same span and path, which a read joins.
     same: Option<Key>,
+    /// The access's path, when it is interned already.
+    path: Option<u32>,
 }
 
 /// The smallest interval holding every span added since the last reset; a
@@ -162,6 +175,9 @@ pub(crate) struct Tracker {
     swept: usize,
     /// Reused by `sweep`.
     scratch: Vec<Key>,
+    /// The places of the latest loop over one container, kept compactly
+    /// beside the records (`run.rs`).
+    run: Run,
 }
 
 impl Tracker {
@@ -217,22 +233,20 @@ impl Tracker {
 
     /// Whether some record's place may overlap `span` (a quick test on bounds).
     pub(crate) fn may_be_used(&self, span: &Span) -> bool {
-        self.spans.may_meet(span)
+        self.spans.may_meet(span) || self.run.may_meet(span)
     }
 
     /// The tasks still running whose place overlaps `header`, about to be
     /// read: writers, and readers too when it is to be borrowed mutably.
     pub(crate) fn users_of(&self, header: &Span, exclusive: bool) -> Tasks {
         let mut found = Tasks::new();
-        if !self.spans.may_meet(header) {
-            return found;
-        }
         for (_, r) in self.overlapping(header) {
             found.extend(r.writer.iter().filter(|t| !body_done(t)).cloned());
             if exclusive {
                 found.extend(r.readers.iter().filter(|t| !body_done(t)).cloned());
             }
         }
+        self.run.users(self.run.overlapping(header), exclusive, &mut found);
         found
     }
 
@@ -241,13 +255,16 @@ impl Tracker {
     pub(crate) fn query(&self, access: &Access<'_>, deps: &mut Tasks) -> Plan {
         let mut plan = Plan::default();
         // Places that cover a header on the way to this one.
-        for header in access.path.iter().filter(|h| self.spans.may_meet(h)) {
+        for header in access.path.iter().filter(|h| self.may_be_used(h)) {
             for (_, r) in self.overlapping(header) {
                 r.conflicts(access.write, deps);
             }
+            self.run.conflicts(self.run.overlapping(header), access.write, deps);
         }
         // Overlapping places.
         let path = self.path_id(access.path);
+        plan.path = path;
+        self.run.conflicts(self.run.overlapping(&access.span), access.write, deps);
         for (key, r) in self.overlapping(&access.span) {
             r.conflicts(access.write, deps);
             let same_path = path == Some(r.path);
@@ -260,6 +277,10 @@ impl Tracker {
         // Places reached through a header inside this one.
         if !self.header_bounds.may_meet(&access.span) {
             return plan;
+        }
+        let run_path = &self.paths.get(self.run.path as usize).map_or(&[][..], |p| &p.headers[..]);
+        if !self.run.is_empty() && run_path.iter().any(|h| h.overlaps(&access.span)) {
+            self.run.conflicts(self.run.tasks(), access.write, deps);
         }
         for (key, r, header) in self.through(&access.span) {
             r.conflicts(access.write, deps);
@@ -275,6 +296,10 @@ impl Tracker {
     /// Records that `task` makes `access`, as planned by [`Tracker::query`];
     /// the record keeps the reference.
     pub(crate) fn register(&mut self, access: &Access<'_>, plan: Plan, task: TaskRef) {
+        if access.write && self.covers_run(access, plan.path) {
+            self.held -= self.run.len().min(self.held);
+            self.run.clear();
+        }
         let mut replaced = plan.replaced.as_slice();
         // A write replacing the record of its own span reuses it in place
         // (`replaced` holds only records reached by the same path).
@@ -291,10 +316,10 @@ impl Tracker {
         {
             record.readers.push(task);
         } else {
-            let (writer, readers) =
-                if access.write { (Some(task), SmallVec::new()) } else { (None, smallvec::smallvec![task]) };
-            let path = self.intern(access.path);
-            self.insert(Record { span: access.span, path, writer, readers });
+            let path = plan.path.unwrap_or_else(|| self.intern(access.path));
+            if let Err(task) = self.run.push(path, &access.span, access.write, task) {
+                self.insert(Record::new(access.span, path, access.write, task));
+            }
         }
         self.held += 1;
         for key in replaced {
@@ -303,6 +328,19 @@ impl Tracker {
         if self.held > 2 * self.swept + 256 {
             self.sweep();
         }
+    }
+
+    /// Whether a write of `access` (by the interned `path`) replaces every
+    /// element of the run, as it would replace their records: they are
+    /// reached the same way and inside its span, or through a header
+    /// inside it that follows its own path.
+    fn covers_run(&self, access: &Access<'_>, path: Option<u32>) -> bool {
+        let Some(extent) = self.run.extent() else { return false };
+        if path == Some(self.run.path) {
+            return access.span.contains(&extent);
+        }
+        let theirs = &self.paths[self.run.path as usize].headers;
+        theirs.starts_with(access.path) && theirs.get(access.path.len()).is_some_and(|h| access.span.contains(h))
     }
 
     fn insert(&mut self, record: Record) {
@@ -323,6 +361,13 @@ impl Tracker {
 
     /// Drops the tasks that succeeded; costs the number of live records.
     fn sweep(&mut self) {
+        let mut failed = SmallVec::<[(Span, TaskRef); 2]>::new();
+        self.run.sweep_front(|span, task| failed.push((span, task)));
+        let (path, write) = (self.run.path, self.run.write);
+        for (span, task) in failed {
+            self.insert(Record::new(span, path, write, task));
+        }
+        let in_run = self.run.len();
         // Most often every task has succeeded: forget everything at once (no
         // key outlives this: `by_start` goes too).
         if self.by_start.iter().all(|k| self.slab.get(k).is_none_or(Record::done)) {
@@ -330,11 +375,11 @@ impl Tracker {
             paths.for_each(|p| p.spans = Bounds::default());
             self.slab.clear();
             self.by_start = Keys::default();
-            (self.held, self.swept, self.max_len, self.spans) = (0, 0, 0, Bounds::default());
+            (self.held, self.swept, self.max_len, self.spans) = (in_run, in_run, 0, Bounds::default());
             return;
         }
         let mut dead = std::mem::take(&mut self.scratch);
-        let (mut held, mut max_len, mut spans) = (0, 0, Bounds::default());
+        let (mut held, mut max_len, mut spans) = (in_run, 0, Bounds::default());
         for path in &mut self.paths {
             path.spans = Bounds::default();
         }
@@ -359,7 +404,7 @@ impl Tracker {
     /// How many task references the tracker holds.
     #[cfg(test)]
     pub(crate) fn held(&self) -> usize {
-        self.slab.values().map(Record::held).sum()
+        self.slab.values().map(Record::held).sum::<usize>() + self.run.len()
     }
 }
 
@@ -399,6 +444,13 @@ mod tests {
             for t in &self.tasks {
                 t.wait().unwrap();
             }
+        }
+    }
+
+    impl Drop for Pending {
+        /// Lets the tasks end when a failed assertion unwinds the test.
+        fn drop(&mut self) {
+            self.release.store(true, Ordering::Release);
         }
     }
 
@@ -479,6 +531,63 @@ mod tests {
             let mut deps = Tasks::new();
             t.query(&Access { path: &[], span: Span::bytes(0x10, 8), write: false }, &mut deps);
             assert_eq!(deps.len(), 1, "the failed writer is still there to fail its readers");
+        });
+    }
+
+    #[test]
+    fn a_loop_over_elements_orders_each_after_its_own_writer() {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        rt.enter(|| {
+            let mut p = Pending::new();
+            let mut t = Tracker::default();
+            let header = Span::bytes(0x100, 24);
+            for i in 0..8 {
+                let d = access(&mut t, &mut p, &[header], Span::bytes(0x9000 + 8 * i, 8), true);
+                assert!(d.is_empty(), "elements {i} and before are disjoint");
+            }
+            assert!(t.run.len() == 8 && t.slab.values().count() == 0, "the loop is kept as one run");
+            let writers: Vec<TaskRef> = p.tasks.iter().map(|t| t.raw.clone()).collect();
+            let d = access(&mut t, &mut p, &[header], Span::bytes(0x9010, 8), false);
+            assert!(same(&d, &[&writers[2]]), "a read of element 2 waits for its writer only");
+            let reader = p.tasks[8].raw.clone();
+            let d = access(&mut t, &mut p, &[header], Span::bytes(0x900c, 16), true);
+            let straddled = [&writers[1], &writers[2], &writers[3], &reader];
+            assert!(same(&d, &straddled), "a write straddling three elements, one of them read since");
+            assert_eq!(t.users_of(&Span::bytes(0x9038, 8), false).len(), 1, "element 7's writer uses it");
+            let d = access(&mut t, &mut p, &[], header, true);
+            // The straddling write replaced the read's record: it runs after it.
+            assert_eq!(d.len(), 9, "the whole Vec waits for every task reached through it");
+            assert_eq!(t.held(), 1, "and replaces them");
+            p.finish();
+        });
+    }
+
+    #[test]
+    fn a_failed_task_of_a_loop_outlives_the_sweep() {
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        rt.enter(|| {
+            let mut t = Tracker::default();
+            let mut deps = Tasks::new();
+            let mut failed = None;
+            for i in 0..600 {
+                let task = if i == 3 { crate::spawn(|| -> () { panic!("kept") }) } else { crate::spawn(|| ()) };
+                let _ = task.wait();
+                let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: true };
+                let plan = t.query(&a, &mut deps);
+                t.register(&a, plan, task.raw.clone());
+                if i == 3 {
+                    failed = Some(task);
+                }
+            }
+            assert!(deps.is_empty());
+            assert!(t.held() < 300, "succeeded tasks were swept ({} held)", t.held());
+            let failed = failed.unwrap();
+            for (i, expected) in [(3, 1), (4, 0), (599, 0)] {
+                let mut deps = Tasks::new();
+                t.query(&Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: false }, &mut deps);
+                assert_eq!(deps.len(), expected, "element {i}");
+                assert!(deps.iter().all(|d| d.as_ptr() == failed.raw.as_ptr()));
+            }
         });
     }
 }
