@@ -91,16 +91,19 @@ impl Run {
         Span::bytes(self.start + k * self.size, self.size)
     }
 
-    /// Every task of the run.
-    pub(crate) fn tasks(&self) -> impl Iterator<Item = &TaskRef> {
-        self.tasks.iter()
+    /// Adds the tasks an access of `span` and mode `write` must run
+    /// after, of those of the elements it overlaps.
+    pub(crate) fn conflicts(&self, span: &Span, write: bool, deps: &mut Tasks) {
+        if (self.write || write) && self.may_meet(span) {
+            deps.extend(self.overlapping(span).filter(|t| !succeeded(t)).cloned());
+        }
     }
 
-    /// Adds the tasks an access of mode `write` must run after, of those
-    /// in `tasks` (elements of this run).
-    pub(crate) fn conflicts<'a>(&self, tasks: impl Iterator<Item = &'a TaskRef>, write: bool, deps: &mut Tasks) {
+    /// Adds the tasks an access of mode `write` must run after, of all the
+    /// run's tasks (it covers a header they were reached through).
+    pub(crate) fn all_conflict(&self, write: bool, deps: &mut Tasks) {
         if self.write || write {
-            deps.extend(tasks.filter(|t| !succeeded(t)).cloned());
+            deps.extend(self.tasks.iter().filter(|t| !succeeded(t)).cloned());
         }
     }
 

@@ -246,25 +246,31 @@ impl Tracker {
                 found.extend(r.readers.iter().filter(|t| !body_done(t)).cloned());
             }
         }
-        self.run.users(self.run.overlapping(header), exclusive, &mut found);
+        if self.run.may_meet(header) {
+            self.run.users(self.run.overlapping(header), exclusive, &mut found);
+        }
         found
     }
 
     /// Adds to `deps` the tasks `access` must run after, and plans its
     /// registration.
     pub(crate) fn query(&self, access: &Access<'_>, deps: &mut Tasks) -> Plan {
-        let mut plan = Plan::default();
+        let path = self.path_id(access.path);
+        let mut plan = Plan { path, ..Plan::default() };
         // Places that cover a header on the way to this one.
-        for header in access.path.iter().filter(|h| self.may_be_used(h)) {
-            for (_, r) in self.overlapping(header) {
-                r.conflicts(access.write, deps);
+        for header in access.path {
+            if self.spans.may_meet(header) {
+                for (_, r) in self.overlapping(header) {
+                    r.conflicts(access.write, deps);
+                }
             }
-            self.run.conflicts(self.run.overlapping(header), access.write, deps);
+            self.run.conflicts(header, access.write, deps);
         }
         // Overlapping places.
-        let path = self.path_id(access.path);
-        plan.path = path;
-        self.run.conflicts(self.run.overlapping(&access.span), access.write, deps);
+        self.run.conflicts(&access.span, access.write, deps);
+        if !self.spans.may_meet(&access.span) {
+            return self.through_plan(access, plan, deps);
+        }
         for (key, r) in self.overlapping(&access.span) {
             r.conflicts(access.write, deps);
             let same_path = path == Some(r.path);
@@ -274,13 +280,18 @@ impl Tracker {
                 plan.same = Some(key);
             }
         }
-        // Places reached through a header inside this one.
+        self.through_plan(access, plan, deps)
+    }
+
+    /// The part of [`Tracker::query`] for places reached through a header
+    /// inside the access's span.
+    fn through_plan(&self, access: &Access<'_>, mut plan: Plan, deps: &mut Tasks) -> Plan {
         if !self.header_bounds.may_meet(&access.span) {
             return plan;
         }
         let run_path = &self.paths.get(self.run.path as usize).map_or(&[][..], |p| &p.headers[..]);
         if !self.run.is_empty() && run_path.iter().any(|h| h.overlaps(&access.span)) {
-            self.run.conflicts(self.run.tasks(), access.write, deps);
+            self.run.all_conflict(access.write, deps);
         }
         for (key, r, header) in self.through(&access.span) {
             r.conflicts(access.write, deps);
