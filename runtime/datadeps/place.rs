@@ -179,8 +179,8 @@ impl AccessInfo<'_> {
         matches!((self.tracker, other.tracker), (Some(a), Some(b)) if std::ptr::eq(a, b))
             && (self.write || other.write)
             && (self.span.overlaps(&other.span)
-                || other.path.iter().any(|h| self.span.overlaps(h))
-                || self.path.iter().any(|h| other.span.overlaps(h)))
+                || other.path.iter().any(|h| self.span.overlaps(&h.span()))
+                || self.path.iter().any(|h| other.span.overlaps(&h.span())))
     }
 }
 

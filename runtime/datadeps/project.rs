@@ -15,10 +15,8 @@
 
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 
-use smallvec::SmallVec;
-
-use super::span::Span;
-use super::tracker::Tracker;
+use super::span::{Extent, Span};
+use super::tracker::{Path, Tracker};
 
 /// A place as the runtime holds it: a raw pointer (or a raw view) and the
 /// memory it covers.
@@ -55,7 +53,7 @@ unsafe impl<T> Place for *mut [T] {
 /// `Vec`) runs after the task using this place.
 pub struct Reads<'a> {
     pub(crate) tracker: Option<&'a std::cell::RefCell<Tracker>>,
-    pub(crate) path: &'a mut SmallVec<[Span; 2]>,
+    pub(crate) path: &'a mut Path,
     pub(crate) writing: bool,
 }
 
@@ -92,7 +90,7 @@ impl Reads<'_> {
                 settle_all(pending);
             }
         }
-        self.path.push(header);
+        self.path.push(Extent::of(&header));
     }
 }
 
@@ -354,7 +352,7 @@ unsafe impl<I, B: ProjectMut<I>> ProjectMut<I> for Box<B> {}
 mod tests {
     use super::*;
 
-    fn reads(path: &mut SmallVec<[Span; 2]>, writing: bool) -> Reads<'_> {
+    fn reads(path: &mut Path, writing: bool) -> Reads<'_> {
         Reads { tracker: None, path, writing }
     }
 
@@ -362,13 +360,13 @@ mod tests {
     fn vec_elements_and_ranges_are_located_in_the_buffer() {
         let mut v = vec![1u64, 2, 3, 4];
         let base = &raw mut v;
-        let mut path = SmallVec::new();
+        let mut path = Path::new();
         // SAFETY: `base` is a live Vec, nothing else uses it.
         let p = unsafe { Vec::project(base, 2usize, &mut reads(&mut path, false)) }.unwrap();
         // SAFETY: `p` points to element 2 of the live Vec.
         assert_eq!(unsafe { *p }, 3);
-        assert_eq!(path.as_slice(), &[Span::of(base.cast_const())], "the header is the path");
-        let mut path = SmallVec::new();
+        assert_eq!(path.as_slice(), &[Extent::of(&Span::of(base.cast_const()))], "the header is the path");
+        let mut path = Path::new();
         // SAFETY: as above.
         let s = unsafe { Vec::project(base, 1..3, &mut reads(&mut path, true)) }.unwrap();
         assert_eq!(s.len(), 2);
@@ -381,15 +379,15 @@ mod tests {
     fn out_of_range_indices_give_the_messages_of_indexing() {
         let mut v = vec![0u8; 3];
         let base = &raw mut v;
-        let mut path = SmallVec::new();
+        let mut path = Path::new();
         // SAFETY: `base` is a live Vec.
         let err = unsafe { Vec::project(base, 5usize, &mut reads(&mut path, false)) }.unwrap_err();
         assert_eq!(err, "index out of bounds: the len is 3 but the index is 5");
-        let mut path = SmallVec::new();
+        let mut path = Path::new();
         // SAFETY: as above.
         let err = unsafe { Vec::project(base, 2..7, &mut reads(&mut path, false)) }.unwrap_err();
         assert_eq!(err, "range end index 7 out of range for slice of length 3");
-        let mut path = SmallVec::new();
+        let mut path = Path::new();
         #[allow(clippy::reversed_empty_ranges)]
         // SAFETY: as above.
         let err = unsafe { Vec::project(base, 2..1, &mut reads(&mut path, false)) }.unwrap_err();
@@ -401,7 +399,7 @@ mod tests {
         let mut v = vec![1u32, 2, 3];
         let mut r: &mut Vec<u32> = &mut v;
         let base = &raw mut r;
-        let mut path = SmallVec::new();
+        let mut path = Path::new();
         // SAFETY: `base` points to a live `&mut Vec`.
         let p = unsafe { <&mut Vec<u32>>::project(base, 1usize, &mut reads(&mut path, true)) }.unwrap();
         assert_eq!(path.len(), 2, "the reference, then the Vec header");
@@ -413,7 +411,7 @@ mod tests {
     #[test]
     fn arrays_read_nothing() {
         let mut a = [1i32; 8];
-        let mut path = SmallVec::new();
+        let mut path = Path::new();
         // SAFETY: `a` is a live array.
         let s = unsafe { <[i32; 8]>::project(&raw mut a, ..4, &mut reads(&mut path, true)) }.unwrap();
         assert!(path.is_empty());

@@ -165,6 +165,41 @@ impl Span {
     }
 }
 
+/// The bounding interval of a span's bytes: how paths keep the headers
+/// read on the way to a place (a pointer, a `Vec`'s pointer and length are
+/// one run of bytes each; a strided header would only be taken as covering
+/// more than it does, which orders more, never less).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Extent {
+    start: usize,
+    end: usize,
+}
+
+impl Extent {
+    pub(crate) fn of(span: &Span) -> Extent {
+        Extent { start: span.start(), end: span.end() }
+    }
+
+    pub(crate) fn start(self) -> usize {
+        self.start
+    }
+
+    pub(crate) fn end(self) -> usize {
+        self.end
+    }
+
+    /// The bytes of the interval as a span.
+    pub(crate) fn span(self) -> Span {
+        Span::bytes(self.start, self.end - self.start)
+    }
+}
+
+impl fmt::Debug for Extent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Extent({:#x}..{:#x})", self.start, self.end)
+    }
+}
+
 impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {

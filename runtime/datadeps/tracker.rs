@@ -30,7 +30,7 @@ use smallvec::SmallVec;
 
 use super::index::{Key, Keys, Slab};
 use super::run::Run;
-use super::span::Span;
+use super::span::{Extent, Span};
 use crate::task::raw::TaskRef;
 use crate::task::state::{BODY_DONE, COMPLETE, FAILED};
 
@@ -38,12 +38,12 @@ use crate::task::state::{BODY_DONE, COMPLETE, FAILED};
 pub(crate) type Tasks = SmallVec<[TaskRef; 2]>;
 
 /// The path of headers read to reach a place.
-pub(crate) type Path = SmallVec<[Span; 2]>;
+pub(crate) type Path = SmallVec<[Extent; 2]>;
 
 /// One access of a new task, as the tracker sees it.
 #[derive(Debug)]
 pub(crate) struct Access<'a> {
-    pub(crate) path: &'a [Span],
+    pub(crate) path: &'a [Extent],
     pub(crate) span: Span,
     pub(crate) write: bool,
 }
@@ -212,19 +212,19 @@ impl Tracker {
     }
 
     /// The interned path equal to `headers`, if any.
-    fn path_id(&self, headers: &[Span]) -> Option<u32> {
+    fn path_id(&self, headers: &[Extent]) -> Option<u32> {
         // Paths are few and a block mostly reuses its latest: search backwards.
         self.paths.iter().rposition(|p| p.headers.as_slice() == headers).map(|i| i as u32)
     }
 
-    fn intern(&mut self, headers: &[Span]) -> u32 {
+    fn intern(&mut self, headers: &[Extent]) -> u32 {
         if let Some(id) = self.path_id(headers) {
             return id;
         }
         let id = u32::try_from(self.paths.len()).expect("fewer than 2³² paths");
         for h in headers {
             self.max_header_len = self.max_header_len.max(h.end() - h.start());
-            self.header_bounds.add(h);
+            self.header_bounds.add(&h.span());
             self.headers.entry((h.start(), h.end())).or_default().push(id);
         }
         self.paths.push(PathEntry { headers: headers.into(), spans: Bounds::default() });
@@ -259,12 +259,13 @@ impl Tracker {
         let mut plan = Plan { path, ..Plan::default() };
         // Places that cover a header on the way to this one.
         for header in access.path {
-            if self.spans.may_meet(header) {
-                for (_, r) in self.overlapping(header) {
+            let header = header.span();
+            if self.spans.may_meet(&header) {
+                for (_, r) in self.overlapping(&header) {
                     r.conflicts(access.write, deps);
                 }
             }
-            self.run.conflicts(header, access.write, deps);
+            self.run.conflicts(&header, access.write, deps);
         }
         // Overlapping places.
         self.run.conflicts(&access.span, access.write, deps);
@@ -290,13 +291,14 @@ impl Tracker {
             return plan;
         }
         let run_path = &self.paths.get(self.run.path as usize).map_or(&[][..], |p| &p.headers[..]);
-        if !self.run.is_empty() && run_path.iter().any(|h| h.overlaps(&access.span)) {
+        if !self.run.is_empty() && run_path.iter().any(|h| h.span().overlaps(&access.span)) {
             self.run.all_conflict(access.write, deps);
         }
         for (key, r, header) in self.through(&access.span) {
             r.conflicts(access.write, deps);
             let theirs = &self.paths[r.path as usize].headers;
-            let reached_here = theirs.starts_with(access.path) && theirs.get(access.path.len()) == Some(&header);
+            let reached_here =
+                theirs.starts_with(access.path) && theirs.get(access.path.len()) == Some(&Extent::of(&header));
             if access.write && reached_here && access.span.contains(&header) && !plan.replaced.contains(&key) {
                 plan.replaced.push(key);
             }
@@ -351,7 +353,8 @@ impl Tracker {
             return access.span.contains(&extent);
         }
         let theirs = &self.paths[self.run.path as usize].headers;
-        theirs.starts_with(access.path) && theirs.get(access.path.len()).is_some_and(|h| access.span.contains(h))
+        theirs.starts_with(access.path)
+            && theirs.get(access.path.len()).is_some_and(|h| access.span.contains(&h.span()))
     }
 
     fn insert(&mut self, record: Record) {
@@ -466,7 +469,8 @@ mod tests {
     }
 
     fn access(tracker: &mut Tracker, pending: &mut Pending, path: &[Span], span: Span, write: bool) -> Vec<TaskRef> {
-        let a = Access { path, span, write };
+        let path: Path = path.iter().map(Extent::of).collect();
+        let a = Access { path: &path, span, write };
         let mut deps = Tasks::new();
         let plan = tracker.query(&a, &mut deps);
         let task = pending.task();
