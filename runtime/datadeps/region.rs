@@ -26,7 +26,7 @@ use crossbeam_utils::CachePadded;
 use super::body::{DepsBody, Job, Latch};
 use super::place::AccessInfo;
 use super::root::Root;
-use super::tracker::{Tasks, body_done};
+use super::tracker::{Plan, Tasks, body_done};
 use crate::Error;
 use crate::exec::wait;
 use crate::task::Task;
@@ -191,27 +191,35 @@ impl<'scope, 'env> Region<'scope, 'env> {
         }
         let mut after = Tasks::new();
         slots.each_input(&mut |input| after.push(input.0.clone()));
-        let plans = match planned {
-            Some(kept) => {
-                after.extend(kept.iter().map(|k| k.0.clone()));
-                None
+        // Filled in place: a plan is moved nowhere between query and register.
+        let mut plans: [Plan; N] = std::array::from_fn(|_| Plan::default());
+        let mut records = 0;
+        match planned {
+            Some(kept) => after.extend(kept.iter().map(|k| k.0.clone())),
+            None => {
+                for (a, plan) in accesses.iter().zip(&mut plans) {
+                    if let Some(tracker) = a.tracker {
+                        tracker.borrow().query(&a.access(), plan, &mut after);
+                        records += 1;
+                    }
+                }
             }
-            None => Some(accesses.each_ref().map(|a| a.tracker.map(|t| t.borrow().query(&a.access(), &mut after)))),
-        };
-        dedup(&mut after);
+        }
+        if after.len() > 1 {
+            dedup(&mut after);
+        }
         // SAFETY: as above.
         let job = unsafe { Job::new(move || f(slots)) };
         // Each tracker record of the task holds a reference, counted when it
         // is built; a detached call's handle gives its own to the last one.
-        let records = plans.as_ref().map_or(0, |plans| plans.iter().flatten().count());
         let hand_over = detach && records > 0;
         let body = DepsBody::new(job, after, self.latch.hold(&self.credits));
         // Not dropped by an unwind from `register`: its reference may have
         // been given to a record already (a leak is the worst outcome).
         let task = ManuallyDrop::new(spawn_counted(None, name, body, records - usize::from(hand_over)));
-        if let Some(plans) = plans {
-            for (access, plan) in accesses.iter().zip(plans) {
-                let (Some(tracker), Some(plan)) = (access.tracker, plan) else { continue };
+        if planned.is_none() {
+            for (access, plan) in accesses.iter().zip(&plans) {
+                let Some(tracker) = access.tracker else { continue };
                 // SAFETY: one of the references counted for the records,
                 // the last one being the handle's when it is handed over (the
                 // handle is then never dropped).

@@ -254,9 +254,9 @@ impl Tracker {
 
     /// Adds to `deps` the tasks `access` must run after, and plans its
     /// registration.
-    pub(crate) fn query(&self, access: &Access<'_>, deps: &mut Tasks) -> Plan {
+    pub(crate) fn query(&self, access: &Access<'_>, plan: &mut Plan, deps: &mut Tasks) {
         let path = self.path_id(access.path);
-        let mut plan = Plan { path, ..Plan::default() };
+        plan.path = path;
         // Places that cover a header on the way to this one.
         for header in access.path {
             let header = header.span();
@@ -286,9 +286,9 @@ impl Tracker {
 
     /// The part of [`Tracker::query`] for places reached through a header
     /// inside the access's span.
-    fn through_plan(&self, access: &Access<'_>, mut plan: Plan, deps: &mut Tasks) -> Plan {
+    fn through_plan(&self, access: &Access<'_>, plan: &mut Plan, deps: &mut Tasks) {
         if !self.header_bounds.may_meet(&access.span) {
-            return plan;
+            return;
         }
         let run_path = &self.paths.get(self.run.path as usize).map_or(&[][..], |p| &p.headers[..]);
         if !self.run.is_empty() && run_path.iter().any(|h| h.span().overlaps(&access.span)) {
@@ -303,12 +303,11 @@ impl Tracker {
                 plan.replaced.push(key);
             }
         }
-        plan
     }
 
     /// Records that `task` makes `access`, as planned by [`Tracker::query`];
     /// the record keeps the reference.
-    pub(crate) fn register(&mut self, access: &Access<'_>, plan: Plan, task: TaskRef) {
+    pub(crate) fn register(&mut self, access: &Access<'_>, plan: &Plan, task: TaskRef) {
         if access.write && self.covers_run(access, plan.path) {
             self.held -= self.run.len().min(self.held);
             self.run.clear();
@@ -472,9 +471,10 @@ mod tests {
         let path: Path = path.iter().map(Extent::of).collect();
         let a = Access { path: &path, span, write };
         let mut deps = Tasks::new();
-        let plan = tracker.query(&a, &mut deps);
+        let mut plan = Plan::default();
+        tracker.query(&a, &mut plan, &mut deps);
         let task = pending.task();
-        tracker.register(&a, plan, task.clone());
+        tracker.register(&a, &plan, task.clone());
         deps.into_vec()
     }
 
@@ -533,18 +533,21 @@ mod tests {
             let _ = failed.wait();
             let a = Access { path: &[], span: Span::bytes(0x10, 8), write: true };
             let mut deps = Tasks::new();
-            let plan = t.query(&a, &mut deps);
-            t.register(&a, plan, failed.raw.clone());
+            let mut plan = Plan::default();
+            t.query(&a, &mut plan, &mut deps);
+            t.register(&a, &plan, failed.raw.clone());
             for i in 0..1000 {
                 let done = crate::spawn(|| ());
                 done.wait().unwrap();
                 let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: true };
-                let plan = t.query(&a, &mut deps);
-                t.register(&a, plan, done.raw.clone());
+                let mut plan = Plan::default();
+                t.query(&a, &mut plan, &mut deps);
+                t.register(&a, &plan, done.raw.clone());
             }
             assert!(t.held() < 300, "succeeded tasks were swept ({} held)", t.held());
             let mut deps = Tasks::new();
-            t.query(&Access { path: &[], span: Span::bytes(0x10, 8), write: false }, &mut deps);
+            let a = Access { path: &[], span: Span::bytes(0x10, 8), write: false };
+            t.query(&a, &mut Plan::default(), &mut deps);
             assert_eq!(deps.len(), 1, "the failed writer is still there to fail its readers");
         });
     }
@@ -588,8 +591,9 @@ mod tests {
                 let task = if i == 3 { crate::spawn(|| -> () { panic!("kept") }) } else { crate::spawn(|| ()) };
                 let _ = task.wait();
                 let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: true };
-                let plan = t.query(&a, &mut deps);
-                t.register(&a, plan, task.raw.clone());
+                let mut plan = Plan::default();
+                t.query(&a, &mut plan, &mut deps);
+                t.register(&a, &plan, task.raw.clone());
                 if i == 3 {
                     failed = Some(task);
                 }
@@ -599,7 +603,8 @@ mod tests {
             let failed = failed.unwrap();
             for (i, expected) in [(3, 1), (4, 0), (599, 0)] {
                 let mut deps = Tasks::new();
-                t.query(&Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: false }, &mut deps);
+                let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: false };
+                t.query(&a, &mut Plan::default(), &mut deps);
                 assert_eq!(deps.len(), expected, "element {i}");
                 assert!(deps.iter().all(|d| d.as_ptr() == failed.raw.as_ptr()));
             }
