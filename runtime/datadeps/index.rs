@@ -85,11 +85,14 @@ impl<T> Slab<T> {
         Key { start, slot, generation: entry.0 }
     }
 
-    /// Removes every value. Only for a caller that holds no key any more:
-    /// slots are numbered afresh.
+    /// Removes every value. Slots keep their generations, so a key kept
+    /// from before (a plan made before a sweep) finds no later value.
     pub(crate) fn clear(&mut self) {
-        self.slots.clear();
         self.free.clear();
+        for (slot, (_, value)) in self.slots.iter_mut().enumerate().rev() {
+            *value = None;
+            self.free.push(slot as u32);
+        }
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<&T> {
@@ -151,5 +154,18 @@ mod tests {
             keys.went_stale(|k| slab.get(k).is_some());
         }
         assert_eq!(keys.iter().count(), 1, "compacted once most keys were stale");
+    }
+
+    #[test]
+    fn a_key_from_before_a_clear_finds_nothing_after_it() {
+        let mut slab = Slab::default();
+        let old = slab.insert(10, "old");
+        slab.clear();
+        assert_eq!(slab.get(&old), None);
+        let new = slab.insert(10, "new");
+        assert_eq!(new.slot, old.slot, "the slot is reused");
+        assert_eq!(slab.get(&old), None, "under a new generation");
+        assert_eq!(slab.remove(&old), None);
+        assert_eq!(slab.get(&new), Some(&"new"));
     }
 }

@@ -610,4 +610,47 @@ mod tests {
             }
         });
     }
+
+    #[test]
+    fn a_sweep_between_two_accesses_of_one_call_keeps_the_second() {
+        let rt = Runtime::builder().threads(2).build().unwrap();
+        rt.enter(|| {
+            let mut t = Tracker::default();
+            let done = crate::spawn(|| ());
+            done.wait().unwrap();
+            let register = |t: &mut Tracker, span: Span, task: &TaskRef| {
+                let a = Access { path: &[], span, write: true };
+                let mut plan = Plan::default();
+                t.query(&a, &mut plan, &mut Tasks::new());
+                t.register(&a, &plan, task.clone());
+            };
+            // A run of a task still running first, so that the next places,
+            // apart from each other, are records: the first one in the
+            // slab's first slot.
+            let mut p = Pending::new();
+            register(&mut t, Span::bytes(0x8000, 8), &p.task());
+            let x = Span::bytes(0x10, 8);
+            register(&mut t, x, &done.raw);
+            for i in 0..254 {
+                register(&mut t, Span::bytes(0x1000 + 16 * i, 8), &done.raw);
+            }
+            // One call with two places: both queried, then both registered;
+            // registering the first sweeps every record away.
+            let (a1, a2) = (
+                Access { path: &[], span: Span::bytes(0x3000, 8), write: true },
+                Access { path: &[], span: x, write: true },
+            );
+            let (mut plan1, mut plan2) = (Plan::default(), Plan::default());
+            t.query(&a1, &mut plan1, &mut Tasks::new());
+            t.query(&a2, &mut plan2, &mut Tasks::new());
+            assert_eq!(plan2.replaced.len(), 1, "the second place replaces the record of x");
+            let task = p.task();
+            t.register(&a1, &plan1, done.raw.clone());
+            t.register(&a2, &plan2, task.clone());
+            let mut deps = Tasks::new();
+            t.query(&Access { path: &[], span: x, write: false }, &mut Plan::default(), &mut deps);
+            assert!(same(&deps, &[&task]), "a read of x waits for the second place's task");
+            p.finish();
+        });
+    }
 }
