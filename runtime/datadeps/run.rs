@@ -107,11 +107,11 @@ impl Run {
         }
     }
 
-    /// The tasks of `tasks` still running that use their elements in a way
-    /// that bars reading a header there (see `Tracker::users_of`).
-    pub(crate) fn users<'a>(&self, tasks: impl Iterator<Item = &'a TaskRef>, exclusive: bool, found: &mut Tasks) {
-        if self.write || exclusive {
-            found.extend(tasks.filter(|t| !body_done(t)).cloned());
+    /// Adds the tasks still running whose elements overlap `header` and
+    /// who use them in a way that bars reading it (see `Tracker::users_of`).
+    pub(crate) fn users(&self, header: &Span, exclusive: bool, found: &mut Tasks) {
+        if (self.write || exclusive) && self.may_meet(header) {
+            found.extend(self.overlapping(header).filter(|t| !body_done(t)).cloned());
         }
     }
 

@@ -246,9 +246,7 @@ impl Tracker {
                 found.extend(r.readers.iter().filter(|t| !body_done(t)).cloned());
             }
         }
-        if self.run.may_meet(header) {
-            self.run.users(self.run.overlapping(header), exclusive, &mut found);
-        }
+        self.run.users(header, exclusive, &mut found);
         found
     }
 
@@ -290,8 +288,9 @@ impl Tracker {
         if !self.header_bounds.may_meet(&access.span) {
             return;
         }
-        let run_path = &self.paths.get(self.run.path as usize).map_or(&[][..], |p| &p.headers[..]);
-        if !self.run.is_empty() && run_path.iter().any(|h| h.span().overlaps(&access.span)) {
+        if !self.run.is_empty()
+            && self.paths[self.run.path as usize].headers.iter().any(|h| h.span().overlaps(&access.span))
+        {
             self.run.all_conflict(access.write, deps);
         }
         for (key, r, header) in self.through(&access.span) {
