@@ -28,7 +28,11 @@ fn total(xs: &[f64]) -> f64 {
 }
 
 fn kill(pid: u32) {
-    let status = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill runs");
+    signal("-9", pid);
+}
+
+fn signal(signal: &str, pid: u32) {
+    let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("kill runs");
     assert!(status.success());
 }
 
@@ -70,6 +74,38 @@ fn a_killed_worker_fails_its_tasks_and_retried_tasks_run_elsewhere() {
             // The rest of the cluster goes on.
             assert_eq!(spawn!(scope = Scope::worker(2), nap(0)).fetch().unwrap(), 2);
             assert_eq!(spawn!(total(make(10))).fetch().unwrap(), 15.0);
+        });
+    });
+}
+
+#[dirk::test]
+fn a_worker_that_stops_answering_is_lost_after_the_timeout() {
+    let timeout = Duration::from_millis(800);
+    let rt = Runtime::builder().threads(1).workers(2).worker_timeout(timeout).build().unwrap();
+    let pids = rt.worker_pids();
+    within(LONG, move || {
+        rt.run(|| {
+            // Idle for several timeouts, but answering: nobody is lost.
+            std::thread::sleep(timeout * 3);
+            assert_eq!(spawn!(scope = Scope::worker(1), nap(0)).fetch().unwrap(), 1);
+            // Its only thread busy for longer than the timeout: its I/O
+            // thread answers all the same.
+            let busy = 2 * timeout.as_millis() as u64;
+            assert_eq!(spawn!(scope = Scope::worker(1), nap(busy)).fetch().unwrap(), 1);
+
+            let hung = spawn!(scope = Scope::worker(1), nap(60_000));
+            std::thread::sleep(Duration::from_millis(100));
+            signal("-STOP", pids[0]);
+            let stopped = Instant::now();
+            let err = hung.wait().unwrap_err();
+            let took = stopped.elapsed();
+            assert!(matches!(err, Error::WorkerLost { worker: 1, task } if task == hung.id()), "{err}");
+            assert!(took >= timeout / 2 && took < timeout * 4, "lost {took:?} after it stopped");
+
+            // The rest of the cluster goes on; the lost worker gets nothing more.
+            assert_eq!(spawn!(scope = Scope::worker(2), nap(0)).fetch().unwrap(), 2);
+            let err = spawn!(scope = Scope::worker(1), nap(0)).fetch().unwrap_err();
+            assert!(matches!(err, Error::WorkerLost { worker: 1, .. }), "{err}");
         });
     });
 }

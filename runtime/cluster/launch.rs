@@ -139,7 +139,11 @@ fn finish_mpi(mpi: &'static crate::transport::mpi::Mpi) {
 
 /// In rank 0 of an MPI job whose ranks no runtime has taken yet: makes the
 /// other ranks the workers of the runtime `shared`.
-pub(crate) fn join_mpi(shared: &'static Shared, threads: usize) -> Result<Option<&'static Cluster>, Error> {
+pub(crate) fn join_mpi(
+    shared: &'static Shared,
+    threads: usize,
+    timeout: Duration,
+) -> Result<Option<&'static Cluster>, Error> {
     #[cfg(feature = "mpi")]
     {
         let Some(mpi) = MPI.get().copied() else { return Ok(None) };
@@ -148,11 +152,12 @@ pub(crate) fn join_mpi(shared: &'static Shared, threads: usize) -> Result<Option
         }
         let cluster = start_mpi(shared, mpi, threads)?;
         let _ = MPI_CLUSTER.set(cluster);
+        cluster.watch(timeout);
         Ok(Some(cluster))
     }
     #[cfg(not(feature = "mpi"))]
     {
-        let _ = (shared, threads);
+        let _ = (shared, threads, timeout);
         Ok(None)
     }
 }
@@ -211,6 +216,7 @@ fn start_mpi(
             ring_out: None,
             ring_in: None,
             alive: AtomicBool::new(true),
+            heard: AtomicBool::new(true),
             load: Default::default(),
             frees: Default::default(),
         })
@@ -313,7 +319,13 @@ pub(crate) struct Plan {
     pub(crate) workers: usize,
     pub(crate) threads: usize,
     pub(crate) ring_bytes: u64,
+    /// How long a worker may stay silent before it is lost (`leader/watch.rs`).
+    pub(crate) timeout: Duration,
 }
+
+/// How long a worker may stay silent before it is lost, unless the
+/// builder says otherwise (`Builder::worker_timeout`).
+pub(crate) const WORKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether a cluster on this host (process 0 with `main_threads`,
 /// `workers` processes of `worker_threads`, an I/O thread in each) has
@@ -352,6 +364,7 @@ pub(crate) fn start(shared: &'static Shared, plan: Plan) -> Result<&'static Clus
             if crowded(shared.threads(), plan.workers, plan.threads) {
                 shared.spin_less();
             }
+            cluster.watch(plan.timeout);
             Ok(cluster)
         }
         Err(e) => {
@@ -427,6 +440,7 @@ fn start_workers(
             ring_out: Some(crate::sync::Mutex::new(r.to_worker)),
             ring_in: Some(r.to_main),
             alive: AtomicBool::new(true),
+            heard: AtomicBool::new(true),
             load: Default::default(),
             frees: Default::default(),
         });

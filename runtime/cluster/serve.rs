@@ -365,6 +365,7 @@ impl Worker {
             }
             ArchivedMessage::Free { objects } => self.store.lock().free(objects.iter().map(|o| o.to_native())),
             ArchivedMessage::Shutdown => (self.stop)(),
+            ArchivedMessage::Ping => self.answers.send(&Message::Pong, Blobs::default()),
             ArchivedMessage::StageStart { stage, task, thread, consts, slot, input, output } => {
                 let stage = stage.to_native();
                 let consts = consts

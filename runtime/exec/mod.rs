@@ -298,7 +298,12 @@ fn global() -> &'static Shared {
             Ok((shared, handles)) => {
                 drop(handles); // global workers live as long as the process
                 if workers > 0 {
-                    let plan = crate::cluster::launch::Plan { workers, threads, ring_bytes: DEFAULT_RING_BYTES };
+                    let plan = crate::cluster::launch::Plan {
+                        workers,
+                        threads,
+                        ring_bytes: DEFAULT_RING_BYTES,
+                        timeout: crate::cluster::launch::WORKER_TIMEOUT,
+                    };
                     match crate::cluster::launch::start(shared, plan) {
                         Ok(cluster) => {
                             let _ = shared.cluster.set(cluster);
@@ -306,7 +311,7 @@ fn global() -> &'static Shared {
                         Err(e) => panic!("dirk could not start the {workers} workers DIRK_WORKERS asks for: {e}"),
                     }
                 } else {
-                    match crate::cluster::launch::join_mpi(shared, threads) {
+                    match crate::cluster::launch::join_mpi(shared, threads, crate::cluster::launch::WORKER_TIMEOUT) {
                         Ok(Some(cluster)) => {
                             let _ = shared.cluster.set(cluster);
                         }
@@ -542,6 +547,7 @@ pub struct Builder {
     workers: usize,
     worker_threads: Option<usize>,
     ring_bytes: u64,
+    worker_timeout: std::time::Duration,
     pin: bool,
     stack_size: usize,
     thread_name: String,
@@ -561,6 +567,7 @@ impl Default for Builder {
             workers: 0,
             worker_threads: None,
             ring_bytes: DEFAULT_RING_BYTES,
+            worker_timeout: crate::cluster::launch::WORKER_TIMEOUT,
             pin: false,
             stack_size: 8 << 20,
             thread_name: "dirk-worker".to_owned(),
@@ -606,6 +613,18 @@ impl Builder {
     /// the socket.
     pub fn ring_bytes(mut self, bytes: u64) -> Self {
         self.ring_bytes = bytes.max(1 << 16);
+        self
+    }
+
+    /// How long process 0 waits to hear from a worker process before it
+    /// counts the worker lost (default 30 s): the worker's calls fail with
+    /// [`Error::WorkerLost`] (or run again elsewhere, with retries left) and
+    /// its process is killed. A quiet worker is asked for an answer, which
+    /// its I/O thread gives whatever its tasks are doing, so this bounds
+    /// how long a hung or unreachable worker can hold up the program. Zero
+    /// turns the check off (a worker paused in a debugger stays).
+    pub fn worker_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.worker_timeout = timeout;
         self
     }
 
@@ -668,7 +687,12 @@ impl Builder {
     /// 4096, or when the OS refuses to start a thread.
     pub fn build(self) -> Result<Runtime, Error> {
         let trace_to = self.trace_to.clone();
-        let plan = crate::cluster::launch::Plan { workers: self.workers, threads: 0, ring_bytes: self.ring_bytes };
+        let plan = crate::cluster::launch::Plan {
+            workers: self.workers,
+            threads: 0,
+            ring_bytes: self.ring_bytes,
+            timeout: self.worker_timeout,
+        };
         let worker_threads = self.worker_threads;
         let (shared, handles) = self.start(None)?;
         if trace_to.is_some() {
@@ -679,7 +703,7 @@ impl Builder {
         if plan.workers > 0 {
             let cluster = crate::cluster::launch::start(shared, crate::cluster::launch::Plan { threads, ..plan })?;
             let _ = shared.cluster.set(cluster);
-        } else if let Some(cluster) = crate::cluster::launch::join_mpi(shared, threads)? {
+        } else if let Some(cluster) = crate::cluster::launch::join_mpi(shared, threads, plan.timeout)? {
             let _ = shared.cluster.set(cluster);
         }
         Ok(rt)

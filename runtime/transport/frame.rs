@@ -88,6 +88,10 @@ pub(crate) enum Message {
     /// A worker to process 0: `object`, which it could not give to worker
     /// `to` directly; process 0 gives it instead.
     Relay { object: u64, to: u32, blob: Blob },
+    /// Process 0 to a worker it has not heard from for a while: answer.
+    Ping,
+    /// A worker to process 0, answering `Ping`.
+    Pong,
 }
 
 /// One argument of a call: a value sent along, a value the worker kept,
@@ -144,6 +148,8 @@ impl Message {
             Message::Forget { .. } => 16,
             Message::Forward { .. } => 17,
             Message::Relay { .. } => 18,
+            Message::Ping => 19,
+            Message::Pong => 20,
         }
     }
 }
@@ -169,11 +175,13 @@ impl ArchivedMessage {
             ArchivedMessage::Forget { .. } => 16,
             ArchivedMessage::Forward { .. } => 17,
             ArchivedMessage::Relay { .. } => 18,
+            ArchivedMessage::Ping => 19,
+            ArchivedMessage::Pong => 20,
         }
     }
 }
 
-const KINDS: std::ops::RangeInclusive<u16> = 1..=18;
+const KINDS: std::ops::RangeInclusive<u16> = 1..=20;
 
 /// A frame's header, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,15 +25,17 @@
 //! its value goes to the workers whose calls await it from its own worker
 //! directly when small, from here (step 3) when large.
 //!
-//! A lost worker (its connection ended) fails the calls it was running with
-//! `Error::WorkerLost`, or runs them again elsewhere when they have retries
-//! left and their inputs are still available; values it kept are lost, and
-//! tasks that need them fail with `Error::WorkerLost`.
+//! A lost worker (its connection ended, or it stayed silent past the
+//! builder's `worker_timeout`, see [`watch`]) fails the calls it was
+//! running with `Error::WorkerLost`, or runs them again elsewhere when they
+//! have retries left and their inputs are still available; values it kept
+//! are lost, and tasks that need them fail with `Error::WorkerLost`.
 
 mod ahead;
 mod finish;
 mod here;
 mod pulls;
+mod watch;
 
 use std::process::Child;
 use std::sync::OnceLock;
@@ -98,6 +100,8 @@ pub(crate) struct Link {
     pub(crate) ring_out: Option<Mutex<Producer>>,
     pub(crate) ring_in: Option<Consumer>,
     pub(crate) alive: AtomicBool,
+    /// Whether a frame came since the last heartbeat look (`watch.rs`).
+    pub(crate) heard: AtomicBool,
     pub(crate) load: AtomicUsize,
     /// Objects the worker may free, sent with the next call (or in a
     /// batch of their own when many pile up).
@@ -560,6 +564,12 @@ impl Cluster {
     /// Handles a frame from `worker` (on the I/O thread).
     pub(crate) fn on_frame(&'static self, worker: u32, frame: Incoming) {
         let Some(link) = self.link(worker) else { return };
+        if !link.alive.load(Ordering::Acquire) {
+            // Lost while still connected (silent too long): what it says
+            // now concerns calls already failed or run elsewhere.
+            return;
+        }
+        link.heard.store(true, Ordering::Relaxed);
         match frame.message() {
             ArchivedMessage::Done { call, .. } => {
                 let call = call.to_native();
