@@ -1,7 +1,7 @@
 //! `cargo xtask <command>`: the project's chores, one module per command.
 //!
 //! - `test`: set up what a fresh machine lacks, check formatting and
-//!   clippy (warnings denied), run every test.
+//!   clippy (warnings denied), run every test, on a pinned toolchain.
 //! - `bench [--quick]`: run the benchmarks with their peers and write
 //!   BENCHMARKS.md.
 //! - `bless`: rewrite the compile-fail snapshots after an intended change.
@@ -9,6 +9,7 @@
 
 mod commands;
 mod plot;
+mod setup;
 mod sh;
 
 use std::process::ExitCode;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::plot;
 use crate::sh::{cargo, root};
 
-/// The benchmark binaries in `benches/`, run in this order.
+/// The benchmark binaries of `benches/` (the `dirk-benches` package), run in this order.
 const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "cluster", "datadeps", "gpu"];
 
 /// The cargo features a benchmark binary needs (its `required-features`).
@@ -122,7 +122,7 @@ struct Output {
 
 fn run_bench(bench: &str, quick: bool, out: &mut Output) -> Result<(), String> {
     let mut cmd = cargo();
-    cmd.args(["bench", "--bench", bench]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.args(["bench", "-p", "dirk-benches", "--bench", bench]).stdout(Stdio::piped()).stderr(Stdio::inherit());
     if let Some((_, features)) = BENCH_FEATURES.iter().find(|(b, _)| *b == bench) {
         cmd.args(["--features", features]);
     }

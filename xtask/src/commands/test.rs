@@ -1,18 +1,25 @@
 //! `cargo xtask test`: the README's test command, and what CI runs.
 //!
-//! 1. Install what a fresh machine lacks: rustfmt, clippy, cargo-nextest,
-//!    OpenMPI and libclang (for the `mpi` feature's bindings),
-//!    and a Vulkan driver for the GPU tests (Mesa's, which runs kernels on
-//!    the CPU where there is no GPU).
-//! 2. Check formatting, then clippy with warnings denied.
+//! 1. Install what a fresh machine lacks, every installer on every run
+//!    (`setup`): Rust 1.95.0 with rustfmt and clippy, cargo-nextest, OpenMPI
+//!    and libclang (for the `mpi` feature's bindings), a Vulkan driver for
+//!    the GPU tests (Mesa's runs kernels on the CPU where there is no GPU),
+//!    and the nightly with Miri.
+//! 2. Check formatting, then clippy with warnings denied, for each
+//!    [`FEATURE_SETS`]: the default set users get, each feature alone, all.
 //! 3. Run every test with nextest (each test in its own process, with the
-//!    time limits of `.config/nextest.toml`), then the doctests.
+//!    time limits of `.config/nextest.toml`) and the doctests, with every
+//!    feature; then the tests again with the default features.
 //! 4. Run the unsafe and lock-free pieces under Miri (`cargo xtask miri`).
 //! 5. Run the benchmarks in their quick form, so the harness cannot rot.
+//!
+//! Steps 2 to 4 run on the pinned toolchain. A tool that could not be
+//! installed fails the command at the end, after the other checks ran.
 
 use std::process::Command;
 
-use crate::sh::{self, cargo};
+use crate::setup::{self, Checks, Gaps};
+use crate::sh;
 
 /// The cargo features the tests run with. Each area adds its own feature
 /// here (never `--all-features`: hardware-specific features such as `cuda`
@@ -22,107 +29,45 @@ pub(crate) const FEATURES: &[&str] = &[
     "gpu", // GPU processors through CubeCL (issue 6); needs a Vulkan driver, installed by `setup`
 ];
 
+/// The feature sets clippy checks: the default (what users build), each
+/// feature on its own (a `cfg` that only compiles beside another feature
+/// is caught here), and all of them.
+const FEATURE_SETS: &[&[&str]] = &[&[], &["mpi"], &["gpu"], FEATURES];
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if let Some(unknown) = args.first() {
         return Err(format!("`cargo xtask test` takes no arguments, not {unknown:?}"));
     }
-    setup()?;
-    sh::run(cargo_args(&["fmt", "--all", "--", "--check"]))?;
-    let features = FEATURES.join(",");
-    let with_features = |args: &[&str]| {
-        let mut cmd = cargo_args(args);
-        if !features.is_empty() {
-            cmd.args(["--features", &features]);
-        }
-        cmd
-    };
-    let mut clippy = with_features(&["clippy", "--workspace", "--all-targets"]);
-    clippy.args(["--", "-D", "warnings"]);
-    sh::run(clippy)?;
+    let mut gaps = Gaps::default();
+    let checks = setup::checks(&mut gaps)?;
+    let miri = setup::miri(&mut gaps)?;
+
+    let mut fmt = checks.cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    sh::run(fmt)?;
+    for features in FEATURE_SETS {
+        let mut clippy = with_features(&checks, &["clippy", "--workspace", "--all-targets"], features);
+        clippy.args(["--", "-D", "warnings"]);
+        sh::run(clippy)?;
+    }
     let profile = if std::env::var_os("CI").is_some() { "ci" } else { "default" };
-    sh::run(with_features(&["nextest", "run", "--workspace", "--profile", profile]))?;
-    sh::run(with_features(&["test", "--workspace", "--doc"]))?;
-    super::miri::run(&[])?;
+    let nextest = ["nextest", "run", "--workspace", "--profile", profile];
+    sh::run(with_features(&checks, &nextest, FEATURES))?;
+    sh::run(with_features(&checks, &["test", "--workspace", "--doc"], FEATURES))?;
+    sh::run(with_features(&checks, &nextest, &[]))?;
+    if miri {
+        super::miri::run_on_pinned_nightly()?;
+    }
     super::bench::run(&["--quick".to_owned()])?;
-    Ok(())
+    gaps.finish()
 }
 
-fn cargo_args(args: &[&str]) -> Command {
-    let mut cmd = cargo();
+/// `cargo <args> --features <features>` on the checks' toolchain.
+pub(crate) fn with_features(checks: &Checks, args: &[&str], features: &[&str]) -> Command {
+    let mut cmd = checks.cargo();
     cmd.args(args);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
     cmd
-}
-
-/// Installs the tools the checks need when they are missing.
-fn setup() -> Result<(), String> {
-    let components = Command::new("rustup").args(["component", "list", "--installed"]).output();
-    let installed = components.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-    for component in ["rustfmt", "clippy"] {
-        if !installed.lines().any(|l| l.starts_with(component)) {
-            let mut cmd = Command::new("rustup");
-            cmd.args(["component", "add", component]);
-            sh::run(cmd)?;
-        }
-    }
-    let nextest = cargo_args(&["nextest", "--version"]).output().is_ok_and(|o| o.status.success());
-    if !nextest {
-        sh::run(cargo_args(&["install", "cargo-nextest", "--locked"]))?;
-    }
-    vulkan_driver()?;
-    install_mpi()
-}
-
-/// OpenMPI (`mpirun` and the library the `mpi` feature links) and libclang
-/// (which generates the bindings), from Debian's packages when missing.
-fn install_mpi() -> Result<(), String> {
-    let mpirun = Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success());
-    let headers = std::path::Path::new("/usr/include/x86_64-linux-gnu/openmpi").exists()
-        || std::path::Path::new("/usr/lib/x86_64-linux-gnu/openmpi/include").exists();
-    let libclang = std::fs::read_dir("/usr/lib")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().starts_with("llvm-") && e.path().join("lib/libclang.so").exists());
-    if mpirun && headers && libclang {
-        return Ok(());
-    }
-    let mut update = Command::new("apt-get");
-    update.args(["update", "-qq"]);
-    sh::run(update)?;
-    let mut install = Command::new("apt-get");
-    install.args(["install", "-y", "-qq", "openmpi-bin", "libopenmpi-dev", "libclang-dev"]);
-    install.env("DEBIAN_FRONTEND", "noninteractive");
-    sh::run(install)
-}
-
-/// The GPU tests (feature `gpu`) run real kernels through CubeCL's wgpu
-/// runtime; without a GPU that needs Mesa's software Vulkan driver
-/// (lavapipe). Installed with apt where no Vulkan driver is registered.
-fn vulkan_driver() -> Result<(), String> {
-    let registered = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
-        .iter()
-        .filter_map(|dir| std::fs::read_dir(dir).ok())
-        .any(|mut entries| entries.next().is_some());
-    let loader = std::path::Path::new("/usr/lib/x86_64-linux-gnu/libvulkan.so.1").exists()
-        || std::path::Path::new("/usr/lib/aarch64-linux-gnu/libvulkan.so.1").exists();
-    if registered && loader {
-        return Ok(());
-    }
-    let has_apt = Command::new("apt-get").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !has_apt {
-        return Err(
-            "the GPU tests need a Vulkan driver: install Mesa's (Debian/Ubuntu: mesa-vulkan-drivers)".to_owned()
-        );
-    }
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let apt = |args: &[&str]| {
-        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
-        if !root {
-            cmd.arg("apt-get");
-        }
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        cmd
-    };
-    sh::run(apt(&["update", "-qq"]))?;
-    sh::run(apt(&["install", "-y", "-qq", "mesa-vulkan-drivers", "libvulkan1"]))
 }
