@@ -1,8 +1,8 @@
 //! `cargo xtask bless`: rewrite the compile-fail snapshots (tests/ui/**/*.stderr)
-//! from the compiler output, on the toolchain and with the features that
-//! `cargo xtask test` checks them with (rustc's wording changes between
-//! releases, and it spells some paths differently when more crates are
-//! linked). Review the diff before committing.
+//! from the compiler output, on the toolchain and with the (default)
+//! features that `cargo xtask test` checks them with: rustc's wording
+//! changes between releases, and it spells some paths differently when
+//! more crates are linked. Review the diff before committing.
 
 use crate::setup::{self, Gaps};
 use crate::sh;
@@ -13,7 +13,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let mut gaps = Gaps::default();
     let checks = setup::toolchain(&mut gaps)?;
-    let mut cmd = super::test::with_features(&checks, &["test", "-p", "dirk", "--test", "ui"], super::test::FEATURES);
+    let mut cmd = checks.cargo();
+    cmd.args(["test", "-p", "dirk", "--test", "ui"]);
     cmd.env("TRYBUILD", "overwrite");
     sh::run(cmd)?;
     gaps.finish()
