@@ -1,10 +1,13 @@
-//! `cargo xtask bench [--quick]`: run every benchmark binary, collect the
-//! `@bench {json}` and `@curve {json}` lines they print, and write
-//! BENCHMARKS.md (per group, one table of every case with dirk's figure,
-//! each peer's, and dirk ÷ peer, all measured in the same run) and one SVG
-//! chart per curve plot under `bench-plots/`. `--quick`
-//! (DIRK_BENCH_QUICK=1) cuts sizes and repetitions for a smoke run that
-//! keeps the harness from rotting.
+//! `cargo xtask bench [--quick] [--peers]`: run every benchmark binary,
+//! collect the `@bench`, `@curve`, `@target` and `@about` lines (JSON) they
+//! print, and write BENCHMARKS.md (per group, what is timed and one table
+//! of every case with dirk's figure, each peer's, and dirk ÷ peer, all
+//! measured in the same run) and one SVG chart per curve plot under
+//! `bench-plots/`. `--quick` (DIRK_BENCH_QUICK=1) cuts sizes and
+//! repetitions for a smoke run that keeps the harness from rotting.
+//! `--peers` also measures the peers outside Rust (`benches/peers/`: Dask
+//! and Ray) on Task Bench's stencil, from a virtual environment under the
+//! target directory that it fills from PyPI.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,10 +17,10 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 
 use crate::plot;
-use crate::sh::{cargo, root};
+use crate::sh::{self, cargo, root};
 
 /// The benchmark binaries of `benches/` (the `dirk-benches` package), run in this order.
-const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "cluster", "datadeps", "gpu"];
+const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "memory", "cluster", "datadeps", "gpu"];
 
 /// The cargo features a benchmark binary needs (its `required-features`).
 const BENCH_FEATURES: &[(&str, &str)] = &[("gpu", "gpu")];
@@ -31,7 +34,14 @@ struct CurvePoint {
     y: f64,
 }
 
-/// A target an issue sets for a figure (see `benches/harness`).
+/// What a benchmark group times, in the benchmark's own words.
+#[derive(Debug, Deserialize)]
+struct About {
+    group: String,
+    text: String,
+}
+
+/// A target an issue sets for a figure (see `benches/src/harness.rs`).
 #[derive(Debug, Deserialize)]
 struct Target {
     group: String,
@@ -55,11 +65,12 @@ struct Record {
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut quick = false;
+    let (mut quick, mut peers) = (false, false);
     for arg in args {
         match arg.as_str() {
             "--quick" => quick = true,
-            other => return Err(format!("unknown argument {other:?}: use `cargo xtask bench [--quick]`")),
+            "--peers" => peers = true,
+            other => return Err(format!("unknown argument {other:?}: use `cargo xtask bench [--quick] [--peers]`")),
         }
     }
     let mut out = Output::default();
@@ -67,15 +78,21 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         eprintln!("== benchmark `{bench}`{}", if quick { " (quick)" } else { "" });
         run_bench(bench, quick, &mut out)?;
     }
-    let Output { records, curves, targets } = out;
+    if peers {
+        eprintln!("== peers outside Rust (Dask, Ray){}", if quick { " (quick)" } else { "" });
+        run_peers(quick, &mut out)?;
+    }
+    let Output { records, curves, targets, abouts } = out;
     if records.is_empty() {
         return Err("the benchmarks reported no results".to_owned());
     }
-    let command = format!("cargo xtask bench{}", if quick { " --quick" } else { "" });
+    let command =
+        format!("cargo xtask bench{}{}", if quick { " --quick" } else { "" }, if peers { " --peers" } else { "" });
     // A quick run must not replace the recorded figures: it writes under target/.
     let out_dir = if quick { root().join("target/bench-quick") } else { root() };
     let charts = write_charts(&curves, &out_dir)?;
-    let page = render(&records, &targets, &charts, &command, quick);
+    let page =
+        render(&Page { records: &records, targets: &targets, abouts: &abouts, charts: &charts }, &command, quick);
     let path = out_dir.join("BENCHMARKS.md");
     std::fs::write(&path, page).map_err(|e| format!("could not write {}: {e}", path.display()))?;
     eprintln!("wrote {} ({} results)", path.display(), records.len());
@@ -118,6 +135,26 @@ struct Output {
     records: Vec<Record>,
     curves: Vec<CurvePoint>,
     targets: Vec<Target>,
+    abouts: Vec<About>,
+}
+
+impl Output {
+    /// Reads the result lines a benchmark prints on `stdout`, to its end.
+    fn collect(&mut self, name: &str, stdout: impl std::io::Read) -> Result<(), String> {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("reading the output of `{name}`: {e}"))?;
+            let Some((kind, json)) = line.split_once(' ') else { continue };
+            let bad = |e: serde_json::Error| format!("{e}: bad line from `{name}`: {line}");
+            match kind {
+                "@bench" => self.records.push(serde_json::from_str(json).map_err(bad)?),
+                "@curve" => self.curves.push(serde_json::from_str(json).map_err(bad)?),
+                "@target" => self.targets.push(serde_json::from_str(json).map_err(bad)?),
+                "@about" => self.abouts.push(serde_json::from_str(json).map_err(bad)?),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 fn run_bench(bench: &str, quick: bool, out: &mut Output) -> Result<(), String> {
@@ -133,18 +170,7 @@ fn run_bench(bench: &str, quick: bool, out: &mut Output) -> Result<(), String> {
         cmd.env("DIRK_BENCH_QUICK", "1").args(["--profile", "dev"]);
     }
     let mut child = cmd.spawn().map_err(|e| format!("could not start cargo bench: {e}"))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.map_err(|e| format!("reading the output of `{bench}`: {e}"))?;
-        let parse = |json: &str| format!("bad line from `{bench}`: {json}");
-        if let Some(json) = line.strip_prefix("@bench ") {
-            out.records.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
-        } else if let Some(json) = line.strip_prefix("@curve ") {
-            out.curves.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
-        } else if let Some(json) = line.strip_prefix("@target ") {
-            out.targets.push(serde_json::from_str(json).map_err(|e| format!("{e}: {}", parse(json)))?);
-        }
-    }
+    out.collect(bench, child.stdout.take().expect("piped stdout"))?;
     let status = child.wait().map_err(|e| format!("waiting for `{bench}`: {e}"))?;
     if !status.success() {
         return Err(format!("benchmark `{bench}` failed ({status})"));
@@ -152,7 +178,71 @@ fn run_bench(bench: &str, quick: bool, out: &mut Output) -> Result<(), String> {
     Ok(())
 }
 
-/// The targets table: each target with the figure measured and whether it is met.
+/// Task Bench's stencil on Dask and Ray (`benches/peers/taskbench.py`),
+/// from a virtual environment under the target directory, filled from PyPI
+/// with the pinned versions of `benches/peers/requirements.txt`. Each step
+/// runs every time and does nothing when its work is done.
+fn run_peers(quick: bool, out: &mut Output) -> Result<(), String> {
+    let target = target_dir()?;
+    let venv = target.join("peers-venv");
+    let mut create = Command::new("python3");
+    create.args(["-m", "venv"]).arg(&venv);
+    sh::run(create).map_err(|e| format!("{e}: the peers need Python 3 with venv (Debian: python3-venv)"))?;
+    let mut install = Command::new(venv.join("bin/pip"));
+    install.args(["install", "--quiet", "--disable-pip-version-check", "-r"]);
+    install.arg(root().join("benches/peers/requirements.txt"));
+    sh::run(install)?;
+    // Task Bench's kernel, built optimized, for the peers to call.
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "dirk-benches", "--lib"]);
+    sh::run(build)?;
+    let kernel = target.join("release").join(format!(
+        "{}dirk_benches{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.arg(root().join("benches/peers/taskbench.py"))
+        .env("DIRK_TASKBENCH_KERNEL", &kernel)
+        .env("DIRK_BENCH_QUICK", if quick { "1" } else { "0" })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| format!("could not start the peers' Task Bench: {e}"))?;
+    out.collect("peers", child.stdout.take().expect("piped stdout"))?;
+    let status = child.wait().map_err(|e| format!("waiting for the peers' Task Bench: {e}"))?;
+    if !status.success() {
+        return Err(format!("the peers' Task Bench failed ({status})"));
+    }
+    Ok(())
+}
+
+/// The target directory cargo builds into (`CARGO_TARGET_DIR` or the workspace's).
+fn target_dir() -> Result<std::path::PathBuf, String> {
+    let mut cmd = cargo();
+    cmd.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let output = cmd.output().map_err(|e| format!("could not run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    #[derive(Deserialize)]
+    struct Metadata {
+        target_directory: std::path::PathBuf,
+    }
+    let meta: Metadata = serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    Ok(meta.target_directory)
+}
+
+/// Everything a page shows.
+struct Page<'a> {
+    records: &'a [Record],
+    targets: &'a [Target],
+    abouts: &'a [About],
+    charts: &'a [(String, String)],
+}
+
+/// The targets table: each target with the figure measured and whether it
+/// is met. A target whose figure was not reported stays in the table, as
+/// not measured and not met.
 fn render_targets(records: &[Record], targets: &[Target], out: &mut String) {
     if targets.is_empty() {
         return;
@@ -164,18 +254,19 @@ fn render_targets(records: &[Record], targets: &[Target], out: &mut String) {
     let _ = writeln!(out, "| target | figure | measured | limit | met |");
     let _ = writeln!(out, "|---|---|---:|---:|:---:|");
     for t in targets {
-        let Some(mine) = find(t, &t.system) else { continue };
-        let (figure, value) = match &t.peer {
-            None => (format!("{} {} ({})", t.group, t.case, t.system), mine.value),
-            Some(peer) => match find(t, peer) {
-                Some(p) if p.value > 0.0 => {
-                    (format!("{} {}: {} ÷ {peer}", t.group, t.case, t.system), mine.value / p.value)
-                }
-                _ => continue,
-            },
+        let figure = match &t.peer {
+            None => format!("{} {} ({})", t.group, t.case, t.system),
+            Some(peer) => format!("{} {}: {} ÷ {peer}", t.group, t.case, t.system),
+        };
+        let measured = find(t, &t.system).and_then(|mine| match &t.peer {
+            None => Some((mine, mine.value, format!(" {}", mine.unit))),
+            Some(peer) => find(t, peer).filter(|p| p.value > 0.0).map(|p| (mine, mine.value / p.value, "×".to_owned())),
+        });
+        let Some((mine, value, unit)) = measured else {
+            let _ = writeln!(out, "| {} | {figure} | not measured | {} | **no** |", t.what, num(t.limit));
+            continue;
         };
         let met = if mine.lower_is_better { value <= t.limit } else { value >= t.limit };
-        let unit = if t.peer.is_some() { "×".to_owned() } else { format!(" {}", mine.unit) };
         let _ = writeln!(
             out,
             "| {} | {figure} | {}{unit} | {}{unit} | {} |",
@@ -188,26 +279,47 @@ fn render_targets(records: &[Record], targets: &[Target], out: &mut String) {
     out.push('\n');
 }
 
-fn render(records: &[Record], targets: &[Target], charts: &[(String, String)], command: &str, quick: bool) -> String {
+/// How every figure on the page is taken; each group adds what it times.
+const METHOD: &str = "\
+Written by `{command}`. How the figures are taken:
+
+- Every figure is the **median** of several runs (the count is in each group's notes below), with the \
+least and greatest run beside it. Peers are measured **in the same run** as dirk, on the same machine and \
+thread count, doing the same work, so a ratio compares like with like on a noisy shared machine.
+- `dirk ÷ system` divides dirk's median by the peer's (the first system of the case whose name starts with \
+`dirk` is dirk). Below 1 means dirk is faster for times, slower for rates; ✓ marks where dirk is better.
+- Each peer is driven the way its users drive it when they want speed (the notes say how).
+- Where dirk spins while it waits, a `CPU time` row gives the CPU time of the whole process per item, \
+beside the wall time.
+- Task Bench figures follow StanfordLegion/task-bench: its patterns (core.cc, each tested in \
+`benches/src/taskbench/pattern.rs`), its kernel, METG extracted from each sweep by its rule \
+(scripts/chart_metg.py: the smallest passing granularity, then linear interpolation to 50% with the next \
+point), the median of the sweeps reported with the smallest passing point beside it.
+- Targets are the figures issues set; a target whose figure is missing reads *not measured*.";
+
+fn render(page: &Page<'_>, command: &str, quick: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# dirk benchmarks\n");
-    let _ = writeln!(
-        out,
-        "Written by `{command}`. Every figure is the median of several runs; peers are measured in the same run, \
-         so the ratios compare like with like on a noisy shared machine.{}\n",
-        if quick { " **Quick smoke run: sizes and repetitions are cut; do not quote these figures.**" } else { "" }
-    );
+    let _ = writeln!(out, "{}\n", METHOD.replace("{command}", command));
+    if quick {
+        let _ = writeln!(
+            out,
+            "**Quick smoke run: sizes and repetitions are cut and nothing is optimized; do not quote these figures.**\n"
+        );
+    }
     let _ = writeln!(out, "- machine: {}", machine());
-    let _ = writeln!(out, "- date: {}", date());
-    let _ = writeln!(out, "- dirk ÷ peer below 1 means dirk is faster (for times) or slower (for rates)\n");
-    render_targets(records, targets, &mut out);
+    let _ = writeln!(out, "- date: {}\n", date());
+    render_targets(page.records, page.targets, &mut out);
 
     let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<&Record>>> = BTreeMap::new();
-    for r in records {
+    for r in page.records {
         groups.entry(&r.group).or_default().entry(&r.case).or_default().push(r);
     }
     for (group, cases) in &groups {
         let _ = writeln!(out, "## {group}\n");
+        for about in page.abouts.iter().filter(|a| a.group == *group) {
+            let _ = writeln!(out, "{}\n", about.text);
+        }
         let _ = writeln!(out, "| case | system | median | min | max | dirk ÷ system |");
         let _ = writeln!(out, "|---|---|---:|---:|---:|---:|");
         for (case, rs) in cases {
@@ -233,7 +345,7 @@ fn render(records: &[Record], targets: &[Target], charts: &[(String, String)], c
             }
         }
         out.push('\n');
-        for (name, path) in charts.iter().filter(|(name, _)| name.starts_with(group)) {
+        for (name, path) in page.charts.iter().filter(|(name, _)| name.starts_with(group)) {
             let _ = writeln!(out, "![{name}]({path})\n");
         }
     }

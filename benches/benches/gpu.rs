@@ -2,27 +2,7 @@
 //! runtime finds (named in every group; Mesa's software Vulkan driver on a
 //! machine without a GPU).
 //!
-//! - `empty task, spawn+fetch`: one GPU task with an empty body at a time,
-//!   from a thread outside the pool, against handing a closure to a thread
-//!   and back over channels (the floor of any runner-thread design) and an
-//!   empty CubeCL kernel launched and waited for directly.
-//! - `empty task, 1000 queued`: spawn 1000 empty GPU tasks, then wait for
-//!   all, against 1000 closures queued to a thread over a channel.
-//! - `tiny kernel + read, per task`: a GPU task that launches a one-element
-//!   kernel and whose result is read back, against the same launch and read
-//!   through CubeCL on the calling thread.
-//! - `upload` / `download`: host↔device bandwidth through `GpuVec` (a GPU
-//!   task uploading its host input; `host()` of a device-only result, what
-//!   a CPU task taking `&[T]` gets) against CubeCL's `create_from_slice` and
-//!   `read_one` directly.
-//! - `image filter, frames/s`: 320×240 frames made on the CPU, blurred and
-//!   edge-detected by two kernels on GPU 0, measured on the CPU: as a
-//!   `streaming!` region whose GPU stage uploads the next frame while the
-//!   current one's kernels run, against the same pipeline as three tasks
-//!   per frame (examples/gpu_filter.rs).
-
-#[path = "harness/mod.rs"]
-mod harness;
+//! What each case times, and how, is [`ABOUT`] (BENCHMARKS.md shows it too).
 
 use std::hint::black_box;
 use std::sync::mpsc;
@@ -32,10 +12,10 @@ use cubecl::prelude::*;
 use dirk::Scope;
 use dirk::gpu::{Gpu, GpuVec, processors, with_gpu};
 use dirk::prelude::*;
+use dirk_benches::harness::{about, ns_per, pick, report, sample, time};
 use filter::{edge_fraction, edges, image};
-use harness::{ns_per, pick, report, sample, time};
 
-#[path = "../examples/shared/filter.rs"]
+#[path = "../../examples/shared/filter.rs"]
 mod filter;
 
 #[task(gpu)]
@@ -55,6 +35,15 @@ fn tiny(gpu: &Gpu) -> GpuVec<u32> {
     out
 }
 
+/// What each case of this benchmark times, and how.
+const ABOUT: &str = "\
+- `empty task, spawn+fetch`: one GPU task with an empty body at a time, from a thread outside the pool, against handing a closure to a thread and back over channels (the floor of any runner-thread design) and an empty CubeCL kernel launched and waited for directly.\n\
+- `empty task, 1000 queued`: spawn 1000 empty GPU tasks, then wait for all, against 1000 closures queued to a thread over a channel.\n\
+- `tiny kernel + read, per task`: a GPU task that launches a one-element kernel and whose result is read back, against the same launch and read through CubeCL on the calling thread.\n\
+- `upload` / `download`: host↔device bandwidth through `GpuVec` (a GPU task uploading its host input; `host()` of a device-only result, what a CPU task taking `&[T]` gets) against CubeCL's `create_from_slice` and `read_one` directly.\n\
+- `image filter, frames/s`: 320×240 frames made on the CPU, blurred and edge-detected by two kernels on GPU 0, measured on the CPU: as a `streaming!` region whose GPU stage uploads the next frame while the current one's kernels run, against the same pipeline as three tasks per frame (examples/gpu_filter.rs).\n\
+- Each figure the median of 10 runs, with the least and greatest.";
+
 /// Makes the task upload its host input, and waits for the copy.
 #[task(gpu)]
 fn upload(gpu: &Gpu, data: GpuVec<f32>) {
@@ -73,6 +62,7 @@ fn main() {
     let device = gpu.name();
     let client = gpu.device().client();
     let group = format!("gpu tasks on {device}");
+    about(&group, ABOUT);
     eprintln!("gpu: {gpu}, median of {runs} runs");
 
     // A thread that runs closures sent to it: the peer of a runner thread.

@@ -1,26 +1,9 @@
 //! Data dependencies: dirk's `datadeps!` against the same work run serially
 //! and with rayon, same machine, same run.
 //!
-//! - `cholesky 2048/128`: tiled Cholesky of a 2048×2048 SPD matrix in
-//!   128×128 tiles (the kernels of `examples/cholesky.rs`) on 2 threads:
-//!   `datadeps!` (the textbook triple loop, ordered by the tiles each call
-//!   touches), the same kernels serially, and rayon running each step's
-//!   independent kernels in parallel with a join between steps. The
-//!   speed-up over serial is reported as its own row.
-//! - `task, 2 tracked args`: the cost of one datadeps task `f(In(a[i]),
-//!   InOut(b[i]))` with a trivial body, made in a loop (run-time tracking)
-//!   on a worker thread, against a `dirk::spawn` of the same body (no
-//!   tracking) and rayon `scope.spawn` borrowing the same elements. A last
-//!   task writes `a[0]`, so that `a` is tracked too (a variable that no
-//!   task writes is not: the row `In of a read-only vector` is the same
-//!   loop without that task).
-//! - `chain, 2 tracked args`: each task reads the element the task before
-//!   wrote (`f(In(v[i]), Out(v[i + 1]))`), so every task waits for one other.
+//! What each case times, and how, is [`ABOUT`] (BENCHMARKS.md shows it too).
 
-#[path = "harness/mod.rs"]
-mod harness;
-
-#[path = "../examples/cholesky.rs"]
+#[path = "../../examples/cholesky.rs"]
 #[allow(dead_code)]
 mod cholesky;
 
@@ -29,8 +12,14 @@ use std::time::Duration;
 
 use dirk::datadeps::{MatMut, MatRef};
 use dirk::prelude::*;
-use harness::{Sample, ns_per, pick, report, sample, target, time};
+use dirk_benches::harness::{Sample, about, ns_per, pick, report, sample, target, time};
 use rayon::prelude::*;
+
+/// What each case of this benchmark times, and how.
+const ABOUT: &str = "\
+- `cholesky 2048/128`: tiled Cholesky of a 2048×2048 SPD matrix in 128×128 tiles (the kernels of `examples/cholesky.rs`) on 2 threads: `datadeps!` (the textbook triple loop, ordered by the tiles each call touches), the same kernels serially, and rayon running each step's independent kernels in parallel with a join between steps. The speed-up over serial is reported as its own row.\n\
+- `task, 2 tracked args`: the cost of one datadeps task `f(In(a[i]), InOut(b[i]))` with a trivial body, made in a loop (run-time tracking) on a worker thread, against a `dirk::spawn` of the same body (no tracking) and rayon `scope.spawn` borrowing the same elements. A last task writes `a[0]`, so that `a` is tracked too (a variable that no task writes is not: the row `In of a read-only vector` is the same loop without that task).\n\
+- `chain, 2 tracked args`: each task reads the element the task before wrote (`f(In(v[i]), Out(v[i + 1]))`), so every task waits for one other; against a chain of `spawn!` handles (no tracking) and rayon tasks each doing the same read and write and then spawning the next. 2 threads; Cholesky the median of 5 runs, the other cases of 10.";
 
 const THREADS: usize = 2;
 
@@ -212,9 +201,37 @@ fn bench_overhead(runs: usize, rt: &Runtime, pool: &rayon::ThreadPool) {
         ns_per(d, n)
     });
     report("datadeps", &case, "dirk spawn! chain, untracked", s, "ns/task", true);
+    // rayon has no data dependencies: each task does the same read and
+    // write, then spawns its successor.
+    let s = sample(runs, || {
+        let mut v = vec![1u64; n + 1];
+        let d = time(|| {
+            pool.scope(|sc| {
+                fn step<'s>(sc: &rayon::Scope<'s>, v: &'s mut [u64]) {
+                    if let [a, b, ..] = v {
+                        touch(a, b);
+                        let (_, rest) = v.split_at_mut(1);
+                        sc.spawn(move |sc| step(sc, rest));
+                    }
+                }
+                sc.spawn(|sc| step(sc, &mut v));
+            })
+        });
+        assert_eq!(v[n], n as u64 + 1);
+        ns_per(d, n)
+    });
+    report("datadeps", &case, "rayon (task spawns successor)", s, "ns/task", true);
+    target(
+        "datadeps",
+        &case,
+        "dirk datadeps!",
+        250.0,
+        "a datadeps chain with 2 tracked arguments at most 250 ns a task (issue 21)",
+    );
 }
 
 fn main() {
+    about("datadeps", ABOUT);
     let runs = pick(5, 2);
     let rt = Runtime::builder().threads(THREADS).build().expect("dirk runtime");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(THREADS).build().expect("rayon pool");

@@ -4,19 +4,19 @@
 
 /// What a task produces: who it is, and a value that depends on the kernel.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Out {
-    pub(crate) t: u32,
-    pub(crate) i: u32,
-    pub(crate) value: f64,
+pub struct Out {
+    pub t: u32,
+    pub i: u32,
+    pub value: f64,
 }
 
-pub(crate) fn flops(iterations: u64) -> f64 {
+pub fn flops(iterations: u64) -> f64 {
     128.0 * iterations as f64 + 64.0
 }
 
 /// Runs the kernel for `iterations` and returns the sum of the 64 values.
 #[inline(never)]
-pub(crate) fn kernel(iterations: u64, seed: f64) -> f64 {
+pub fn kernel(iterations: u64, seed: f64) -> f64 {
     let mut a = [0.0f64; 64];
     for (k, x) in a.iter_mut().enumerate() {
         *x = -0.5 + seed * 1e-9 + k as f64 * 1e-4;
@@ -31,7 +31,7 @@ pub(crate) fn kernel(iterations: u64, seed: f64) -> f64 {
 
 /// Checks that a task received exactly the outputs of `(t - 1, deps)` and
 /// computes its own output.
-pub(crate) fn point(t: usize, i: usize, deps: &[usize], inputs: &[&Out], iterations: u64) -> Out {
+pub fn point(t: usize, i: usize, deps: &[usize], inputs: &[&Out], iterations: u64) -> Out {
     assert_eq!(inputs.len(), deps.len(), "point ({t}, {i}) got {} inputs, expected {}", inputs.len(), deps.len());
     for (input, &d) in inputs.iter().zip(deps) {
         assert!(
