@@ -13,52 +13,20 @@ Run by `cargo xtask bench --peers`, which installs the pinned versions of
 Like Task Bench's Dask driver (dask/task_bench.py), each run builds the
 task graph and computes it inside the timer. Every task checks that its
 inputs are the outputs of exactly the points core.cc says it depends on.
-The sweep runs the kernel with 2^20 iterations downward until two points in
+The sweep runs the kernel with 2^22 iterations downward until two points in
 a row fall below 50% efficiency; each sweep's METG follows Task Bench's
 rule (scripts/chart_metg.py, as `dirk_benches::taskbench::metg`), and the
 median of the sweeps is reported with the least and greatest, as `@bench`
 lines that `cargo xtask bench` merges into BENCHMARKS.md.
 """
 
-import ctypes
 import json
 import os
 import sys
 import threading
 import time
 
-_LIB = None
-
-
-def kernel(iterations, seed):
-    """Task Bench's compute-bound kernel, from the library dirk's tasks use."""
-    global _LIB
-    if _LIB is None:
-        lib = ctypes.CDLL(os.environ["DIRK_TASKBENCH_KERNEL"])
-        lib.dirk_taskbench_kernel.argtypes = [ctypes.c_uint64, ctypes.c_double]
-        lib.dirk_taskbench_kernel.restype = ctypes.c_double
-        _LIB = lib
-    return _LIB.dirk_taskbench_kernel(iterations, seed)
-
-
-def flops(iterations):
-    return 128.0 * iterations + 64.0
-
-
-def deps(t, i, width):
-    """core.cc, STENCIL_1D: (max(0, point-1), min(point+1, max_width-1))."""
-    if t == 0:
-        return []
-    return list(range(max(0, i - 1), min(i + 1, width - 1) + 1))
-
-
-def point(t, i, width, iterations, *inputs):
-    got = [(x[0], x[1]) for x in inputs]
-    want = [(t - 1, j) for j in deps(t, i, width)]
-    if got != want:
-        raise AssertionError(f"point ({t}, {i}) received {got}, expected {want}")
-    seed = sum(x[2] for x in inputs) + (t * 31 + i)
-    return (t, i, kernel(iterations, seed))
+from taskbench_core import deps, flops, kernel, point
 
 
 def peak_flops(cores):
@@ -151,7 +119,12 @@ class Ray:
             num_cpus=cores,
             include_dashboard=False,
             logging_level="ERROR",
-            runtime_env={"env_vars": {"DIRK_TASKBENCH_KERNEL": os.environ["DIRK_TASKBENCH_KERNEL"]}},
+            runtime_env={
+                "env_vars": {
+                    "DIRK_TASKBENCH_KERNEL": os.environ["DIRK_TASKBENCH_KERNEL"],
+                    "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                }
+            },
         )
         self.remote = ray.remote(point)
 
@@ -178,11 +151,14 @@ def report(case, system, values, unit):
 
 
 def main():
+    # Worker processes import taskbench_core by name, as this script does.
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
     quick = os.environ.get("DIRK_BENCH_QUICK", "0") not in ("", "0")
     cores = os.cpu_count() or 2
     width, steps = cores, (20 if quick else 100)
     sweeps = 1 if quick else 5
-    top = 16 if quick else 20
+    top = 18 if quick else 22
     peak = peak_flops(cores)
     print(f"peers: {cores} cores, width {width}, {steps} steps, peak {peak / 1e9:.2f} Gflop/s", file=sys.stderr)
     case = f"METG(50%) stencil_1d, width {width} (= cores)"
