@@ -13,7 +13,12 @@
 //!    progress on that edge queues its next turn;
 //! 2. its budget of iterations is used: it queues itself behind the work
 //!    already queued (`Shared::schedule_yielded`), so nodes sharing a thread
-//!    take turns; the budget adapts so a turn lasts between 0.1 and 1 ms;
+//!    take turns; the budget adapts so a turn lasts between 0.1 and 1 ms.
+//!    Within a turn the node publishes its output every `flush_every`
+//!    iterations, chosen from the last full turn so that an element waits
+//!    at most about [`FLUSH_LATENCY`] to be published: a source paced by
+//!    the outside world (one element every 20 µs) publishes each element,
+//!    a fast one leaves publishing to its rings' batches;
 //! 3. it ends (its head stage ended, nobody reads its output any more, the
 //!    region was cancelled, a stage failed or panicked): it closes its
 //!    edges, which wakes its neighbours, drops its stages (and what they
@@ -77,6 +82,8 @@ const FAST_TURN: Duration = Duration::from_micros(100);
 const SLOW_TURN: Duration = Duration::from_millis(1);
 /// How long a node with an idle worker looks again before it parks.
 const SPIN: Duration = Duration::from_micros(5);
+/// About the longest an element waits inside a turn before it is published.
+const FLUSH_LATENCY: Duration = Duration::from_micros(2);
 
 /// How a turn ended.
 #[derive(Debug)]
@@ -261,6 +268,8 @@ where
 pub(crate) struct Node {
     state: AtomicU8,
     budget: AtomicU32,
+    /// Iterations between publishes inside a turn (module note, 2).
+    flush_every: AtomicU32,
     pub(crate) region: Arc<Region>,
     /// The stages of the group, by their index in the region.
     pub(crate) stages: Box<[usize]>,
@@ -425,8 +434,21 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) -> b
             region.interrupted(header.id, header.error());
         }
         let budget = node.budget.load(Ordering::Relaxed);
+        let every = node.flush_every.load(Ordering::Relaxed);
         let start = Instant::now();
-        let end = catch_unwind(AssertUnwindSafe(|| body.turn(&mut cx, budget, ahead.as_mut().map(|f| f as _))));
+        let end = catch_unwind(AssertUnwindSafe(|| {
+            let mut left = budget;
+            loop {
+                let part = left.min(every);
+                match body.turn(&mut cx, part, ahead.as_mut().map(|f| f as _)) {
+                    TurnEnd::Budget if left > part => {
+                        left -= part;
+                        body.flush();
+                    }
+                    end => return end,
+                }
+            }
+        }));
         body.flush();
         body.publish(region);
         let took = start.elapsed();
@@ -439,6 +461,7 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) -> b
                 if took < FAST_TURN {
                     node.budget.store((budget * 2).min(MAX_BUDGET), Ordering::Relaxed);
                 }
+                node.flush_every.store(flush_every(took, budget), Ordering::Relaxed);
                 node.state.store(QUEUED, Ordering::Release);
                 header.rt.schedule_yielded(me.clone());
                 return false;
@@ -489,8 +512,46 @@ fn spin_until_ready<B: Turn>(body: &mut B, on: Blocked) -> bool {
     false
 }
 
+/// Iterations between publishes for a node whose full turn of `budget`
+/// iterations took `took`: as many as fit in [`FLUSH_LATENCY`], at least one.
+fn flush_every(took: Duration, budget: u32) -> u32 {
+    let per_iteration = (took.as_nanos() / u128::from(budget.max(1))).max(1);
+    (FLUSH_LATENCY.as_nanos() / per_iteration).clamp(1, u128::from(MAX_BUDGET)) as u32
+}
+
 impl Node {
     pub(crate) fn new(region: Arc<Region>, stages: Box<[usize]>) -> Node {
-        Node { state: AtomicU8::new(IDLE), budget: AtomicU32::new(FIRST_BUDGET), region, stages }
+        // Until a full turn has been timed, publish after every iteration.
+        Node {
+            state: AtomicU8::new(IDLE),
+            budget: AtomicU32::new(FIRST_BUDGET),
+            flush_every: AtomicU32::new(1),
+            region,
+            stages,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_iterations_publish_every_element() {
+        // A source paced at 20 µs an element: 50 iterations take 1 ms.
+        assert_eq!(flush_every(Duration::from_millis(1), 50), 1);
+        // Exactly the latency bound per iteration, or a stalled turn.
+        assert_eq!(flush_every(FLUSH_LATENCY, 1), 1);
+        assert_eq!(flush_every(Duration::from_secs(3), 1), 1);
+    }
+
+    #[test]
+    fn fast_iterations_publish_as_many_as_fit_in_the_bound() {
+        // 5 ns an iteration: 400 fit in 2 µs (the rings publish each batch sooner).
+        assert_eq!(flush_every(Duration::from_nanos(5 * 1024), 1024), 400);
+        // 500 ns an iteration: every 4th.
+        assert_eq!(flush_every(Duration::from_micros(500), 1000), 4);
+        // A turn too fast to time counts as 1 ns an iteration.
+        assert_eq!(flush_every(Duration::ZERO, 1 << 20), 2000);
     }
 }
