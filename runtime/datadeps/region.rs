@@ -19,7 +19,7 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::resume_unwind;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
@@ -28,7 +28,7 @@ use super::place::AccessInfo;
 use super::root::Root;
 use super::tracker::{Plan, Tasks, body_done};
 use crate::Error;
-use crate::exec::wait;
+use crate::exec::wait::{self, Awaited};
 use crate::task::Task;
 use crate::task::raw::TaskRef;
 use crate::task::slots::Slots;
@@ -271,8 +271,7 @@ pub(crate) fn settle_body(task: &TaskRef) {
         return;
     }
     let header = task.header();
-    let far = Instant::now() + Duration::from_secs(60 * 60 * 24 * 365);
-    wait::until(&|| header.state.is_complete(), Some((header, far)));
+    wait::until(&|| header.state.is_complete(), Some(Awaited { header, deadline: None }));
     settle_cancelled(task);
 }
 

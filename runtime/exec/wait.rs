@@ -23,6 +23,15 @@ const SPIN_ROUNDS: u32 = 64;
 /// running the awaited task may share.
 const SPIN_ONLY_ROUNDS: u32 = 16;
 
+/// The task a wait is for, and when the waiter gives up (never, for
+/// `fetch` and `wait`: reading the clock for a deadline nobody meets costs
+/// more than a short task).
+#[derive(Clone, Copy)]
+pub(crate) struct Awaited<'a> {
+    pub(crate) header: &'a Header,
+    pub(crate) deadline: Option<Instant>,
+}
+
 /// Blocks until `done()` holds; returns `false` if `awaited`'s deadline
 /// passed first.
 ///
@@ -30,12 +39,12 @@ const SPIN_ONLY_ROUNDS: u32 = 16;
 /// as its listener before it parks so the completion unparks it. Without a
 /// task, whatever makes `done()` true must unpark the waiting thread itself
 /// (as a `sync` group's last member does).
-pub(crate) fn until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> bool {
+pub(crate) fn until(done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> bool {
     if done() {
         return true;
     }
     let helped = context::with_worker(|worker| {
-        worker.map(|w| w.help_until(done, awaited.map(|(h, _)| h), awaited.map(|(_, d)| d)))
+        worker.map(|w| w.help_until(done, awaited.map(|a| a.header), awaited.and_then(|a| a.deadline)))
     });
     if let Some(done) = helped {
         return done;
@@ -47,7 +56,7 @@ pub(crate) fn until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>
     park_until(done, awaited)
 }
 
-fn park_until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> bool {
+fn park_until(done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> bool {
     for round in 0..SPIN_ROUNDS {
         if done() {
             return true;
@@ -60,11 +69,11 @@ fn park_until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> b
     }
     let me = thread::current();
     let mut deadline = None;
-    if let Some((header, until)) = awaited {
+    if let Some(Awaited { header, deadline: until }) = awaited {
         if header.listeners.register(&header.state, Listener::Thread(me.clone())).is_err() {
             return true;
         }
-        deadline = Some(until);
+        deadline = until;
     }
     loop {
         if done() {
@@ -75,7 +84,7 @@ fn park_until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> b
             Some(deadline) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    if let Some((header, _)) = awaited {
+                    if let Some(Awaited { header, .. }) = awaited {
                         header.listeners.unregister_thread(&header.state, &me);
                     }
                     return done();

@@ -41,11 +41,12 @@ use cubecl::device::{WgpuBackend, WgpuDeviceKind};
 use super::Device;
 use super::transfers::{Counters, Transfers};
 use crate::error::Error;
+use crate::exec::wait::Awaited;
 use crate::exec::{self, cancel_unrun, context};
 use crate::sched::{Placement, Scope};
 use crate::task::cell::tell;
 use crate::task::listeners::Listener;
-use crate::task::raw::{Header, TaskRef};
+use crate::task::raw::TaskRef;
 
 /// The GPU processors of one runtime.
 pub(crate) struct Processors {
@@ -307,9 +308,9 @@ impl Runner {
 
     /// Runs queued jobs until `done()` holds (or `awaited`'s deadline
     /// passes): how the runner waits inside a task (protocol step 3).
-    fn help_until(self: &Arc<Self>, done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> bool {
+    fn help_until(self: &Arc<Self>, done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> bool {
         let me = thread::current();
-        if let Some((header, _)) = awaited
+        if let Some(Awaited { header, .. }) = awaited
             && header.listeners.register(&header.state, Listener::Thread(me.clone())).is_err()
         {
             return true;
@@ -323,8 +324,8 @@ impl Runner {
                 continue;
             }
             match awaited {
-                None => thread::park(),
-                Some((header, deadline)) => {
+                None | Some(Awaited { deadline: None, .. }) => thread::park(),
+                Some(Awaited { header, deadline: Some(deadline) }) => {
                     let now = Instant::now();
                     if now >= deadline {
                         header.listeners.unregister_thread(&header.state, &me);
@@ -415,7 +416,7 @@ pub(crate) fn current_runner() -> Option<Arc<Runner>> {
 
 /// On a runner thread, waits by running the runner's queue (see
 /// [`Runner::help_until`]); `None` elsewhere.
-pub(crate) fn help_until(done: &dyn Fn() -> bool, awaited: Option<(&Header, Instant)>) -> Option<bool> {
+pub(crate) fn help_until(done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> Option<bool> {
     let runner = current_runner()?;
     Some(runner.help_until(done, awaited))
 }

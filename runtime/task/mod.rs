@@ -25,7 +25,7 @@ use self::listeners::Listener;
 use self::raw::TaskRef;
 use self::state::{CANCEL, ELSEWHERE, FINISHING};
 use crate::Error;
-use crate::exec::wait;
+use crate::exec::wait::{self, Awaited};
 
 /// A task's identity: unique in the process, growing in spawn order.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -127,7 +127,7 @@ impl<T: Send + Sync + 'static> Task<T> {
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), Error>> {
         let deadline = Instant::now() + timeout;
         let header = self.raw.header();
-        if !wait::until(&|| header.state.is_complete(), Some((header, deadline))) {
+        if !wait::until(&|| header.state.is_complete(), Some(Awaited { header, deadline: Some(deadline) })) {
             return None;
         }
         Some(self.outcome())
@@ -170,17 +170,13 @@ impl<T: Send + Sync + 'static> Task<T> {
     fn block(&self) {
         let header = self.raw.header();
         if !header.state.is_complete() {
-            wait::until(&|| header.state.is_complete(), Some((header, far_future())));
+            wait::until(&|| header.state.is_complete(), Some(Awaited { header, deadline: None }));
         }
     }
 
     fn completed(&self) -> Result<&T, &Error> {
         self.result().expect("a task is complete after its wait returned")
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 30)
 }
 
 impl<T> Clone for Task<T> {
