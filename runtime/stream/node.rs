@@ -108,6 +108,10 @@ pub(crate) type Ahead<'a> = Option<&'a mut dyn FnMut(&dyn std::any::Any)>;
 
 /// A group of stages as its node drives it.
 pub(crate) trait Turn: Send + 'static {
+    /// Whether the node publishes within a turn (module note, 2). A node
+    /// whose `flush` is a system call (a stage on another process rings
+    /// its worker) publishes at the end of each turn only.
+    const FLUSH_WITHIN_TURN: bool = true;
     /// Runs up to `budget` iterations, showing `ahead` the next input
     /// elements after each.
     fn turn(&mut self, cx: &mut Cx<'_>, budget: u32, ahead: Ahead<'_>) -> TurnEnd;
@@ -434,7 +438,7 @@ fn drive<B: Turn>(node: &Node, header: &Header, body: &mut B, me: &TaskRef) -> b
             region.interrupted(header.id, header.error());
         }
         let budget = node.budget.load(Ordering::Relaxed);
-        let every = node.flush_every.load(Ordering::Relaxed);
+        let every = if B::FLUSH_WITHIN_TURN { node.flush_every.load(Ordering::Relaxed) } else { budget };
         let start = Instant::now();
         let end = catch_unwind(AssertUnwindSafe(|| {
             let mut left = budget;

@@ -352,6 +352,9 @@ where
     W: Output<O> + 'static,
     O: 'static,
 {
+    /// Its flush rings the worker's bell when the worker waits: once a turn.
+    const FLUSH_WITHIN_TURN: bool = false;
+
     /// A proxy runs on process 0's threads, never on a GPU: `ahead` is unused.
     fn turn(&mut self, cx: &mut Cx<'_>, budget: u32, _ahead: Ahead<'_>) -> TurnEnd {
         let region = cx.region;
