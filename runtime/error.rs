@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::task::TaskId;
+use crate::id::TaskId;
 
 /// A task's name as errors and traces show it: the function's name unless
 /// the spawn gave one with `name = ...`.

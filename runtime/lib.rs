@@ -53,6 +53,7 @@ mod error;
 mod exec;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+mod id;
 mod plan;
 mod sched;
 mod stream;

@@ -36,7 +36,7 @@ use super::env;
 use super::leader::{Cluster, Link};
 use crate::Error;
 use crate::exec::Shared;
-use crate::transport::frame::{Blobs, Message};
+use crate::transport::frame::{Blobs, Message, cookie};
 use crate::transport::shm::{self, Consumer, Producer};
 use crate::transport::socket::{self, Io, read_frame, write_frame};
 
@@ -285,11 +285,6 @@ fn secret() -> Result<[u8; 32], Error> {
         .and_then(|mut f| f.read_exact(&mut s))
         .map_err(|e| Error::Config(format!("could not read /dev/urandom for the cluster secret: {e}")))?;
     Ok(s)
-}
-
-/// The cookie every frame of a cluster carries: the secret's first 8 bytes.
-pub(crate) fn cookie(secret: &[u8; 32]) -> u64 {
-    u64::from_le_bytes(secret[..8].try_into().expect("8 bytes"))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

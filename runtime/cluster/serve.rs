@@ -33,13 +33,13 @@ use tokio::net::UnixStream;
 
 use super::answers::{self, Answers};
 use super::archived::RemoteArgs;
-use super::launch::{self, cookie, unhex};
+use super::launch::{self, unhex};
 use super::leader::{INLINE_MAX, copy_out};
 use super::peers::{self, Peers};
 use super::store::{Admitted, Produced, Ready, Source, Store};
 use super::stream::{WorkerStage, WorkerStages};
 use super::{env, registry};
-use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome};
+use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome, cookie};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{self, Incoming, Io, read_frame, write_frame};
 use crate::{Error, Runtime, Scope};

@@ -14,11 +14,8 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-use crossbeam_utils::CachePadded;
 
 use self::cell::tell;
 use self::listeners::Listener;
@@ -27,29 +24,7 @@ use self::state::{CANCEL, ELSEWHERE, FINISHING};
 use crate::Error;
 use crate::exec::wait::{self, Awaited};
 
-/// A task's identity: unique in the process, growing in spawn order.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct TaskId(pub(crate) u64);
-
-impl TaskId {
-    pub(crate) fn next() -> TaskId {
-        // Alone on its cache line: a neighbour that other threads read
-        // would make every spawn wait to take the line back.
-        static NEXT: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(1));
-        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The id as a number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+pub use crate::id::TaskId;
 
 /// A handle to a spawned task and, once it has run, its result.
 ///

@@ -46,7 +46,7 @@ use std::time::Duration;
 pub use self::dot::dot;
 pub use self::gantt::gantt_svg;
 use self::record::{Calibration, Event};
-use crate::task::TaskId;
+use crate::id::TaskId;
 
 /// One task body's run, as recorded.
 #[derive(Clone, Debug, PartialEq)]

@@ -202,6 +202,11 @@ fn pad(n: u64) -> u64 {
     n.div_ceil(ALIGN as u64) * ALIGN as u64
 }
 
+/// The cookie every frame of a cluster carries: its secret's first 8 bytes.
+pub(crate) fn cookie(secret: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(secret[..8].try_into().expect("8 bytes"))
+}
+
 /// Checks a header against the cluster's `cookie`.
 pub(crate) fn decode_header(bytes: &[u8; HEADER_LEN], cookie: u64) -> Result<Header, Error> {
     let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);

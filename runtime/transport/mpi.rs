@@ -160,7 +160,7 @@ fn run(
     };
     let world = universe.world();
     world.process_at_rank(0).broadcast_into(&mut secret[..]);
-    let cookie = crate::cluster::launch::cookie(&secret);
+    let cookie = super::frame::cookie(&secret);
     let _ = ready.send(Ok((world.rank() as u32, world.size() as u32, secret)));
     let mut sending: Vec<Sending> = Vec::new();
     loop {
