@@ -48,10 +48,11 @@ pub fn test<R>(path: &str, body: impl FnOnce() -> R) -> R {
 }
 
 // Cluster glue: what `#[task]` registers and `spawn!` passes (issue 5).
-pub use crate::cluster::archived::RemoteArgs;
 pub use crate::cluster::probe;
-pub use crate::cluster::probe::{Encode, ParamProbe, ResultProbe, slot_probe};
-pub use crate::cluster::registry::{Glue, Registration, ResultGlue, RunFn, TASKS};
+pub use crate::cluster::probe::{ParamProbe, ResultProbe, slot_probe};
+pub use crate::task::archived::RemoteArgs;
+pub use crate::task::registry::{Glue, Registration, ResultGlue, RunFn, TASKS};
+pub use crate::task::remote::Encode;
 pub use crate::transport::wire::{BlobWriter, Check};
 
 /// An archived result, as a registered task's glue returns it.

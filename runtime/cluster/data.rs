@@ -22,7 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::sync::Mutex;
 
-use super::registry;
+use crate::task::registry;
 use crate::transport::wire::{self, BlobWriter};
 use crate::{Error, Scope};
 

@@ -10,22 +10,20 @@
 //!   [`peers`]: links between workers, for values given directly;
 //!   [`answers`]: a worker's frames to process 0, short calls' answers
 //!   held to go out together.
-//! - [`registry`], [`probe`], [`archived`]: what runs remotely and how its
-//!   arguments and results cross.
+//! - [`probe`]: how the arguments and results of a registered `#[task]`
+//!   (`task::registry`) cross, read in place through `task::archived`.
 //! - [`remote`]: the task body that may run elsewhere.
 //! - [`cost`]: the cost model.
 //! - [`stream`]: streaming stages run by workers.
 //! - [`data`]: `dirk::mutable` and `dirk::shard`.
 
 pub(crate) mod answers;
-pub(crate) mod archived;
 pub(crate) mod cost;
 pub(crate) mod data;
 pub(crate) mod launch;
 pub(crate) mod leader;
 pub(crate) mod peers;
 pub mod probe;
-pub(crate) mod registry;
 pub(crate) mod remote;
 pub(crate) mod serve;
 pub(crate) mod store;
@@ -36,10 +34,10 @@ use std::task::{Poll, Waker};
 
 pub(crate) use self::leader::Cluster;
 use self::leader::Then;
-pub(crate) use self::remote::RemoteCall;
 use crate::Error;
 use crate::exec::wait;
 use crate::task::raw::TaskRef;
+pub(crate) use crate::task::remote::RemoteCall;
 use crate::task::state::ELSEWHERE;
 
 /// A map keyed by task, call or object ids: ids that processes of one

@@ -31,12 +31,13 @@ use rkyv::string::ArchivedString;
 use rkyv::util::AlignedVec;
 use rkyv::vec::ArchivedVec;
 
-use super::archived::RemoteArgs;
-use super::registry::{LiveFn, ResultGlue};
 use crate::Error;
 use crate::task::Task;
+use crate::task::archived::RemoteArgs;
 use crate::task::cell;
 use crate::task::raw::TaskRef;
+use crate::task::registry::{LiveFn, ResultGlue};
+use crate::task::remote::Encode;
 use crate::task::slots::Value;
 use crate::transport::wire::{self, BlobWriter, Check, Wire};
 
@@ -403,17 +404,6 @@ unsafe fn fill<R: Wire + Send + Sync + 'static>(task: &TaskRef, bytes: &[u8]) ->
     // SAFETY: per this function's contract.
     unsafe { cell::fill_elsewhere(task, value) };
     Ok(())
-}
-
-/// How one argument crosses: archived into a writer, and, for values that
-/// live in one process (a [`Mutable`](crate::Mutable)), the worker its
-/// task must run on.
-#[derive(Clone, Copy, Debug)]
-pub struct Encode {
-    pub(crate) write: fn(&dyn Any, BlobWriter) -> Result<BlobWriter, Error>,
-    /// For a handle to a value living in one worker: which one (the task
-    /// must run there). `None` for values that travel.
-    pub(crate) pin: Option<fn(&dyn Any) -> Option<u32>>,
 }
 
 fn encode_any<T: Wire + 'static>(value: &dyn Any, writer: BlobWriter) -> Result<BlobWriter, Error> {

@@ -17,39 +17,15 @@ use std::time::Instant;
 use smallvec::SmallVec;
 
 use super::leader::Cluster;
-use super::probe::Encode;
-use super::registry::{self, Entry};
 use crate::exec::{self, context};
 use crate::sched::Options;
 use crate::task::Task;
 use crate::task::cell::Body;
 use crate::task::raw::TaskRef;
+use crate::task::registry::{self, Entry};
+use crate::task::remote::{Encode, RemoteCall};
 use crate::task::slots::{Call, RemoteSlots, SlotRef};
 use crate::task::spawn::spawn_body_on;
-
-/// A body the cluster may run in another process.
-pub(crate) trait RemoteCall {
-    /// The registered task.
-    fn entry(&self) -> &'static Entry;
-    /// Each argument slot with its encoder, in order; nothing once the
-    /// inputs were released.
-    fn each_arg(&self, f: &mut dyn FnMut(usize, SlotRef<'_>, Option<Encode>));
-    /// Takes one retry, if any is left.
-    fn take_retry(&self) -> bool;
-    /// Records that a worker keeps this task's result as `object`.
-    fn keep(&self, object: u64);
-    /// Marks the task as sent ahead to its worker (see `leader/ahead.rs`).
-    fn set_ahead(&self);
-    /// Whether the task was sent ahead.
-    fn is_ahead(&self) -> bool;
-    /// Drops the argument slots: the call ended elsewhere.
-    ///
-    /// # Safety
-    ///
-    /// Called by the party that claimed the task (`RUNNING`), once no
-    /// reference obtained from [`each_arg`](RemoteCall::each_arg) is alive.
-    unsafe fn release_inputs(&self);
-}
 
 /// Frees a result kept by a worker when the task that names it goes.
 pub(crate) struct Kept {

@@ -32,13 +32,14 @@ use rkyv::util::AlignedVec;
 use tokio::net::UnixStream;
 
 use super::answers::{self, Answers};
-use super::archived::RemoteArgs;
+use super::env;
 use super::launch::{self, unhex};
 use super::leader::{INLINE_MAX, copy_out};
 use super::peers::{self, Peers};
 use super::store::{Admitted, Produced, Ready, Source, Store};
 use super::stream::{WorkerStage, WorkerStages};
-use super::{env, registry};
+use crate::task::archived::RemoteArgs;
+use crate::task::registry;
 use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome, cookie};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{self, Incoming, Io, read_frame, write_frame};

@@ -35,11 +35,11 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use crate::sync::Mutex;
 use rkyv::util::AlignedVec;
 
-use super::archived::RemoteArgs;
 use super::leader::Cluster;
-use super::registry::{self, Entry};
 use crate::Error;
 use crate::stream::edge::Waker;
+use crate::task::archived::RemoteArgs;
+use crate::task::registry::{self, Entry};
 use crate::transport::frame::{Blobs, Message};
 use crate::transport::records::{Kind, RecordReader, RecordWriter};
 use crate::transport::shm::ring_path;

@@ -300,7 +300,7 @@ impl<B: Turn> NodeCell<B> {
 
 /// Streaming nodes run where their region placed them; none is sent whole
 /// to another process.
-unsafe fn not_remote(_: &Header) -> Option<&dyn crate::cluster::RemoteCall> {
+unsafe fn not_remote(_: &Header) -> Option<&dyn crate::task::remote::RemoteCall> {
     None
 }
 

@@ -34,9 +34,9 @@ use super::node::{Ahead, Blocked, Node, Turn, TurnEnd, new_node};
 use super::region::{Group, Region};
 use super::stage::{Core, Cx, Flow};
 use crate::Error;
-use crate::cluster::registry;
 use crate::cluster::stream::{Gone, StageLink};
 use crate::sched::Placement;
+use crate::task::registry;
 use crate::transport::records::Kind;
 use crate::transport::wire::{self, BlobWriter, Wire};
 

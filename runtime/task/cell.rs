@@ -43,7 +43,7 @@ pub(crate) trait Body: Send + 'static {
     fn for_each_input(&self, f: &mut dyn FnMut(&TaskRef));
     fn call(self) -> Self::Output;
     /// How to run this body in another process, when it can be.
-    fn remote(&self) -> Option<&dyn crate::cluster::RemoteCall> {
+    fn remote(&self) -> Option<&dyn super::remote::RemoteCall> {
         None
     }
     /// Whether this body records its run in the trace itself: a helper
@@ -210,7 +210,7 @@ unsafe fn for_each_input<B: Body>(header: &Header, f: &mut dyn FnMut(&TaskRef)) 
     }
 }
 
-unsafe fn remote<B: Body>(header: &Header) -> Option<&dyn crate::cluster::RemoteCall> {
+unsafe fn remote<B: Body>(header: &Header) -> Option<&dyn super::remote::RemoteCall> {
     // SAFETY: this vtable entry is only reachable from a `Cell<B>`.
     let cell = unsafe { NonNull::from(header).cast::<Cell<B>>().as_ref() };
     // SAFETY: called by whoever holds the task before it runs (the spawner,

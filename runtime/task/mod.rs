@@ -1,11 +1,14 @@
 //! Tasks: the [`Task<T>`] handle, task identity, and spawning.
 
 pub(crate) mod alloc;
+pub(crate) mod archived;
 pub(crate) mod cancel;
 pub(crate) mod cell;
 pub(crate) mod group;
 pub(crate) mod listeners;
 pub(crate) mod raw;
+pub(crate) mod registry;
+pub(crate) mod remote;
 pub(crate) mod slots;
 pub(crate) mod spawn;
 pub(crate) mod state;

@@ -33,7 +33,7 @@ pub(crate) struct VTable {
     /// Lists the tasks the body reads.
     pub(crate) for_each_input: unsafe fn(&Header, InputVisitor<'_>),
     /// How to run the body in another process, if it can be.
-    pub(crate) remote: unsafe fn(&Header) -> Option<&dyn crate::cluster::RemoteCall>,
+    pub(crate) remote: unsafe fn(&Header) -> Option<&dyn super::remote::RemoteCall>,
     /// Drops the cell's contents and frees it.
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
 }
@@ -223,7 +223,7 @@ impl TaskRef {
 
     /// The body's remote form, if it has one; only meaningful before it
     /// runs, or while the cluster runs it elsewhere.
-    pub(crate) fn remote(&self) -> Option<&dyn crate::cluster::RemoteCall> {
+    pub(crate) fn remote(&self) -> Option<&dyn super::remote::RemoteCall> {
         let h = self.header();
         // SAFETY: the vtable belongs to this cell, which is alive.
         unsafe { (h.vtable.remote)(h) }

@@ -402,7 +402,7 @@ where
     }
 
     fn call(self) -> R {
-        let _scratch = crate::cluster::archived::scratch_scope();
+        let _scratch = super::archived::scratch_scope();
         (self.f)(self.slots)
     }
 }

@@ -28,9 +28,9 @@ use std::time::Instant;
 use rkyv::util::AlignedVec;
 
 use super::{Cluster, INLINE_MAX, Link, PullFor, Then};
-use crate::cluster::archived::RemoteArgs;
 use crate::cluster::serve::set_received;
 use crate::sched::{Options, Placement, Scope};
+use crate::task::archived::RemoteArgs;
 use crate::task::cell::{self, Body};
 use crate::task::raw::TaskRef;
 use crate::task::slots::SlotRef;

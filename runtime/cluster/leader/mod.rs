@@ -50,11 +50,11 @@ use self::here::HereCall;
 use self::pulls::{blob_len, trace_moved};
 use super::IdMap;
 use super::cost::{Candidate, CostModel};
-use super::registry::ResultGlue;
 use crate::exec::Shared;
 use crate::sched::{Placement, Scope};
 use crate::task::cell;
 use crate::task::raw::TaskRef;
+use crate::task::registry::ResultGlue;
 use crate::task::slots::SlotRef;
 use crate::task::state::ELSEWHERE;
 use crate::transport::frame::{ArchivedBlob, ArchivedMessage, Arg, Blob, Blobs, Message};
@@ -517,7 +517,7 @@ impl Cluster {
         link: &Link,
         blobs: &mut Blobs,
         value: &dyn std::any::Any,
-        encode: super::probe::Encode,
+        encode: crate::task::remote::Encode,
     ) -> Result<Blob, Error> {
         // Most arguments are small: try a scratch buffer before the ring.
         if let Some(blob) = encode_within(blobs, value, encode, SMALL) {
@@ -750,7 +750,7 @@ impl Cluster {
 fn encode_within(
     blobs: &mut Blobs,
     value: &dyn std::any::Any,
-    encode: super::probe::Encode,
+    encode: crate::task::remote::Encode,
     cap: usize,
 ) -> Option<Blob> {
     thread_local! {

@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 use linkme::distributed_slice;
 
 use super::archived::RemoteArgs;
+use super::raw::TaskRef;
 use crate::Error;
-use crate::task::raw::TaskRef;
 
 /// Every `#[task]` of the binary.
 #[distributed_slice]
