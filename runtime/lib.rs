@@ -55,6 +55,7 @@ mod exec;
 pub mod gpu;
 mod id;
 mod plan;
+mod rt;
 mod sched;
 mod stream;
 mod sync;
@@ -130,8 +131,8 @@ pub use dirk_macros::datadeps;
 
 pub use crate::error::{Error, Name, ScopeError};
 pub use crate::exec::blocking::block_in_place;
-pub use crate::exec::{Builder, Runtime};
 pub use crate::plan::{Graph, NodeId, Plan};
+pub use crate::rt::{Builder, Runtime};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};
 pub use crate::stream::{Iter as StreamIter, StageStats, Stats, Stream, finish_stream};
 pub use crate::task::cancel::{cancelled, sleep};

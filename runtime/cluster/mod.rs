@@ -35,7 +35,9 @@ use std::task::{Poll, Waker};
 pub(crate) use self::leader::Cluster;
 use self::leader::Then;
 use crate::Error;
-use crate::exec::wait;
+use crate::exec::extension::Extension;
+use crate::exec::{Shared, wait};
+use crate::sched::{Placement, Scope};
 use crate::task::raw::TaskRef;
 pub(crate) use crate::task::remote::RemoteCall;
 use crate::task::state::ELSEWHERE;
@@ -89,46 +91,60 @@ pub(crate) fn set_current_worker(id: u32) {
     WORKER_ID.store(id, Ordering::Relaxed);
 }
 
-fn cluster_of(task: &TaskRef) -> Result<&'static Cluster, Error> {
-    task.header()
-        .rt
-        .cluster
-        .get()
-        .copied()
-        .ok_or_else(|| Error::Transport("a value kept elsewhere on a runtime without workers".to_owned()))
+/// The worker processes of the runtime `shared`, if it has some: its router.
+pub(crate) fn of(shared: &Shared) -> Option<&'static Cluster> {
+    shared.router().and_then(|r| r.as_any().downcast_ref::<Cluster>())
 }
 
-/// Brings the value of a task that completed in another process here,
-/// waiting (on a worker thread: running other tasks) until it arrived.
-pub(crate) fn bring_here(task: &TaskRef) -> Result<(), Error> {
-    let cluster = cluster_of(task)?;
-    let object = task.header().id.get();
-    let arrived = || task.header().state.load() & ELSEWHERE == 0 || cluster.pull_failure(object).is_some();
-    if !arrived() {
-        cluster.pull_here(task.clone(), Then::Thread(std::thread::current()));
-        wait::until(&arrived, None);
+/// A runtime's worker processes plug into it as its router.
+impl Extension for Cluster {
+    fn place(&self, scope: &Scope, threads: usize) -> Result<Placement, String> {
+        Cluster::place(self, scope, threads)
     }
-    match cluster.pull_failure(object) {
-        Some(e) if task.header().state.load() & ELSEWHERE != 0 => Err(e),
-        _ => Ok(()),
-    }
-}
 
-/// [`bring_here`] for `task.await`.
-pub(crate) fn bring_here_async(task: &TaskRef, waker: &Waker) -> Poll<Result<(), Error>> {
-    let cluster = match cluster_of(task) {
-        Ok(c) => c,
-        Err(e) => return Poll::Ready(Err(e)),
-    };
-    let object = task.header().id.get();
-    if task.header().state.load() & ELSEWHERE == 0 {
-        return Poll::Ready(Ok(()));
+    fn route(&'static self, task: TaskRef) {
+        Cluster::route(self, task);
     }
-    if let Some(e) = cluster.pull_failure(object) {
-        return Poll::Ready(Err(e));
+
+    fn send_ahead(&'static self, task: &TaskRef) {
+        Cluster::send_ahead(self, task);
     }
-    cluster.pull_here(task.clone(), Then::Waker(waker.clone()));
-    Poll::Pending
+
+    /// Brings the value of a task that completed in another process here,
+    /// waiting (on a worker thread: running other tasks) until it arrived.
+    fn bring_here(&'static self, task: &TaskRef) -> Result<(), Error> {
+        let cluster = self;
+        let object = task.header().id.get();
+        let arrived = || task.header().state.load() & ELSEWHERE == 0 || cluster.pull_failure(object).is_some();
+        if !arrived() {
+            cluster.pull_here(task.clone(), Then::Thread(std::thread::current()));
+            wait::until(&arrived, None);
+        }
+        match cluster.pull_failure(object) {
+            Some(e) if task.header().state.load() & ELSEWHERE != 0 => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn bring_here_async(&'static self, task: &TaskRef, waker: &Waker) -> Poll<Result<(), Error>> {
+        let object = task.header().id.get();
+        if task.header().state.load() & ELSEWHERE == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = self.pull_failure(object) {
+            return Poll::Ready(Err(e));
+        }
+        self.pull_here(task.clone(), Then::Waker(waker.clone()));
+        Poll::Pending
+    }
+
+    fn stop(&'static self) {
+        self.shutdown();
+    }
+
+    fn as_any(&'static self) -> &'static dyn std::any::Any {
+        self
+    }
 }
 
 /// In a task run for another process: the address range of the bytes its

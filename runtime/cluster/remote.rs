@@ -154,7 +154,7 @@ where
     R: Send + Sync + 'static,
 {
     let rt = exec::current();
-    let cluster = rt.cluster.get().copied();
+    let cluster = super::of(rt);
     let entry = cluster.and_then(|_| registry::by_path(path));
     match (cluster, entry) {
         (Some(cluster), Some(entry)) => {

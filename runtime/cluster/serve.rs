@@ -38,16 +38,17 @@ use super::leader::{INLINE_MAX, copy_out};
 use super::peers::{self, Peers};
 use super::store::{Admitted, Produced, Ready, Source, Store};
 use super::stream::{WorkerStage, WorkerStages};
+use crate::exec::{Pool, PoolConfig};
 use crate::task::archived::RemoteArgs;
 use crate::task::registry;
 use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome, cookie};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{self, Incoming, Io, read_frame, write_frame};
-use crate::{Error, Runtime, Scope};
+use crate::{Error, Scope};
 
 /// What a worker holds while it serves.
 struct Worker {
-    rt: Runtime,
+    rt: Pool,
     /// Frames to process 0.
     answers: Arc<Answers>,
     ring_in: Option<Consumer>,
@@ -116,16 +117,16 @@ pub(crate) fn serve() -> ! {
             ),
         ),
     };
-    let setup = (|| -> Result<(Runtime, Consumer, Producer), Error> {
+    let setup = (|| -> Result<(Pool, Consumer, Producer), Error> {
         let ring_in = Consumer::open(std::path::Path::new(&to_worker))?;
         let ring_out = Producer::open(std::path::Path::new(&to_main))?;
-        let rt = Runtime::builder().threads(threads).thread_name(format!("dirk-w{id}")).urgent_queue().build()?;
+        let rt = worker_pool(id, threads)?;
         Ok((rt, ring_in, ring_out))
     })();
     let (rt, ring_in, ring_out) = setup.unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
     // Process 0 has one thread at least.
     if launch::crowded(1, workers, threads) {
-        rt.shared.spin_less();
+        rt.shared().spin_less();
     }
     // Listening for peers before `Ready`: process 0 names this worker to
     // others only once it is ready.
@@ -144,7 +145,7 @@ pub(crate) fn serve() -> ! {
         let _ = std::fs::remove_file(&peer_path);
         std::process::exit(code)
     };
-    let (std_stream, ready) = (stream, Message::Ready { threads: rt.threads() as u32 });
+    let (std_stream, ready) = (stream, Message::Ready { threads: rt.shared().threads() as u32 });
     let stream = io.block_on(async move {
         let mut s = std_stream;
         let frame = frame::encode(&ready, Blobs::default(), cookie)?;
@@ -211,12 +212,7 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
             }
         }
     };
-    let rt = Runtime::builder()
-        .threads(threads)
-        .thread_name(format!("dirk-w{id}"))
-        .urgent_queue()
-        .build()
-        .unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
+    let rt = worker_pool(id, threads).unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not start: {e}")));
     let (stop_tx, stop_rx) = channel::<()>();
     let stop_tx = std::sync::Mutex::new(stop_tx);
     let me = Arc::new(Worker {
@@ -242,7 +238,7 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
     }));
     // Only now: rank 0 sends calls as soon as it reads `Ready`, and the
     // handler above must be the one that gets them.
-    let _ = outbox.send(&Message::Ready { threads: me.rt.threads() as u32 }, Blobs::default());
+    let _ = outbox.send(&Message::Ready { threads: me.rt.shared().threads() as u32 }, Blobs::default());
     let _ = stop_rx.recv();
     finish(0)
 }
@@ -386,7 +382,7 @@ impl Worker {
                 match started {
                     Ok(s) => {
                         self.stages.insert(s.clone());
-                        self.rt.enter(|| s.wake());
+                        self.rt.shared().enter(|| s.wake());
                     }
                     Err(e) => {
                         let message = format!("the stage could not start on worker {}: {e}", super::current_worker());
@@ -396,7 +392,7 @@ impl Worker {
             }
             ArchivedMessage::StageBell { stage } => {
                 if let Some(s) = self.stages.get(stage.to_native()) {
-                    self.rt.enter(|| s.wake());
+                    self.rt.shared().enter(|| s.wake());
                 }
             }
             ArchivedMessage::StageStop { stage } => {
@@ -450,7 +446,7 @@ impl Worker {
         let run = move || me.run(id, call.task, &call.frame, sources);
         let name = std::any::type_name_of_val(&run);
         let body = crate::task::spawn::Closure(run);
-        self.rt.enter(|| {
+        self.rt.shared().enter(|| {
             let task = if urgent {
                 crate::task::spawn::spawn_urgent(Some(options), name, body)
             } else {
@@ -595,4 +591,16 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     } else {
         "<non-string panic payload>".to_owned()
     }
+}
+
+/// A worker process's runtime: its threads, with an urgent queue for the
+/// calls whose inputs came from other processes, and its GPU processors.
+fn worker_pool(id: u32, threads: usize) -> Result<Pool, Error> {
+    let mut config = PoolConfig::new(threads);
+    config.thread_name = format!("dirk-w{id}");
+    config.urgent = true;
+    let pool = Pool::start(config)?;
+    #[cfg(feature = "gpu")]
+    crate::gpu::attach(pool.shared(), None);
+    Ok(pool)
 }

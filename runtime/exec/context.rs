@@ -1,16 +1,18 @@
 //! What the current thread is doing, as thread-locals: which worker it is
-//! (if any), which task it runs, which `dirk::sync` group and which
-//! `with_options` options new spawns inherit.
+//! (if any), or else how it helps while it waits, which task it runs,
+//! which `dirk::sync` group and which `with_options` options new spawns
+//! inherit.
 //!
 //! Every setter returns a guard that restores the previous value when
 //! dropped, so nested runs on one thread (a worker helping while it waits)
 //! and panics unwinding through a region leave the thread as they found it.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ptr;
 use std::sync::Arc;
 
 use super::Shared;
+use super::wait::Awaited;
 use super::worker::WorkerLocal;
 use crate::sched::Options;
 use crate::task::group::GroupRef;
@@ -18,6 +20,7 @@ use crate::task::raw::Header;
 
 thread_local! {
     static WORKER: Cell<*const WorkerLocal> = const { Cell::new(ptr::null()) };
+    static HELPER: RefCell<Option<Arc<dyn Helper>>> = const { RefCell::new(None) };
     static ENTERED: Cell<Option<&'static Shared>> = const { Cell::new(None) };
     static TASK: Cell<*const Header> = const { Cell::new(ptr::null()) };
     static GROUP: Cell<Membership> = const { Cell::new(Membership::NONE) };
@@ -80,6 +83,32 @@ pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerLocal>) -> R) -> R {
 
 /// Makes new spawns on this (non-worker) thread go to `rt` for the life of
 /// the guard.
+/// How a thread that is no worker of a runtime, but runs jobs of its own
+/// (a GPU processor's runner), waits for a task: by running them.
+pub(crate) trait Helper: std::any::Any + Send + Sync {
+    /// Runs the thread's jobs until `done()` holds; `false` if `awaited`'s
+    /// deadline passed first.
+    fn help_until(self: Arc<Self>, done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> bool;
+}
+
+/// Makes `helper` the current thread's for the life of the guard.
+#[cfg_attr(not(feature = "gpu"), expect(dead_code, reason = "GPU processors' runners are the helpers"))]
+pub(crate) fn enter_helper(helper: Arc<dyn Helper>) -> impl Drop + use<> {
+    struct Restore(Option<Arc<dyn Helper>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            HELPER.with(|h| *h.borrow_mut() = previous);
+        }
+    }
+    Restore(HELPER.with(|h| h.borrow_mut().replace(helper)))
+}
+
+/// The current thread's helper, if it has one.
+pub(crate) fn helper() -> Option<Arc<dyn Helper>> {
+    HELPER.with(|h| h.borrow().clone())
+}
+
 pub(crate) fn enter_runtime(rt: &'static Shared) -> impl Drop + use<> {
     let prev = ENTERED.with(|e| e.replace(Some(rt)));
     Restore(move || ENTERED.with(|e| e.set(prev)))

@@ -1,5 +1,6 @@
-//! The thread-per-core executor: [`Runtime`], its builder, and the state its
-//! workers share.
+//! The thread-per-core executor: a [`Pool`] of worker threads and the
+//! state they share ([`Shared`]); the crate's top (`rt.rs`) builds the
+//! user's `Runtime` from a pool and the [`extension`]s that plug into it.
 //!
 //! One worker thread per core, each with a local deque; an injector for
 //! spawns from outside the pool; one pinned queue per thread for tasks
@@ -8,7 +9,7 @@
 //!
 //! A runtime's shared state is allocated once and never freed (`&'static`),
 //! so that every task can point at its runtime without reference counting.
-//! Dropping a [`Runtime`] stops and joins its threads and fails the tasks
+//! Dropping a [`Pool`] stops and joins its threads and fails the tasks
 //! still queued with [`Error::Cancelled`]; the few hundred bytes of shared
 //! state stay behind, which matters only to programs that build runtimes in
 //! a loop.
@@ -17,6 +18,7 @@ pub(crate) mod affinity;
 pub(crate) mod blocking;
 pub(crate) mod context;
 pub(crate) mod deque;
+pub(crate) mod extension;
 pub(crate) mod idle;
 pub(crate) mod wait;
 pub(crate) mod worker;
@@ -30,6 +32,7 @@ use std::thread::{self, JoinHandle, Thread};
 use self::deque::Stealer;
 use crossbeam_deque::Injector;
 
+use self::extension::Extension;
 use self::idle::Idle;
 use self::worker::{Runnable, WorkerLocal};
 use crate::Error;
@@ -66,11 +69,13 @@ pub(crate) struct Shared {
     /// Set when the runtime was configured from bad settings (the global
     /// runtime's environment): every task spawned on it fails with it.
     pub(crate) config_error: Option<Error>,
-    /// The worker processes, when the runtime has some.
-    pub(crate) cluster: OnceLock<&'static crate::cluster::Cluster>,
-    /// The GPU processors, discovered on first use.
+    /// The extension every ready task goes through, when the runtime has
+    /// one (worker processes; see [`extension`]).
+    router: OnceLock<&'static dyn Extension>,
+    /// The extension whose devices take the tasks placed on them (GPUs;
+    /// a build has device placements with the `gpu` feature only).
     #[cfg(feature = "gpu")]
-    pub(crate) gpus: crate::gpu::Processors,
+    devices: OnceLock<&'static dyn Extension>,
 }
 
 impl fmt::Debug for Shared {
@@ -93,14 +98,41 @@ impl Shared {
         self.shutdown.load(Ordering::Acquire)
     }
 
+    /// The extension every ready task goes through, if any.
+    pub(crate) fn router(&self) -> Option<&'static dyn Extension> {
+        self.router.get().copied()
+    }
+
+    /// The extension that runs tasks placed on devices, if any.
+    pub(crate) fn devices(&self) -> Option<&'static dyn Extension> {
+        #[cfg(feature = "gpu")]
+        return self.devices.get().copied();
+        #[cfg(not(feature = "gpu"))]
+        None
+    }
+
+    /// Makes `router` the runtime's router; `false` if it has one.
+    pub(crate) fn set_router(&self, router: &'static dyn Extension) -> bool {
+        self.router.set(router).is_ok()
+    }
+
+    /// Makes `devices` the runtime's devices; `false` if it has some.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn set_devices(&self, devices: &'static dyn Extension) -> bool {
+        self.devices.set(devices).is_ok()
+    }
+
     /// Where a task with `scope` may run on this runtime, or why nowhere.
     pub(crate) fn place(&self, scope: Option<&Scope>) -> Result<Placement, String> {
-        match (scope, self.cluster.get()) {
-            (None, _) => Ok(Placement::Any),
-            #[cfg(feature = "gpu")]
-            (Some(scope), _) if scope.gpu_id().is_some() => self.gpus.place(scope),
-            (Some(scope), Some(cluster)) => cluster.place(scope, self.threads()),
-            (Some(scope), None) => scope.place(self.threads()),
+        let Some(scope) = scope else { return Ok(Placement::Any) };
+        if scope.gpu_id().is_some()
+            && let Some(devices) = self.devices()
+        {
+            return devices.place(scope, self.threads());
+        }
+        match self.router() {
+            Some(router) => router.place(scope, self.threads()),
+            None => scope.place(self.threads()),
         }
     }
 
@@ -121,8 +153,8 @@ impl Shared {
 
     /// Queues a task whose inputs are all complete.
     pub(crate) fn schedule(&'static self, task: Runnable) {
-        if let Some(cluster) = self.cluster.get() {
-            return cluster.route(task);
+        if let Some(router) = self.router() {
+            return router.route(task);
         }
         let placement = task.header().placement;
         self.queue(task, placement);
@@ -148,7 +180,10 @@ impl Shared {
                 }
             }
             #[cfg(feature = "gpu")]
-            Placement::Gpu(index) => self.gpus.schedule(index, task),
+            Placement::Gpu(index) => match self.devices() {
+                Some(devices) => devices.queue(index, task),
+                None => unreachable!("a task was placed on device {index} of a runtime without devices"),
+            },
         }
         if self.is_shutdown() {
             self.drain();
@@ -274,176 +309,107 @@ pub(crate) fn current() -> &'static Shared {
     context::with_worker(|w| w.map(|w| w.shared)).or_else(context::entered).unwrap_or_else(global)
 }
 
-/// The global runtime, started on first use with `DIRK_THREADS` threads
-/// (default: one per core).
+/// The global runtime, built by the function the top of the crate
+/// registers here on first use (it assembles the layers: see `rt.rs`).
+#[linkme::distributed_slice]
+pub(crate) static GLOBAL: [fn() -> &'static Shared];
+
 fn global() -> &'static Shared {
-    static GLOBAL: OnceLock<&'static Shared> = OnceLock::new();
-    GLOBAL.get_or_init(|| {
-        let (threads, mut config_error) = match threads_from_env() {
-            Ok(n) => (n, None),
-            Err(e) => (default_threads(), Some(e)),
-        };
-        let workers = match workers_from_env() {
-            Ok(k) => k,
-            Err(e) => {
-                config_error = config_error.or(Some(e));
-                0
-            }
-        };
-        let built = Builder { threads: Some(threads), ..Builder::default() }.start(config_error);
-        if std::env::var_os("DIRK_TRACE").is_some() {
-            crate::trace::start();
-        }
-        match built {
-            Ok((shared, handles)) => {
-                drop(handles); // global workers live as long as the process
-                if workers > 0 {
-                    let plan = crate::cluster::launch::Plan {
-                        workers,
-                        threads,
-                        ring_bytes: DEFAULT_RING_BYTES,
-                        timeout: crate::cluster::launch::WORKER_TIMEOUT,
-                    };
-                    match crate::cluster::launch::start(shared, plan) {
-                        Ok(cluster) => {
-                            let _ = shared.cluster.set(cluster);
-                        }
-                        Err(e) => panic!("dirk could not start the {workers} workers DIRK_WORKERS asks for: {e}"),
-                    }
-                } else {
-                    match crate::cluster::launch::join_mpi(shared, threads, crate::cluster::launch::WORKER_TIMEOUT) {
-                        Ok(Some(cluster)) => {
-                            let _ = shared.cluster.set(cluster);
-                        }
-                        Ok(None) => {}
-                        Err(e) => panic!("dirk could not take the MPI ranks as workers: {e}"),
-                    }
-                }
-                shared
-            }
-            Err(e) => panic!("dirk could not start its global runtime: {e}"),
-        }
+    static SHARED: OnceLock<&'static Shared> = OnceLock::new();
+    SHARED.get_or_init(|| match GLOBAL[..] {
+        [build] => build(),
+        _ => unreachable!("the crate registers one global runtime, not {}", GLOBAL.len()),
     })
 }
 
-fn default_threads() -> usize {
+/// The threads of a [`Pool`] when none are asked for: one per core.
+pub(crate) fn default_threads() -> usize {
     thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn threads_from_env() -> Result<usize, Error> {
-    match std::env::var("DIRK_THREADS") {
-        Err(_) => Ok(default_threads()),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
-            _ => Err(Error::Config(format!("DIRK_THREADS={v:?} is not a thread count between 1 and {MAX_THREADS}"))),
-        },
+/// The most threads a pool may have.
+pub(crate) const MAX_THREADS: usize = 4096;
+
+/// How a [`Pool`] is made.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolConfig {
+    pub(crate) threads: usize,
+    pub(crate) pin: bool,
+    pub(crate) stack_size: usize,
+    pub(crate) thread_name: String,
+    pub(crate) max_spares: usize,
+    /// Whether the pool has an urgent queue (see `Shared::schedule_urgent`).
+    pub(crate) urgent: bool,
+    /// Fails every task spawned on the pool (bad settings of the global runtime).
+    pub(crate) config_error: Option<Error>,
+}
+
+impl PoolConfig {
+    /// `threads` threads with the usual settings.
+    pub(crate) fn new(threads: usize) -> PoolConfig {
+        PoolConfig {
+            threads,
+            pin: false,
+            stack_size: 8 << 20,
+            thread_name: "dirk-worker".to_owned(),
+            max_spares: 128,
+            urgent: false,
+            config_error: None,
+        }
     }
 }
 
-const MAX_THREADS: usize = 4096;
-
-/// Bytes of each shared-memory ring between process 0 and a worker (one per
-/// direction; memory is used only as large values pass).
-const DEFAULT_RING_BYTES: u64 = 1 << 30;
-
-fn workers_from_env() -> Result<usize, Error> {
-    match std::env::var("DIRK_WORKERS") {
-        Err(_) => Ok(0),
-        Ok(_) if crate::cluster::launch::is_worker() => Ok(0),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n <= 63 => Ok(n),
-            _ => Err(Error::Config(format!("DIRK_WORKERS={v:?} is not a worker count between 0 and 63"))),
-        },
-    }
-}
-
-/// A dirk runtime: a pool of worker threads, one per core by default.
-///
-/// Most programs never make one: a global runtime starts on first use. Make
-/// one to choose the thread count, or to stop the threads when done.
-///
-/// ```
-/// use dirk::prelude::*;
-///
-/// #[task]
-/// fn square(x: u64) -> u64 { x * x }
-///
-/// let rt = Runtime::builder().threads(2).build()?;
-/// let total = rt.run(|| {
-///     let parts: Vec<_> = (1..=4).map(|i| spawn!(square(i))).collect();
-///     parts.iter().map(|t| t.fetch().unwrap()).sum::<u64>()
-/// });
-/// assert_eq!(total, 30);
-/// # Ok::<(), dirk::Error>(())
-/// ```
-pub struct Runtime {
-    pub(crate) shared: &'static Shared,
+/// The core of a runtime: its worker threads and what they share. Dropping
+/// it stops the threads (the extensions hear of it first, see
+/// [`extension`]), joins them and fails what is still queued.
+pub(crate) struct Pool {
+    shared: &'static Shared,
     handles: Mutex<Vec<JoinHandle<()>>>,
-    trace_to: Option<std::path::PathBuf>,
 }
 
-impl fmt::Debug for Runtime {
+impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("threads", &self.threads()).finish()
+        f.debug_struct("Pool").field("threads", &self.shared.threads()).finish()
     }
 }
 
-impl Runtime {
-    /// Settings for a new runtime.
-    pub fn builder() -> Builder {
-        Builder::default()
+impl Pool {
+    /// Starts the threads; returns once they are all up.
+    pub(crate) fn start(config: PoolConfig) -> Result<Pool, Error> {
+        let (shared, handles) = start(config)?;
+        Ok(Pool { shared, handles: Mutex::new(handles) })
     }
 
-    /// The number of worker threads.
-    pub fn threads(&self) -> usize {
-        self.shared.threads()
+    /// What the threads share.
+    pub(crate) fn shared(&self) -> &'static Shared {
+        self.shared
     }
 
-    /// The number of processes: 1, plus the workers started with
-    /// [`Builder::workers`].
-    pub fn processes(&self) -> usize {
-        self.shared.cluster.get().map_or(1, |c| c.size())
+    /// Lets the threads of a pool whose handle is never dropped (the
+    /// global runtime) live as long as the process.
+    pub(crate) fn leak(self) -> &'static Shared {
+        let shared = self.shared;
+        std::mem::forget(self);
+        shared
     }
+}
 
-    /// Where process 0 listens for its workers (a Unix socket path), when
-    /// the runtime has workers. Connections that do not carry the cluster's
-    /// secret are refused.
-    pub fn cluster_address(&self) -> Option<&str> {
-        self.shared.cluster.get().map(|c| c.address.as_str())
-    }
-
-    /// The process ids of the worker processes, in worker order (worker 1
-    /// first).
-    pub fn worker_pids(&self) -> Vec<u32> {
-        self.shared.cluster.get().map_or_else(Vec::new, |c| c.links().iter().map(|l| l.pid).collect())
-    }
-
+impl Shared {
     /// Runs `f` on the calling thread with this runtime as the one that
-    /// spawns go to (instead of the global runtime). Unlike [`run`](Runtime::run),
-    /// `f` stays on the caller's thread, so it need not be `Send`.
-    ///
-    /// ```
-    /// use dirk::prelude::*;
-    ///
-    /// let rt = Runtime::builder().threads(1).build()?;
-    /// let thread = rt.enter(|| dirk::spawn(dirk::current_thread).fetch())?;
-    /// assert_eq!(thread, Some(0));
-    /// # Ok::<(), dirk::Error>(())
-    /// ```
-    pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _entered = context::enter_runtime(self.shared);
+    /// spawns go to (`Runtime::enter`).
+    pub(crate) fn enter<R>(&'static self, f: impl FnOnce() -> R) -> R {
+        let _entered = context::enter_runtime(self);
         f()
     }
 
     /// Runs `f` on one of this runtime's worker threads and returns its
-    /// value; spawns inside `f` (and inside the tasks it spawns) go to this
-    /// runtime. A panic in `f` resumes on the caller.
-    pub fn run<F, R>(&self, f: F) -> R
+    /// value (`Runtime::run`); a panic in `f` resumes on the caller.
+    pub(crate) fn run<F, R>(&'static self, f: F) -> R
     where
         F: FnOnce() -> R + Send,
         R: Send,
     {
-        let on_own_worker = context::with_worker(|w| w.is_some_and(|w| std::ptr::eq(w.shared, self.shared)));
+        let on_own_worker = context::with_worker(|w| w.is_some_and(|w| std::ptr::eq(w.shared, self)));
         if on_own_worker {
             return f();
         }
@@ -457,7 +423,7 @@ impl Runtime {
         // `done`, so every borrow outlives its use.
         let body: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(body) };
         let options = Options::new().scope(Scope::any());
-        drop(spawn_body_on(self.shared, Some(options), "Runtime::run", Closure(body)));
+        drop(spawn_body_on(self, Some(options), "Runtime::run", Closure(body)));
         wait::until(&|| latch.done.load(Ordering::Acquire), None);
         match latch.out.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Some(Ok(value)) => value,
@@ -510,278 +476,105 @@ impl<F, R> Drop for RunJob<F, R> {
     }
 }
 
-impl Drop for Runtime {
+impl Drop for Pool {
     fn drop(&mut self) {
-        if let Some(cluster) = self.shared.cluster.get() {
-            cluster.shutdown();
+        let shared = self.shared;
+        if let Some(router) = shared.router() {
+            router.stop();
         }
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        self.shared.idle.wake_all();
-        self.shared.spares.wake_all();
+        if let Some(devices) = shared.devices() {
+            devices.stop();
+        }
+        shared.shutdown.store(true, Ordering::SeqCst);
+        shared.idle.wake_all();
+        shared.spares.wake_all();
         let mut handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
-        handles.extend(self.shared.spares.take_handles());
+        handles.extend(shared.spares.take_handles());
         let me = thread::current().id();
         for handle in handles {
             if handle.thread().id() != me {
                 let _ = handle.join();
             }
         }
-        self.shared.drain();
-        // After the drain: a GPU task waiting for a queued CPU task sees it fail.
+        shared.drain();
+        // After the drain: a device task waiting for a queued CPU task sees
+        // it fail; then what the devices failed is drained in turn.
+        for extension in [shared.router(), shared.devices()].into_iter().flatten() {
+            extension.stopped();
+        }
+        shared.drain();
+    }
+}
+
+fn start(config: PoolConfig) -> Result<(&'static Shared, Vec<JoinHandle<()>>), Error> {
+    let threads = config.threads;
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(Error::Config(format!("a runtime needs between 1 and {MAX_THREADS} threads, not {threads}")));
+    }
+    let (mut deques, stealers): (Vec<_>, Vec<_>) = (0..threads + config.max_spares).map(|_| worker::deque()).unzip();
+    let spare_deques = deques.split_off(threads);
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        threads,
+        injector: Injector::new(),
+        urgent: Injector::new(),
+        urgent_queued: AtomicUsize::new(0),
+        has_urgent: config.urgent,
+        pinned: (0..threads).map(|_| Injector::new()).collect(),
+        stealers: stealers.into(),
+        idle: Idle::new(threads, config.max_spares),
+        spares: blocking::Spares::new(threads, spare_deques, config.stack_size, config.thread_name.clone()),
+        shutdown: AtomicBool::new(false),
+        search_rounds: AtomicU32::new(worker::SEARCH_ROUNDS),
+        config_error: config.config_error,
+        router: OnceLock::new(),
         #[cfg(feature = "gpu")]
-        self.shared.gpus.shutdown();
-        #[cfg(feature = "gpu")]
-        self.shared.drain();
-        if let Some(path) = self.trace_to.take()
-            && let Err(e) = crate::trace::stop().write_chrome(&path)
-        {
-            eprintln!("dirk: could not write the trace to {}: {e}", path.display());
-        }
-    }
-}
-
-/// Settings for a [`Runtime`]: `Runtime::builder().threads(4).build()?`.
-#[derive(Clone, Debug)]
-pub struct Builder {
-    threads: Option<usize>,
-    workers: usize,
-    worker_threads: Option<usize>,
-    ring_bytes: u64,
-    worker_timeout: std::time::Duration,
-    pin: bool,
-    stack_size: usize,
-    thread_name: String,
-    trace_to: Option<std::path::PathBuf>,
-    max_spares: usize,
-    /// Whether the runtime has an urgent queue (see `Shared::schedule_urgent`).
-    urgent: bool,
-    /// The GPU devices to use instead of the discovered ones (`Builder::gpus`).
-    #[cfg(feature = "gpu")]
-    pub(crate) gpus: Option<Vec<crate::gpu::Device>>,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Builder {
-            threads: None,
-            workers: 0,
-            worker_threads: None,
-            ring_bytes: DEFAULT_RING_BYTES,
-            worker_timeout: crate::cluster::launch::WORKER_TIMEOUT,
-            pin: false,
-            stack_size: 8 << 20,
-            thread_name: "dirk-worker".to_owned(),
-            trace_to: None,
-            urgent: false,
-            max_spares: 128,
-            #[cfg(feature = "gpu")]
-            gpus: None,
-        }
-    }
-}
-
-impl Builder {
-    /// The number of worker threads (default: `DIRK_THREADS`, else one per core).
-    pub fn threads(mut self, n: usize) -> Self {
-        self.threads = Some(n);
-        self
-    }
-
-    /// Starts `k` worker processes (workers 1..=k) running this same binary,
-    /// beside this process (worker 0). Registered `#[task]` functions run in
-    /// any of them; see [`Scope::worker`].
-    ///
-    /// The program's entry must be marked `#[dirk::main]` (or the test
-    /// `#[dirk::test]`), so that a process started as a worker runs the
-    /// worker loop instead of the program. Dropping the runtime stops the
-    /// workers.
-    pub fn workers(mut self, k: usize) -> Self {
-        self.workers = k;
-        self
-    }
-
-    /// The number of threads of each worker process (default: the same as
-    /// this runtime's).
-    pub fn worker_threads(mut self, n: usize) -> Self {
-        self.worker_threads = Some(n);
-        self
-    }
-
-    /// The size in bytes of each shared-memory ring that carries large
-    /// values between this process and a worker (default 1 GiB; the memory
-    /// is used only as values pass). Values larger than the ring go through
-    /// the socket.
-    pub fn ring_bytes(mut self, bytes: u64) -> Self {
-        self.ring_bytes = bytes.max(1 << 16);
-        self
-    }
-
-    /// How long process 0 waits to hear from a worker process before it
-    /// counts the worker lost (default 30 s): the worker's calls fail with
-    /// [`Error::WorkerLost`] (or run again elsewhere, with retries left) and
-    /// its process is killed. A quiet worker is asked for an answer, which
-    /// its I/O thread gives whatever its tasks are doing, so this bounds
-    /// how long a hung or unreachable worker can hold up the program. Zero
-    /// turns the check off (a worker paused in a debugger stays).
-    pub fn worker_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.worker_timeout = timeout;
-        self
-    }
-
-    /// Whether to pin worker `i` to the `i`-th core the process may use
-    /// (default: off; pinning happens only when there are no more threads
-    /// than cores).
-    ///
-    /// Off by default because a thread outside the pool (the one calling
-    /// `fetch`) then shares a core with a pinned worker: with two workers on
-    /// two cores, spawn-and-fetch latency measured 2 µs pinned and 0.9 µs
-    /// unpinned, while task throughput was the same either way
-    /// (`cargo xtask bench`, BENCHMARKS.md). Pin when the pool has the
-    /// machine to itself.
-    pub fn pin_threads(mut self, pin: bool) -> Self {
-        self.pin = pin;
-        self
-    }
-
-    /// The stack size of each worker thread in bytes (default 8 MiB).
-    pub fn stack_size(mut self, bytes: usize) -> Self {
-        self.stack_size = bytes;
-        self
-    }
-
-    /// The name of the worker threads, to which `-{index}` is appended
-    /// (default `dirk-worker`). Linux shows the first 15 bytes.
-    pub fn thread_name(mut self, name: impl Into<String>) -> Self {
-        self.thread_name = name.into();
-        self
-    }
-
-    /// Gives the runtime an urgent queue, which its threads look at before
-    /// their own work (a cluster worker's: calls whose inputs came from
-    /// other processes). Without it, urgent tasks queue as others do, and
-    /// no look for work pays for the queue.
-    pub(crate) fn urgent_queue(mut self) -> Self {
-        self.urgent = true;
-        self
-    }
-
-    /// The most spare threads that run tasks while others block in
-    /// [`block_in_place`](crate::block_in_place) or [`sleep`](crate::sleep)
-    /// (default 128). With 0, a blocking task holds its core.
-    pub fn max_blocking_threads(mut self, n: usize) -> Self {
-        self.max_spares = n;
-        self
-    }
-
-    /// Records a trace (process-wide, see [`dirk::trace`](crate::trace))
-    /// from when the runtime starts, and writes it to `path` as
-    /// Chrome/Perfetto JSON when the runtime is dropped.
-    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
-        self.trace_to = Some(path.into());
-        self
-    }
-
-    /// Starts the runtime's threads.
-    ///
-    /// Fails with [`Error::Config`] for a thread count of zero or above
-    /// 4096, or when the OS refuses to start a thread.
-    pub fn build(self) -> Result<Runtime, Error> {
-        let trace_to = self.trace_to.clone();
-        let plan = crate::cluster::launch::Plan {
-            workers: self.workers,
-            threads: 0,
-            ring_bytes: self.ring_bytes,
-            timeout: self.worker_timeout,
-        };
-        let worker_threads = self.worker_threads;
-        let (shared, handles) = self.start(None)?;
-        if trace_to.is_some() {
-            crate::trace::start();
-        }
-        let rt = Runtime { shared, handles: Mutex::new(handles), trace_to };
-        let threads = worker_threads.unwrap_or(shared.threads());
-        if plan.workers > 0 {
-            let cluster = crate::cluster::launch::start(shared, crate::cluster::launch::Plan { threads, ..plan })?;
-            let _ = shared.cluster.set(cluster);
-        } else if let Some(cluster) = crate::cluster::launch::join_mpi(shared, threads, plan.timeout)? {
-            let _ = shared.cluster.set(cluster);
-        }
-        Ok(rt)
-    }
-
-    fn start(self, config_error: Option<Error>) -> Result<(&'static Shared, Vec<JoinHandle<()>>), Error> {
-        let threads = match self.threads {
-            Some(n) => n,
-            None => threads_from_env()?,
-        };
-        if !(1..=MAX_THREADS).contains(&threads) {
-            return Err(Error::Config(format!("a runtime needs between 1 and {MAX_THREADS} threads, not {threads}")));
-        }
-        let (mut deques, stealers): (Vec<_>, Vec<_>) = (0..threads + self.max_spares).map(|_| worker::deque()).unzip();
-        let spare_deques = deques.split_off(threads);
-        let shared: &'static Shared = Box::leak(Box::new(Shared {
-            threads,
-            injector: Injector::new(),
-            urgent: Injector::new(),
-            urgent_queued: AtomicUsize::new(0),
-            has_urgent: self.urgent,
-            pinned: (0..threads).map(|_| Injector::new()).collect(),
-            stealers: stealers.into(),
-            idle: Idle::new(threads, self.max_spares),
-            spares: blocking::Spares::new(threads, spare_deques, self.stack_size, self.thread_name.clone()),
-            shutdown: AtomicBool::new(false),
-            search_rounds: AtomicU32::new(worker::SEARCH_ROUNDS),
-            config_error,
-            cluster: OnceLock::new(),
-            #[cfg(feature = "gpu")]
-            gpus: crate::gpu::Processors::new(self.gpus.clone()),
-        }));
-        let cores = affinity::allowed_cores();
-        let pin = self.pin && threads <= cores.len();
-        let mut handles = Vec::with_capacity(threads);
-        // The runtime is returned once its threads are up: a thread that
-        // starts later makes its start-up allocations, and takes its first
-        // time slices, in the middle of the program's first work.
-        let started = Arc::new(AtomicUsize::new(0));
-        let builder = thread::current();
-        for (index, deque) in deques.into_iter().enumerate() {
-            let core = pin.then(|| cores[index]);
-            let (started, builder) = (started.clone(), builder.clone());
-            let spawned = thread::Builder::new()
-                .name(format!("{}-{index}", self.thread_name))
-                .stack_size(self.stack_size)
-                .spawn(move || {
-                    if let Some(core) = core {
-                        affinity::pin_current(core);
-                    }
-                    WorkerLocal::new(shared, index, deque).main(|| {
-                        started.fetch_add(1, Ordering::Release);
-                        builder.unpark();
-                    });
-                });
-            match spawned {
-                Ok(handle) => handles.push(handle),
-                Err(e) => {
-                    shared.shutdown.store(true, Ordering::SeqCst);
-                    shared.idle.wake_all();
-                    for handle in handles {
-                        let _ = handle.join();
-                    }
-                    return Err(Error::Config(format!("could not start worker thread {index}: {e}")));
+        devices: OnceLock::new(),
+    }));
+    let cores = affinity::allowed_cores();
+    let pin = config.pin && threads <= cores.len();
+    let mut handles = Vec::with_capacity(threads);
+    // The runtime is returned once its threads are up: a thread that
+    // starts later makes its start-up allocations, and takes its first
+    // time slices, in the middle of the program's first work.
+    let started = Arc::new(AtomicUsize::new(0));
+    let builder = thread::current();
+    for (index, deque) in deques.into_iter().enumerate() {
+        let core = pin.then(|| cores[index]);
+        let (started, builder) = (started.clone(), builder.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("{}-{index}", config.thread_name))
+            .stack_size(config.stack_size)
+            .spawn(move || {
+                if let Some(core) = core {
+                    affinity::pin_current(core);
                 }
-            }
-        }
-        while started.load(Ordering::Acquire) < threads {
-            if let Some(index) = handles.iter().position(thread::JoinHandle::is_finished) {
+                WorkerLocal::new(shared, index, deque).main(|| {
+                    started.fetch_add(1, Ordering::Release);
+                    builder.unpark();
+                });
+            });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
                 shared.shutdown.store(true, Ordering::SeqCst);
                 shared.idle.wake_all();
                 for handle in handles {
                     let _ = handle.join();
                 }
-                return Err(Error::Config(format!("worker thread {index} ended as it started")));
+                return Err(Error::Config(format!("could not start worker thread {index}: {e}")));
             }
-            thread::park_timeout(std::time::Duration::from_millis(1));
         }
-        Ok((shared, handles))
     }
+    while started.load(Ordering::Acquire) < threads {
+        if let Some(index) = handles.iter().position(thread::JoinHandle::is_finished) {
+            shared.shutdown.store(true, Ordering::SeqCst);
+            shared.idle.wake_all();
+            for handle in handles {
+                let _ = handle.join();
+            }
+            return Err(Error::Config(format!("worker thread {index} ended as it started")));
+        }
+        thread::park_timeout(std::time::Duration::from_millis(1));
+    }
+    Ok((shared, handles))
 }

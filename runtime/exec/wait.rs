@@ -49,9 +49,8 @@ pub(crate) fn until(done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> bo
     if let Some(done) = helped {
         return done;
     }
-    #[cfg(feature = "gpu")]
-    if let Some(done) = crate::gpu::help_until(done, awaited) {
-        return done;
+    if let Some(helper) = context::helper() {
+        return helper.help_until(done, awaited);
     }
     park_until(done, awaited)
 }

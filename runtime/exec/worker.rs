@@ -541,13 +541,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::Runtime;
+    use crate::exec::{Pool, PoolConfig};
 
     #[test]
     fn short_tasks_found_by_looking_make_a_worker_patient_and_a_long_one_quick_again() {
-        let rt = Runtime::builder().threads(1).build().unwrap();
+        let rt = Pool::start(PoolConfig::new(1)).unwrap();
         let (local, _) = deque();
-        let worker = WorkerLocal::new(rt.shared, 0, local);
+        let worker = WorkerLocal::new(rt.shared(), 0, local);
         let steps: Vec<u32> = (0..6)
             .map(|_| {
                 worker.adapt_patience(Duration::from_nanos(200));
@@ -557,17 +557,17 @@ mod tests {
         assert_eq!(steps, [PATIENCE_MIN, 64, 128, 256, PATIENCE_MAX, PATIENCE_MAX]);
         worker.adapt_patience(SHORT_RUN);
         assert_eq!(worker.patience.get(), 0, "a task of a microsecond or more resets it");
-        rt.shared.spin_less();
+        rt.shared().spin_less();
         worker.adapt_patience(Duration::from_nanos(200));
         assert_eq!(worker.patience.get(), 0, "a runtime that spins less is never patient");
     }
 
     #[test]
     fn a_patient_worker_still_takes_every_task_and_sees_its_condition() {
-        let rt = Runtime::builder().threads(2).build().unwrap();
+        let rt = Pool::start(PoolConfig::new(2)).unwrap();
         // Tiny tasks, spawned slower than they run, as make the other
         // worker patient: every task still runs.
-        let sum = rt.run(|| {
+        let sum = rt.shared().run(|| {
             let tasks: Vec<_> = (0..2000u64)
                 .map(|i| {
                     let t = crate::spawn(move || i);
@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(sum, 1999 * 2000 / 2);
         // A worker waiting patiently notices its condition between looks.
         let (local, _) = deque();
-        let worker = WorkerLocal::new(rt.shared, 0, local);
+        let worker = WorkerLocal::new(rt.shared(), 0, local);
         let started = Instant::now();
         let waited = worker.wait_patiently(PATIENCE_MAX, &|| started.elapsed() > Duration::from_nanos(1));
         assert!(matches!(waited, Next::Ready));
@@ -597,10 +597,10 @@ mod tests {
 
         // The pool's one worker is held by a task, so a spawn from this
         // thread stays in the injector for the worker below to find.
-        let rt = Runtime::builder().threads(1).build().unwrap();
+        let rt = Pool::start(PoolConfig::new(1)).unwrap();
         let (started, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
         let (running, held) = (Arc::clone(&started), Arc::clone(&release));
-        let blocker = rt.enter(|| {
+        let blocker = rt.shared().enter(|| {
             crate::spawn(move || {
                 running.store(true, Ordering::Release);
                 while !held.load(Ordering::Acquire) {
@@ -611,9 +611,9 @@ mod tests {
         while !started.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_micros(50));
         }
-        let from_outside = rt.enter(|| crate::spawn(|| 7));
+        let from_outside = rt.shared().enter(|| crate::spawn(|| 7));
         let (local, _) = deque();
-        let worker = WorkerLocal::new(rt.shared, 0, local);
+        let worker = WorkerLocal::new(rt.shared(), 0, local);
         let Next::Task(task) = worker.wait_patiently(PATIENCE_MAX, &|| false) else {
             release.store(true, Ordering::Release);
             panic!("the injected task was not taken");

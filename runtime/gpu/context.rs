@@ -190,7 +190,7 @@ where
     F: FnOnce(&Gpu) -> R + Send,
     R: Send,
 {
-    let gpus = &exec::current().gpus;
+    let gpus = super::processor::of(exec::current());
     let runners = gpus.all();
     let Some(runner) = runners.get(index) else {
         return Err(Error::Gpu(match runners.len() {
@@ -208,7 +208,7 @@ where
     F: FnOnce(&Gpu) -> R + Send,
     R: Send,
 {
-    let gpus = &exec::current().gpus;
+    let gpus = super::processor::of(exec::current());
     match gpus.pick() {
         Some(runner) => run_on(runner, f),
         None => Err(Error::Gpu(NO_DEVICE.to_owned())),

@@ -121,8 +121,8 @@ pub use cubecl::Device;
 
 pub use self::context::{Gpu, with_any_gpu, with_gpu};
 pub(crate) use self::prefetch::Prefetch;
+pub(crate) use self::processor::attach;
 pub use self::processor::{Processor, processors};
-pub(crate) use self::processor::{Processors, help_until};
 pub use self::transfers::Transfers;
 pub use self::vec::GpuVec;
 
@@ -132,24 +132,3 @@ pub use self::vec::GpuVec;
 pub trait Element: cubecl::CubeElement + cubecl::prelude::Scalar {}
 
 impl<T: cubecl::CubeElement + cubecl::prelude::Scalar> Element for T {}
-
-impl crate::Builder {
-    /// The GPU devices this runtime uses, as GPU processors 0, 1, ... in
-    /// this order (default: every device CubeCL's runtimes find, see
-    /// [`cubecl::Device::enumerate_all`]). A device the machine does not
-    /// have stays a processor: the tasks placed on it fail with
-    /// [`Error::Gpu`](crate::Error::Gpu).
-    ///
-    /// ```
-    /// use dirk::gpu::Device;
-    ///
-    /// let first = Device::enumerate_all().into_iter().take(1);
-    /// let rt = dirk::Runtime::builder().threads(1).gpus(first).build()?;
-    /// assert!(rt.enter(dirk::gpu::processors).len() <= 1);
-    /// # Ok::<(), dirk::Error>(())
-    /// ```
-    pub fn gpus(mut self, devices: impl IntoIterator<Item = Device>) -> Self {
-        self.gpus = Some(devices.into_iter().collect());
-        self
-    }
-}

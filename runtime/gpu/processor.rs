@@ -25,7 +25,6 @@
 //!    refuses what is left (tasks fail with `Cancelled`, calls with
 //!    `Error::Gpu`), and so does every push after `stop`.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,8 +40,10 @@ use cubecl::device::{WgpuBackend, WgpuDeviceKind};
 use super::Device;
 use super::transfers::{Counters, Transfers};
 use crate::error::Error;
+use crate::exec::context::Helper;
+use crate::exec::extension::Extension;
 use crate::exec::wait::Awaited;
-use crate::exec::{self, cancel_unrun, context};
+use crate::exec::{self, Shared, cancel_unrun, context};
 use crate::sched::{Placement, Scope};
 use crate::task::cell::tell;
 use crate::task::listeners::Listener;
@@ -62,7 +63,7 @@ impl fmt::Debug for Processors {
 }
 
 impl Processors {
-    pub(crate) fn new(chosen: Option<Vec<Device>>) -> Self {
+    fn new(chosen: Option<Vec<Device>>) -> Self {
         Processors { chosen, runners: OnceLock::new(), stopped: AtomicBool::new(false) }
     }
 
@@ -76,25 +77,6 @@ impl Processors {
             let stopped = self.stopped.load(Ordering::Acquire);
             devices.into_iter().enumerate().map(|(index, device)| Runner::start(index, device, stopped)).collect()
         })
-    }
-
-    /// Where a task scoped to `Scope::gpu(i)` runs, or why nowhere.
-    pub(crate) fn place(&self, scope: &Scope) -> Result<Placement, String> {
-        let Some(gpu) = scope.gpu_id() else { unreachable!("only GPU scopes are placed here") };
-        let runners = self.all();
-        match runners.len() {
-            n if gpu < n => Ok(Placement::Gpu(gpu)),
-            0 => Err(format!("there is no GPU {gpu}: {NO_DEVICE}")),
-            n => {
-                let names = runners.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                Err(format!("there is no GPU {gpu}: this runtime has GPUs 0..={} ({names})", n - 1))
-            }
-        }
-    }
-
-    /// Queues a task placed on GPU `index`.
-    pub(crate) fn schedule(&self, index: usize, task: TaskRef) {
-        self.all()[index].push(Job::Task(task));
     }
 
     /// The processor for a GPU task with no GPU scope: the one the caller
@@ -113,14 +95,57 @@ impl Processors {
             .min_by_key(|r| r.jobs.load(Ordering::Relaxed))
             .or_else(|| runners.first())
     }
+}
 
-    /// Stops the runners (when the runtime is dropped) and waits for them.
-    pub(crate) fn shutdown(&self) {
+/// A runtime's GPU processors plug into it as its devices.
+impl Extension for Processors {
+    /// Where a task scoped to `Scope::gpu(i)` runs, or why nowhere.
+    fn place(&self, scope: &Scope, _threads: usize) -> Result<Placement, String> {
+        let Some(gpu) = scope.gpu_id() else { unreachable!("only GPU scopes are placed here") };
+        let runners = self.all();
+        match runners.len() {
+            n if gpu < n => Ok(Placement::Gpu(gpu)),
+            0 => Err(format!("there is no GPU {gpu}: {NO_DEVICE}")),
+            n => {
+                let names = runners.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                Err(format!("there is no GPU {gpu}: this runtime has GPUs 0..={} ({names})", n - 1))
+            }
+        }
+    }
+
+    /// Queues a task placed on GPU `index`.
+    fn queue(&self, index: usize, task: TaskRef) {
+        self.all()[index].push(Job::Task(task));
+    }
+
+    /// Stops the runners once the runtime's threads are stopped (a GPU
+    /// task waiting for a queued CPU task has seen it fail) and waits for them.
+    fn stopped(&'static self) {
         self.stopped.store(true, Ordering::Release);
         for runner in self.runners.get().map_or(&[][..], |r| &r[..]) {
             runner.stop();
         }
     }
+
+    fn as_any(&'static self) -> &'static dyn std::any::Any {
+        self
+    }
+}
+
+/// Gives a new runtime its GPU processors, `chosen` or else the devices
+/// found on first use.
+pub(crate) fn attach(shared: &'static Shared, chosen: Option<Vec<Device>>) {
+    let processors: &'static Processors = Box::leak(Box::new(Processors::new(chosen)));
+    shared.set_devices(processors);
+}
+
+/// The GPU processors of `shared` (every runtime of a build with the `gpu`
+/// feature has them).
+pub(crate) fn of(shared: &Shared) -> &'static Processors {
+    shared
+        .devices()
+        .and_then(|d| d.as_any().downcast_ref::<Processors>())
+        .expect("a runtime of a build with the `gpu` feature has its GPU processors")
 }
 
 /// What [`Processors::place`] says when there is no device at all.
@@ -305,10 +330,12 @@ impl Runner {
     pub(crate) fn unavailable(&self, reason: &str) -> Error {
         Error::Gpu(format!("{self} is unavailable: {reason}"))
     }
+}
 
+impl Helper for Runner {
     /// Runs queued jobs until `done()` holds (or `awaited`'s deadline
     /// passes): how the runner waits inside a task (protocol step 3).
-    fn help_until(self: &Arc<Self>, done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> bool {
+    fn help_until(self: Arc<Self>, done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> bool {
         let me = thread::current();
         if let Some(Awaited { header, .. }) = awaited
             && header.listeners.register(&header.state, Listener::Thread(me.clone())).is_err()
@@ -391,34 +418,16 @@ fn describe_device(device: &Device) -> String {
     }
 }
 
-thread_local! {
-    static RUNNER: RefCell<Option<Arc<Runner>>> = const { RefCell::new(None) };
-}
-
-/// Marks the current thread as `runner`'s for the life of the guard.
+/// Marks the current thread as `runner`'s for the life of the guard: it
+/// waits by running the runner's queue.
 fn enter(runner: &Arc<Runner>) -> impl Drop + use<> {
-    RUNNER.with(|r| *r.borrow_mut() = Some(Arc::clone(runner)));
-    Leave
-}
-
-struct Leave;
-
-impl Drop for Leave {
-    fn drop(&mut self) {
-        RUNNER.with(|r| r.borrow_mut().take());
-    }
+    context::enter_helper(Arc::clone(runner) as Arc<dyn Helper>)
 }
 
 /// The processor whose runner thread this is, if it is one.
 pub(crate) fn current_runner() -> Option<Arc<Runner>> {
-    RUNNER.with(|r| r.borrow().clone())
-}
-
-/// On a runner thread, waits by running the runner's queue (see
-/// [`Runner::help_until`]); `None` elsewhere.
-pub(crate) fn help_until(done: &dyn Fn() -> bool, awaited: Option<Awaited<'_>>) -> Option<bool> {
-    let runner = current_runner()?;
-    Some(runner.help_until(done, awaited))
+    let helper: Arc<dyn std::any::Any + Send + Sync> = context::helper()?;
+    helper.downcast::<Runner>().ok()
 }
 
 /// A GPU processor of a runtime: `Scope::gpu(p.index())` places tasks on it.
@@ -476,5 +485,5 @@ impl fmt::Debug for Processor {
 /// The GPU processors of the current runtime (the one spawns go to),
 /// discovering them on the first call.
 pub fn processors() -> Vec<Processor> {
-    exec::current().gpus.all().iter().map(|r| Processor(Arc::clone(r))).collect()
+    of(exec::current()).all().iter().map(|r| Processor(Arc::clone(r))).collect()
 }

@@ -113,7 +113,7 @@ where
         };
         let builder = group.builder;
         let index = group.stages[0];
-        let cluster = builder.rt.cluster.get().copied();
+        let cluster = crate::cluster::of(builder.rt);
         let ready = (|| {
             if group.stages.len() > 1 {
                 return Err(

@@ -25,6 +25,7 @@ use self::listeners::Listener;
 use self::raw::TaskRef;
 use self::state::{CANCEL, ELSEWHERE, FINISHING};
 use crate::Error;
+use crate::exec::extension::Extension;
 use crate::exec::wait::{self, Awaited};
 
 pub use crate::id::TaskId;
@@ -81,7 +82,7 @@ impl<T: Send + Sync + 'static> Task<T> {
     {
         self.block();
         if self.raw.header().state.load() & ELSEWHERE != 0 {
-            crate::cluster::bring_here(&self.raw)?;
+            router(&self.raw)?.bring_here(&self.raw)?;
         }
         self.completed().cloned().map_err(Clone::clone)
     }
@@ -200,7 +201,11 @@ impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
         }
         if self.task.is_ready() {
             // Complete, with its value in another process: bring it here.
-            return match crate::cluster::bring_here_async(&self.task.raw, cx.waker()) {
+            let router = match router(&self.task.raw) {
+                Ok(router) => router,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            return match router.bring_here_async(&self.task.raw, cx.waker()) {
                 Poll::Ready(Ok(())) => Poll::Ready(self.task.completed().cloned().map_err(Clone::clone)),
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
                 Poll::Pending => Poll::Pending,
@@ -219,12 +224,21 @@ impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
     }
 }
 
+/// The extension that keeps the value of `task`, which completed elsewhere.
+fn router(task: &TaskRef) -> Result<&'static dyn Extension, Error> {
+    task.header()
+        .rt
+        .router()
+        .ok_or_else(|| Error::Transport("a value kept elsewhere on a runtime without workers".to_owned()))
+}
+
 /// Small end-to-end runs of the task lifecycle, sized for Miri (`cargo xtask
 /// miri`): reference counts, the cell's slots, listener registration racing
 /// completion, moving the value to its last user, failure and cancellation.
 #[cfg(test)]
 mod tests {
-    use crate::{Error, Runtime, spawn};
+    use crate::exec::{Pool, PoolConfig};
+    use crate::{Error, spawn};
 
     #[crate::task]
     fn add(a: u64, b: u64) -> u64 {
@@ -243,8 +257,8 @@ mod tests {
 
     #[test]
     fn a_diamond_with_moved_and_borrowed_values() {
-        let rt = Runtime::builder().threads(2).build().unwrap();
-        rt.run(|| {
+        let rt = Pool::start(PoolConfig::new(2)).unwrap();
+        rt.shared().run(|| {
             for _ in 0..8 {
                 let a = spawn!(add(1, 2));
                 let b = spawn!(add(&a, 10));
@@ -261,8 +275,8 @@ mod tests {
 
     #[test]
     fn failures_and_cancellations_reach_dependents() {
-        let rt = Runtime::builder().threads(2).build().unwrap();
-        rt.run(|| {
+        let rt = Pool::start(PoolConfig::new(2)).unwrap();
+        rt.shared().run(|| {
             let bad = spawn!(boom(1));
             let after = spawn!(add(&bad, 1));
             assert!(matches!(after.fetch(), Err(Error::Upstream { .. })));

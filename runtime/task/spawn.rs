@@ -130,8 +130,8 @@ fn spawn_counted_on<B: Body>(
         None if inputs == 0 => rt.schedule(queued),
         None => {
             // Before registering: until then nothing else touches the task.
-            if let Some(cluster) = rt.cluster.get() {
-                cluster.send_ahead(&queued);
+            if let Some(router) = rt.router() {
+                router.send_ahead(&queued);
             }
             register(queued)
         }
@@ -196,13 +196,14 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::{Closure, spawn_body, spawn_urgent};
-    use crate::Runtime;
+    use crate::exec::{Pool, PoolConfig};
 
     /// Where an urgent task spawned before three local ones runs.
-    fn order(rt: Runtime) -> Vec<i32> {
+    fn order(urgent: bool) -> Vec<i32> {
+        let rt = Pool::start(PoolConfig { urgent, ..PoolConfig::new(1) }).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let o = order.clone();
-        rt.run(move || {
+        rt.shared().run(move || {
             // Spawned first, from the one worker thread...
             let o2 = o.clone();
             let urgent = spawn_urgent(None, "urgent", Closure(move || o2.lock().unwrap().push(99)));
@@ -223,11 +224,11 @@ mod tests {
 
     #[test]
     fn an_urgent_task_runs_before_the_work_its_thread_queued_itself() {
-        assert_eq!(order(Runtime::builder().threads(1).urgent_queue().build().unwrap()), [99, 2, 1, 0]);
+        assert_eq!(order(true), [99, 2, 1, 0]);
     }
 
     #[test]
     fn without_an_urgent_queue_an_urgent_task_queues_as_others_do() {
-        assert_eq!(order(Runtime::builder().threads(1).build().unwrap()), [2, 1, 0, 99]);
+        assert_eq!(order(false), [2, 1, 0, 99]);
     }
 }
