@@ -9,7 +9,14 @@ pub use crate::datadeps::private as datadeps;
 
 #[cfg(feature = "gpu")]
 pub use crate::gpu::task::gpu_task;
-pub use crate::stream::glue as stream;
+/// What the code emitted by `streaming!` calls.
+pub mod stream {
+    pub use crate::cluster::proxy::{
+        ArchiveDeref, ArchiveNone, ArchiveProbe, ArchiveValue, DecodeProbe, Decoder, Decodes, NoDecode, RemoteForm,
+        RemoteGroup, Returns, archived_const, const_writer, result_probe,
+    };
+    pub use crate::stream::glue::*;
+}
 
 use crate::sched::Options;
 use crate::task::Task;

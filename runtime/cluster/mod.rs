@@ -14,7 +14,8 @@
 //!   (`task::registry`) cross, read in place through `task::archived`.
 //! - [`remote`]: the task body that may run elsewhere.
 //! - [`cost`]: the cost model.
-//! - [`stream`]: streaming stages run by workers.
+//! - [`stream`]: streaming stages run by workers; [`proxy`]: such a
+//!   stage's node in process 0.
 //! - [`data`]: `dirk::mutable` and `dirk::shard`.
 
 pub(crate) mod answers;
@@ -24,6 +25,7 @@ pub(crate) mod launch;
 pub(crate) mod leader;
 pub(crate) mod peers;
 pub mod probe;
+pub(crate) mod proxy;
 pub(crate) mod remote;
 pub(crate) mod serve;
 pub(crate) mod store;

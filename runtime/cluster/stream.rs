@@ -1,7 +1,7 @@
 //! Streaming stages in worker processes: both sides of a stage whose
 //! `streaming!` node is scoped to another worker.
 //!
-//! The stage's node in process 0 is a proxy (`stream::proxy`); the stage
+//! The stage's node in process 0 is a proxy (`cluster::proxy`); the stage
 //! itself, a registered `#[task]` function, runs in the worker. Per stage:
 //!
 //! 1. Process 0 creates two record rings ([`records`]), one per

@@ -14,9 +14,12 @@
 //! - [`stage`]: one statement's books (`max_evals`, `finish_stream`,
 //!   allocations) and fused chains.
 //! - [`node`]: turns, parking and waking, ending.
-//! - [`proxy`]: a stage scoped to another worker process.
 //! - [`region`]: how a region stops (failure, cancel, teardown) and the
 //!   builder the emitted code calls; [`handle`]: [`Stream<T>`].
+//!
+//! A stage scoped to another worker process runs there; its node in this
+//! process is the cluster's proxy (`cluster::proxy`), a [`node`] like any
+//! other.
 
 pub(crate) mod broadcast;
 pub(crate) mod delay;
@@ -24,7 +27,6 @@ pub(crate) mod edge;
 pub(crate) mod handle;
 pub(crate) mod inputs;
 pub(crate) mod node;
-pub(crate) mod proxy;
 pub(crate) mod region;
 pub(crate) mod spsc;
 pub(crate) mod stage;
@@ -34,16 +36,12 @@ pub use self::stage::finish_stream;
 
 /// What the code emitted by `streaming!` calls. Not a public API.
 #[doc(hidden)]
-pub mod glue {
+pub(crate) mod glue {
     pub use super::broadcast::{BroadcastReader, BroadcastWriter};
     pub use super::delay::{Delayed, delayed};
     pub use super::edge::{Cloned, Discard, Input, Output, Peek, Poll, Space, Take, Waker, cloned, share};
     pub use super::inputs::{Inputs, Polled};
     pub use super::node::{GroupBody, NodeRef};
-    pub use super::proxy::{
-        ArchiveDeref, ArchiveNone, ArchiveProbe, ArchiveValue, DecodeProbe, Decoder, Decodes, NoDecode, RemoteForm,
-        RemoteGroup, Returns, archived_const, const_writer, result_probe,
-    };
     pub use super::region::{Builder, Group, GroupStart, RegionOptions};
     pub use super::spsc::{SpscReader, SpscWriter};
     pub use super::stage::{

@@ -295,13 +295,9 @@ struct NodeCell<B> {
 
 impl<B: Turn> NodeCell<B> {
     const VTABLE: VTable =
-        VTable { run: run::<B>, for_each_input: no_inputs, remote: not_remote, dealloc: dealloc::<B> };
-}
-
-/// Streaming nodes run where their region placed them; none is sent whole
-/// to another process.
-unsafe fn not_remote(_: &Header) -> Option<&dyn crate::task::remote::RemoteCall> {
-    None
+        // Streaming nodes run where their region placed them; none is sent
+        // whole to another process.
+        VTable { run: run::<B>, for_each_input: no_inputs, remote: None, dealloc: dealloc::<B> };
 }
 
 /// A counted reference to a node.

@@ -69,7 +69,7 @@ struct Cell<B: Body> {
 
 impl<B: Body> Cell<B> {
     const VTABLE: VTable =
-        VTable { run: run::<B>, for_each_input: for_each_input::<B>, remote: remote::<B>, dealloc: dealloc::<B> };
+        VTable { run: run::<B>, for_each_input: for_each_input::<B>, remote: Some(remote::<B>), dealloc: dealloc::<B> };
 }
 
 /// Builds a task cell; returns two references (the handle's and the queue's).

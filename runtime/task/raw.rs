@@ -26,14 +26,18 @@ use crate::sched::{Options, Placement};
 /// A visitor of a task's inputs.
 pub(crate) type InputVisitor<'a> = &'a mut dyn FnMut(&TaskRef);
 
+/// Reads a body's remote form (see [`VTable::remote`]).
+pub(crate) type RemoteFn = unsafe fn(&Header) -> Option<&dyn super::remote::RemoteCall>;
+
 /// The operations on a task that depend on its value and body types.
 pub(crate) struct VTable {
     /// Runs (or, when it was failed first, discards) the body; consumes the reference.
     pub(crate) run: unsafe fn(TaskRef),
     /// Lists the tasks the body reads.
     pub(crate) for_each_input: unsafe fn(&Header, InputVisitor<'_>),
-    /// How to run the body in another process, if it can be.
-    pub(crate) remote: unsafe fn(&Header) -> Option<&dyn super::remote::RemoteCall>,
+    /// How to run the body in another process, if it can be (`None`: no
+    /// body of this kind can).
+    pub(crate) remote: Option<RemoteFn>,
     /// Drops the cell's contents and frees it.
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
 }
@@ -226,7 +230,7 @@ impl TaskRef {
     pub(crate) fn remote(&self) -> Option<&dyn super::remote::RemoteCall> {
         let h = self.header();
         // SAFETY: the vtable belongs to this cell, which is alive.
-        unsafe { (h.vtable.remote)(h) }
+        h.vtable.remote.and_then(|remote| unsafe { remote(h) })
     }
 
     /// Whether this is the only reference to the task.

@@ -9,7 +9,7 @@
 //! argument goes, how to archive an element, how to rebuild a result, and
 //! what `?` does with it. When the group's scope names only other workers,
 //! [`RemoteGroup::to`] opens a [`StageLink`] (see
-//! [`cluster::stream`](crate::cluster::stream) for the protocol) and the
+//! [`cluster::stream`](super::stream) for the protocol) and the
 //! group's node becomes a [`Proxy`] in this process.
 //!
 //! The proxy's turn does two things until neither can go on: it moves
@@ -28,14 +28,14 @@ use std::marker::PhantomData;
 
 use rkyv::util::AlignedVec;
 
-use super::edge::{Output, Space, Waker};
-use super::inputs::{Inputs, Polled};
-use super::node::{Ahead, Blocked, Node, Turn, TurnEnd, new_node};
-use super::region::{Group, Region};
-use super::stage::{Core, Cx, Flow};
+use super::stream::{Gone, StageLink};
 use crate::Error;
-use crate::cluster::stream::{Gone, StageLink};
 use crate::sched::Placement;
+use crate::stream::edge::{Output, Space, Waker};
+use crate::stream::inputs::{Inputs, Polled};
+use crate::stream::node::{Ahead, Blocked, Node, Turn, TurnEnd, new_node};
+use crate::stream::region::{Group, Region};
+use crate::stream::stage::{Core, Cx, Flow};
 use crate::task::registry;
 use crate::transport::records::Kind;
 use crate::transport::wire::{self, BlobWriter, Wire};
@@ -75,7 +75,7 @@ impl<I, H, M, C, E, D, P> std::fmt::Debug for RemoteGroup<'_, I, H, M, C, E, D, 
     }
 }
 
-impl<'b, I: Inputs, H, M, C: super::stage::Chain<M>> Group<'b, I, H, M, C> {
+impl<'b, I: Inputs, H, M, C: crate::stream::stage::Chain<M>> Group<'b, I, H, M, C> {
     /// Adds the stage's remote form, used when its scope names other
     /// workers, and `encode`, which archives one input element.
     #[allow(clippy::type_complexity)]
@@ -95,9 +95,9 @@ impl<'b, I: Inputs, H, M, C: super::stage::Chain<M>> Group<'b, I, H, M, C> {
 impl<'b, I, H, M, C, E, R, P> RemoteGroup<'b, I, H, M, C, E, fn(&[u8]) -> Result<R, Error>, P>
 where
     I: Inputs + 'static,
-    H: for<'a> super::stage::Step<I::Items<'a>, M> + 'static,
+    H: for<'a> crate::stream::stage::Step<I::Items<'a>, M> + 'static,
     M: 'static,
-    C: super::stage::Chain<M> + 'static,
+    C: crate::stream::stage::Chain<M> + 'static,
     C::Out: 'static,
     E: for<'a, 'r> FnMut(&'r I::Items<'a>, BlobWriter) -> Result<BlobWriter, Error> + Send + 'static,
     R: 'static,
@@ -113,7 +113,7 @@ where
         };
         let builder = group.builder;
         let index = group.stages[0];
-        let cluster = crate::cluster::of(builder.rt);
+        let cluster = super::of(builder.rt);
         let ready = (|| {
             if group.stages.len() > 1 {
                 return Err(
