@@ -13,13 +13,11 @@
 //! - [`probe`]: how the arguments and results of a registered `#[task]`
 //!   (`task::registry`) cross, read in place through `task::archived`.
 //! - [`remote`]: the task body that may run elsewhere.
-//! - [`cost`]: the cost model.
 //! - [`stream`]: streaming stages run by workers; [`proxy`]: such a
 //!   stage's node in process 0.
 //! - [`data`]: `dirk::mutable` and `dirk::shard`.
 
 pub(crate) mod answers;
-pub(crate) mod cost;
 pub(crate) mod data;
 pub(crate) mod launch;
 pub(crate) mod leader;
@@ -39,7 +37,7 @@ use self::leader::Then;
 use crate::Error;
 use crate::exec::extension::Extension;
 use crate::exec::{Shared, wait};
-use crate::sched::{Placement, Scope};
+use crate::sched::Workers;
 use crate::task::raw::TaskRef;
 pub(crate) use crate::task::remote::RemoteCall;
 use crate::task::state::ELSEWHERE;
@@ -98,10 +96,21 @@ pub(crate) fn of(shared: &Shared) -> Option<&'static Cluster> {
     shared.router().and_then(|r| r.as_any().downcast_ref::<Cluster>())
 }
 
+/// The processes of a cluster, as placement sees them.
+impl Workers for Cluster {
+    fn size(&self) -> usize {
+        Cluster::size(self)
+    }
+
+    fn threads(&self, w: usize) -> usize {
+        self.link(w as u32).map_or(0, |l| l.threads)
+    }
+}
+
 /// A runtime's worker processes plug into it as its router.
 impl Extension for Cluster {
-    fn place(&self, scope: &Scope, threads: usize) -> Result<Placement, String> {
-        Cluster::place(self, scope, threads)
+    fn workers(&'static self) -> Option<&'static dyn Workers> {
+        Some(self)
     }
 
     fn route(&'static self, task: TaskRef) {

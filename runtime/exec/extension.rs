@@ -17,8 +17,9 @@
 //!
 //! The core calls an extension at these points, and promises:
 //!
-//! 1. `place`, when a task is spawned with a scope: before anything else of
-//!    the task exists (its answer is the task's placement, or why none);
+//! 1. `workers` and `gpus`, when a task is spawned with a scope: the
+//!    processors the extension brings, which `sched::place` resolves the
+//!    scope against (the extension resolves nothing itself);
 //! 2. `route` (router) and `queue` (devices), once for every task whose
 //!    inputs are all complete, in place of the core's own queues;
 //! 3. `send_ahead` (router), for a task with inputs, before it registers
@@ -36,7 +37,7 @@ use std::any::Any;
 use std::task::{Poll, Waker};
 
 use crate::error::Error;
-use crate::sched::{Placement, Scope};
+use crate::sched::{Gpus, Workers};
 use crate::task::raw::TaskRef;
 
 /// Something that runs tasks beyond this process's worker threads (see the
@@ -45,9 +46,15 @@ use crate::task::raw::TaskRef;
 /// Extensions live as long as the process (`&'static`), as the runtime's
 /// shared state does.
 pub(crate) trait Extension: Send + Sync + 'static {
-    /// Where a task with `scope` runs, or why nowhere, on a runtime of
-    /// `threads` threads in this process.
-    fn place(&self, scope: &Scope, threads: usize) -> Result<Placement, String>;
+    /// The worker processes it brings, for placing scopes (the router's).
+    fn workers(&'static self) -> Option<&'static dyn Workers> {
+        None
+    }
+
+    /// The GPU processors it brings, for placing scopes (the devices').
+    fn gpus(&'static self) -> Option<&'static dyn Gpus> {
+        None
+    }
 
     /// Takes a task whose inputs are complete (the router's role).
     fn route(&'static self, task: TaskRef) {

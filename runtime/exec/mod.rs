@@ -36,7 +36,7 @@ use self::extension::Extension;
 use self::idle::Idle;
 use self::worker::{Runnable, WorkerLocal};
 use crate::Error;
-use crate::sched::{Options, Placement, Scope};
+use crate::sched::{self, Options, Placement, Processors, Scope};
 use crate::task::cell::tell;
 use crate::task::spawn::{Closure, spawn_body_on};
 
@@ -125,15 +125,12 @@ impl Shared {
     /// Where a task with `scope` may run on this runtime, or why nowhere.
     pub(crate) fn place(&self, scope: Option<&Scope>) -> Result<Placement, String> {
         let Some(scope) = scope else { return Ok(Placement::Any) };
-        if scope.gpu_id().is_some()
-            && let Some(devices) = self.devices()
-        {
-            return devices.place(scope, self.threads());
-        }
-        match self.router() {
-            Some(router) => router.place(scope, self.threads()),
-            None => scope.place(self.threads()),
-        }
+        let on = Processors {
+            threads: self.threads(),
+            workers: self.router().and_then(|r| r.workers()),
+            gpus: self.devices().and_then(|d| d.gpus()),
+        };
+        sched::place(scope, &on)
     }
 
     /// Makes idle workers sleep after a short spin instead of searching for

@@ -44,7 +44,7 @@ use crate::exec::context::Helper;
 use crate::exec::extension::Extension;
 use crate::exec::wait::Awaited;
 use crate::exec::{self, Shared, cancel_unrun, context};
-use crate::sched::{Placement, Scope};
+use crate::sched::Gpus;
 use crate::task::cell::tell;
 use crate::task::listeners::Listener;
 use crate::task::raw::TaskRef;
@@ -97,20 +97,25 @@ impl Processors {
     }
 }
 
+/// The GPU processors, as placement sees them.
+impl Gpus for Processors {
+    fn count(&self) -> usize {
+        self.all().len()
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.all().iter().map(ToString::to_string).collect()
+    }
+
+    fn none_found(&self) -> &'static str {
+        NO_DEVICE
+    }
+}
+
 /// A runtime's GPU processors plug into it as its devices.
 impl Extension for Processors {
-    /// Where a task scoped to `Scope::gpu(i)` runs, or why nowhere.
-    fn place(&self, scope: &Scope, _threads: usize) -> Result<Placement, String> {
-        let Some(gpu) = scope.gpu_id() else { unreachable!("only GPU scopes are placed here") };
-        let runners = self.all();
-        match runners.len() {
-            n if gpu < n => Ok(Placement::Gpu(gpu)),
-            0 => Err(format!("there is no GPU {gpu}: {NO_DEVICE}")),
-            n => {
-                let names = runners.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-                Err(format!("there is no GPU {gpu}: this runtime has GPUs 0..={} ({names})", n - 1))
-            }
-        }
+    fn gpus(&'static self) -> Option<&'static dyn Gpus> {
+        Some(self)
     }
 
     /// Queues a task placed on GPU `index`.

@@ -1,10 +1,15 @@
 //! Placement: where a task may run ([`Scope`]), the options a spawn carries
-//! ([`Options`]), and how a scope resolves to a queue ([`Placement`]).
+//! ([`Options`]), how a scope resolves to a queue ([`Placement`], by
+//! [`place`] from the processors a runtime has), and the cost model that
+//! chooses among worker processes (`cost`).
 
+pub(crate) mod cost;
 mod options;
+mod place;
 mod scope;
 
 pub use self::options::{Options, with_options};
+pub(crate) use self::place::{Gpus, Processors, Workers, place};
 pub use self::scope::{Scope, WorkerScope};
 
 /// Where a task is queued on its runtime, resolved from its scope at spawn.

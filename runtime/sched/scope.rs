@@ -3,11 +3,10 @@
 //! A scope names workers (processes; worker 0 is the one the program
 //! started in), a thread within the chosen worker, or a GPU. The default,
 //! [`Scope::any`], lets the scheduler choose. A scope no processor satisfies
-//! fails the task at spawn with [`Error::Scope`](crate::Error::Scope).
+//! fails the task at spawn with [`Error::Scope`](crate::Error::Scope); the
+//! rules are in [`place`](super::place).
 
 use std::fmt;
-
-use super::Placement;
 
 /// Where a task may run: `spawn!(scope = Scope::thread(1), f(x))`.
 ///
@@ -78,26 +77,6 @@ impl Scope {
     pub fn gpu_id(&self) -> Option<usize> {
         self.gpu
     }
-
-    /// Resolves the scope on a single-process runtime with `threads` threads.
-    pub(crate) fn place(&self, threads: usize) -> Result<Placement, String> {
-        if let Some(gpu) = self.gpu {
-            return Err(format!(
-                "there is no GPU {gpu}: this runtime has no GPU processors (dirk was built without its `gpu` feature)"
-            ));
-        }
-        if let Some(workers) = &self.workers
-            && !workers.contains(&0)
-        {
-            let list = workers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
-            return Err(format!("there is no worker {list}: this runtime runs in one process, worker 0"));
-        }
-        match self.thread {
-            None => Ok(Placement::Any),
-            Some(t) if t < threads => Ok(Placement::Thread(t)),
-            Some(t) => Err(format!("there is no thread {t}: worker 0 has threads 0..={}", threads - 1)),
-        }
-    }
 }
 
 impl WorkerScope {
@@ -151,16 +130,5 @@ mod tests {
         assert_eq!(Scope::worker(2).thread(1).to_string(), "Scope::worker(2).thread(1)");
         assert_eq!(Scope::from(Scope::workers([3, 1, 3])).to_string(), "Scope::workers([1, 3])");
         assert_eq!(Scope::gpu(0).to_string(), "Scope::gpu(0)");
-    }
-
-    #[test]
-    fn single_process_placement() {
-        assert_eq!(Scope::any().place(2), Ok(Placement::Any));
-        assert_eq!(Scope::thread(1).place(2), Ok(Placement::Thread(1)));
-        assert_eq!(Scope::worker(0).thread(1).place(2), Ok(Placement::Thread(1)));
-        assert_eq!(Scope::from(Scope::workers([0, 4])).place(2), Ok(Placement::Any));
-        assert_eq!(Scope::thread(2).place(2).unwrap_err(), "there is no thread 2: worker 0 has threads 0..=1");
-        assert!(Scope::from(Scope::worker(3)).place(2).unwrap_err().contains("no worker 3"));
-        assert!(Scope::gpu(0).place(2).unwrap_err().contains("no GPU 0"));
     }
 }

@@ -5,7 +5,7 @@
 //! id of its result, the *object*, in the worker that keeps it):
 //!
 //! 1. [`Cluster::route`] (from `Shared::schedule`, once the task's inputs
-//!    are complete) picks a worker with the [cost model](super::cost).
+//!    are complete) picks a worker with the [cost model](crate::sched::cost).
 //! 2. [`Cluster::submit`] claims the task, encodes its arguments: a value
 //!    here is archived (into the shared-memory ring when large), a value
 //!    the chosen worker keeps is named by its object id, a value another
@@ -49,9 +49,9 @@ use smallvec::SmallVec;
 use self::here::HereCall;
 use self::pulls::{blob_len, trace_moved};
 use super::IdMap;
-use super::cost::{Candidate, CostModel};
 use crate::exec::Shared;
-use crate::sched::{Placement, Scope};
+use crate::sched::Placement;
+use crate::sched::cost::{Candidate, CostModel};
 use crate::task::cell;
 use crate::task::raw::TaskRef;
 use crate::task::registry::ResultGlue;
@@ -264,31 +264,6 @@ impl Cluster {
     /// The number of processes: process 0 and its workers.
     pub(crate) fn size(&self) -> usize {
         self.links().len() + 1
-    }
-
-    /// Resolves a scope on this cluster (see `Shared::place`).
-    pub(crate) fn place(&self, scope: &Scope, threads: usize) -> Result<Placement, String> {
-        if let Some(gpu) = scope.gpu_id() {
-            return Err(format!("there is no GPU {gpu}: this runtime has no GPU processors"));
-        }
-        let Some(workers) = scope.worker_ids() else { return scope.place(threads) };
-        let size = self.size();
-        if let Some(&w) = workers.iter().find(|&&w| w >= size || w >= 64) {
-            return Err(format!("there is no worker {w}: the cluster has workers 0..={}", size - 1));
-        }
-        if let Some(t) = scope.thread_id() {
-            for &w in workers {
-                let has = if w == 0 { threads } else { self.link(w as u32).map_or(0, |l| l.threads) };
-                if t >= has {
-                    return Err(format!("there is no thread {t} on worker {w}: it has threads 0..={}", has.max(1) - 1));
-                }
-            }
-        }
-        if let (&[0], Some(t)) = (workers, scope.thread_id()) {
-            return Ok(Placement::Thread(t));
-        }
-        let mask = workers.iter().fold(0u64, |m, &w| m | 1 << w);
-        Ok(Placement::Workers { mask, thread: scope.thread_id().map(|t| t as u16) })
     }
 
     /// Decides where a task whose inputs are complete runs, and sends it
