@@ -21,26 +21,21 @@
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::Thread;
 
 use super::tracker::Tasks;
 use crate::exec::wait;
+use crate::sync::latch::Count;
 use crate::task::cell::Body;
 use crate::task::raw::TaskRef;
 
 /// Counts the bodies of a region still alive, plus one for the region and
 /// the holds its thread reserved in advance.
-pub(crate) struct Latch {
-    live: AtomicUsize,
-    done: AtomicBool,
-    waiter: Thread,
-}
+pub(crate) struct Latch(Count);
 
 impl Latch {
     /// A latch for a region running on the current thread.
     pub(crate) fn new() -> Latch {
-        Latch { live: AtomicUsize::new(1), done: AtomicBool::new(false), waiter: std::thread::current() }
+        Latch(Count::new(1))
     }
 
     /// A hold for a new body, taken from `credits`, counts the region's
@@ -50,7 +45,7 @@ impl Latch {
     /// [`finish`](Latch::finish), so the count is not zero.
     pub(crate) fn hold(&self, credits: &Cell<usize>) -> Hold {
         if credits.get() == 0 {
-            self.live.fetch_add(CREDIT_BATCH, Ordering::Relaxed);
+            self.0.add(CREDIT_BATCH);
             credits.set(CREDIT_BATCH);
         }
         credits.set(credits.get() - 1);
@@ -61,8 +56,10 @@ impl Latch {
     /// waits until every body is gone.
     pub(crate) fn finish(&self, credits: &Cell<usize>) {
         let own = 1 + credits.replace(0);
-        if self.live.fetch_sub(own, Ordering::AcqRel) != own {
-            wait::until(&|| self.done.load(Ordering::Acquire), None);
+        // SAFETY: this thread owns the latch and waits below until no hold
+        // is left, so it is alive throughout.
+        if !unsafe { Count::leave(&raw const self.0, own) } {
+            wait::until(&|| self.0.is_open(), None);
         }
     }
 }
@@ -79,15 +76,9 @@ unsafe impl Send for Hold {}
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        // SAFETY: the latch lives until the count reaches zero, which this
-        // hold's decrement below is part of.
-        let latch = unsafe { self.0.as_ref() };
-        if latch.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let waiter = latch.waiter.clone();
-            latch.done.store(true, Ordering::Release);
-            // `latch` may be freed from here on.
-            waiter.unpark();
-        }
+        // SAFETY: the latch lives until its count falls to zero, which this
+        // hold's leaving is part of; the hold does not touch it again.
+        unsafe { Count::leave(&raw const (*self.0.as_ptr()).0, 1) };
     }
 }
 

@@ -27,7 +27,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle, Thread};
+use std::thread::{self, JoinHandle};
 
 use self::deque::Stealer;
 use crossbeam_deque::Injector;
@@ -37,6 +37,7 @@ use self::idle::Idle;
 use self::worker::{Runnable, WorkerLocal};
 use crate::Error;
 use crate::sched::{self, Options, Placement, Processors, Scope};
+use crate::sync::latch::OneShot;
 use crate::task::cell::tell;
 use crate::task::spawn::{Closure, spawn_body_on};
 
@@ -410,19 +411,19 @@ impl Shared {
         if on_own_worker {
             return f();
         }
-        let latch = RunLatch { out: Mutex::new(None), done: AtomicBool::new(false), caller: thread::current() };
+        let latch = OneShot::new();
         let job = RunJob { f: Some(f), latch: &raw const latch };
         let body: Box<dyn FnOnce() + Send + '_> = Box::new(move || job.run());
         // SAFETY: `body` borrows `latch` and whatever `f` borrows. It is
         // either run or dropped unrun, and in both cases `RunJob::drop`
         // drops `f` and only then sets `latch.done`, its last touch of
-        // borrowed data. This function does not return before it sees
-        // `done`, so every borrow outlives its use.
+        // borrowed data. This function does not return before it sees the
+        // latch open, so every borrow outlives its use.
         let body: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(body) };
         let options = Options::new().scope(Scope::any());
         drop(spawn_body_on(self, Some(options), "Runtime::run", Closure(body)));
-        wait::until(&|| latch.done.load(Ordering::Acquire), None);
-        match latch.out.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        wait::until(&|| latch.is_open(), None);
+        match latch.into_value() {
             Some(Ok(value)) => value,
             Some(Err(panic)) => resume_unwind(panic),
             None => panic!("the runtime stopped before it ran the closure given to `Runtime::run`"),
@@ -430,18 +431,11 @@ impl Shared {
     }
 }
 
-struct RunLatch<R> {
-    out: Mutex<Option<thread::Result<R>>>,
-    done: AtomicBool,
-    caller: Thread,
-}
-
 struct RunJob<F, R> {
     f: Option<F>,
     /// A pointer, not a reference: the caller frees the latch as soon as it
-    /// sees `done`, which may be before `drop` returns, and a reference held
-    /// by a running function's argument must outlive that call.
-    latch: *const RunLatch<R>,
+    /// sees it open (see `sync::latch`).
+    latch: *const OneShot<thread::Result<R>>,
 }
 
 // SAFETY: the job carries `f` (`Send`) to a worker and sends an `R` (`Send`)
@@ -453,9 +447,8 @@ impl<F: FnOnce() -> R, R> RunJob<F, R> {
     fn run(mut self) {
         if let Some(f) = self.f.take() {
             let out = catch_unwind(AssertUnwindSafe(f));
-            // SAFETY: the latch lives until `done` is set, in `drop` below.
-            let latch = unsafe { &*self.latch };
-            *latch.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+            // SAFETY: the latch lives until it is opened, in `drop` below.
+            unsafe { &*self.latch }.put(out);
         }
     }
 }
@@ -463,13 +456,9 @@ impl<F: FnOnce() -> R, R> RunJob<F, R> {
 impl<F, R> Drop for RunJob<F, R> {
     fn drop(&mut self) {
         drop(self.f.take());
-        // SAFETY: the latch lives until `done` is set just below; this
-        // reference is not used after that.
-        let latch = unsafe { &*self.latch };
-        let caller = latch.caller.clone();
-        latch.done.store(true, Ordering::Release);
-        // The latch may be gone from here on.
-        caller.unpark();
+        // SAFETY: the latch lives until it is opened, here, and this job
+        // does not touch it again.
+        unsafe { OneShot::open(self.latch) };
     }
 }
 

@@ -16,10 +16,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::{self, Thread};
+use std::thread;
 
-use crate::sync::Mutex;
+use crate::sync::latch::OneShot;
 use cubecl::client::Client;
 use cubecl::prelude::{CubeCount, CubeDim};
 use cubecl::server::Handle;
@@ -241,18 +240,18 @@ where
     F: FnOnce(&Gpu) -> R + Send,
     R: Send,
 {
-    let latch = Latch { out: Mutex::new(None), done: AtomicBool::new(false), caller: thread::current() };
-    let call = Call { f: Some(f), latch: &latch };
+    let latch = OneShot::new();
+    let call = Call { f: Some(f), latch: &raw const latch };
     let job: CallJob<'_> = Box::new(move |runner: &Arc<Runner>| call.run(runner));
     // SAFETY: the job borrows `latch` and whatever `f` borrows. It is either
     // called or dropped uncalled (a stopped runner refuses it), and in both
-    // cases `Call::drop` drops `f` and then sets `latch.done`, its last touch
-    // of borrowed data. This function does not return before it sees `done`,
-    // so every borrow outlives its use.
+    // cases `Call::drop` drops `f` and then opens the latch, its last touch
+    // of borrowed data. This function does not return before it sees the
+    // latch open, so every borrow outlives its use.
     let job: CallJob<'static> = unsafe { std::mem::transmute(job) };
     runner.push(Job::Call(job));
-    wait::until(&|| latch.done.load(Ordering::Acquire), None);
-    match latch.out.into_inner() {
+    wait::until(&|| latch.is_open(), None);
+    match latch.into_value() {
         Some(Ok(outcome)) => outcome,
         Some(Err(panic)) => resume_unwind(panic),
         None => Err(Error::Gpu(format!("{runner} stopped (its runtime shut down) before it ran the call"))),
@@ -261,33 +260,32 @@ where
 
 type Outcome<R> = thread::Result<Result<R, Error>>;
 
-struct Latch<R> {
-    out: Mutex<Option<Outcome<R>>>,
-    done: AtomicBool,
-    caller: Thread,
-}
-
-struct Call<'a, F, R> {
+struct Call<F, R> {
     f: Option<F>,
-    latch: &'a Latch<R>,
+    /// A pointer: the caller frees the latch as soon as it sees it open.
+    latch: *const OneShot<Outcome<R>>,
 }
 
-impl<F: FnOnce(&Gpu) -> R, R> Call<'_, F, R> {
+// SAFETY: the call carries `f` (`Send`) to the runner's thread and sends
+// an `R` (`Send`) back through the latch, which any thread may open.
+unsafe impl<F: Send, R: Send> Send for Call<F, R> {}
+
+impl<F: FnOnce(&Gpu) -> R, R> Call<F, R> {
     fn run(mut self, runner: &Arc<Runner>) {
         if let Some(f) = self.f.take() {
             let outcome = catch_unwind(AssertUnwindSafe(|| run_here(runner, f)));
-            *self.latch.out.lock() = Some(outcome);
+            // SAFETY: the latch lives until it is opened, in `drop` below.
+            unsafe { &*self.latch }.put(outcome);
         }
     }
 }
 
-impl<F, R> Drop for Call<'_, F, R> {
+impl<F, R> Drop for Call<F, R> {
     fn drop(&mut self) {
         drop(self.f.take());
-        let caller = self.latch.caller.clone();
-        self.latch.done.store(true, Ordering::Release);
-        // `self.latch` may be gone from here on.
-        caller.unpark();
+        // SAFETY: the latch lives until it is opened, here, and this call
+        // does not touch it again.
+        unsafe { OneShot::open(self.latch) };
     }
 }
 

@@ -17,19 +17,16 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::Thread;
 
 use crate::sync::Mutex;
 
 use crate::Error;
 use crate::exec::{context, wait};
+use crate::sync::latch::Count;
 use crate::task::TaskId;
 
 pub(crate) struct Group {
-    live: AtomicUsize,
-    done: AtomicBool,
-    waiter: Thread,
+    members: Count,
     first_error: Mutex<Option<(TaskId, Error)>>,
 }
 
@@ -55,14 +52,13 @@ impl GroupRef {
     /// Adds `n` members (or reserves `n` joins). Called by a spawner that is
     /// itself a member (a task, or the closure), so the count is not zero.
     pub(crate) fn join(self, n: usize) {
-        self.group().live.fetch_add(n, Ordering::Relaxed);
+        self.group().members.add(n);
     }
 
     /// Returns `n` reserved joins that were not used. Called by a context
     /// that is still a member itself, so the count stays above zero.
     pub(crate) fn give_back(self, n: usize) {
-        let before = self.group().live.fetch_sub(n, Ordering::AcqRel);
-        debug_assert!(before > n, "a context gives credits back while it is a member");
+        self.group().members.give_back(n);
     }
 
     /// Records the error of a member that failed; the smallest task id (the
@@ -76,13 +72,9 @@ impl GroupRef {
 
     /// Removes `n` members. The group may be freed as soon as this returns.
     pub(crate) fn leave_many(self, n: usize) {
-        let group = self.group();
-        if group.live.fetch_sub(n, Ordering::AcqRel) == n {
-            let waiter = group.waiter.clone();
-            group.done.store(true, Ordering::Release);
-            // `group` must not be touched from here on.
-            waiter.unpark();
-        }
+        // SAFETY: the group is alive (this member has not left), and this
+        // is the member's last touch of it.
+        unsafe { Count::leave(&raw const (*self.0.as_ptr()).members, n) };
     }
 }
 
@@ -114,19 +106,14 @@ impl GroupRef {
 ///
 /// A panic in `f` itself is resumed after the spawned tasks have ended.
 pub fn sync<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
-    let group = Group {
-        live: AtomicUsize::new(1),
-        done: AtomicBool::new(false),
-        waiter: std::thread::current(),
-        first_error: Mutex::new(None),
-    };
+    let group = Group { members: Count::new(1), first_error: Mutex::new(None) };
     let member = GroupRef(NonNull::from(&group));
     let outcome = {
         let _current = context::enter_group(member);
         catch_unwind(AssertUnwindSafe(f))
     };
     member.leave_many(1);
-    wait::until(&|| group.done.load(Ordering::Acquire), None);
+    wait::until(&|| group.members.is_open(), None);
     let value = outcome.unwrap_or_else(|panic| resume_unwind(panic));
     match group.first_error.into_inner() {
         Some((_, error)) => Err(error),

@@ -1,4 +1,6 @@
-//! The runtime's mutex: parking_lot's, except under Miri.
+//! Synchronization primitives the layers share: the runtime's mutex
+//! (parking_lot's, except under Miri) and the [`latch`]es a thread waits on
+//! for work done elsewhere.
 //!
 //! Miri checks the types of c-variadic arguments (rust-lang/rust#161734,
 //! nightlies from 2026-09-11), and parking_lot_core 0.9.12 passes an
@@ -7,6 +9,8 @@
 //! makes a lock contended. Under Miri a thin wrapper over std's mutex,
 //! whose futex calls are typed as Miri expects, stands in with the same
 //! methods, so the lock-free pieces' tests run there unchanged.
+
+pub(crate) mod latch;
 
 #[cfg(not(miri))]
 pub(crate) use parking_lot::Mutex;
