@@ -18,21 +18,6 @@ pub mod stream {
     pub use crate::stream::glue::*;
 }
 
-use crate::sched::Options;
-use crate::task::Task;
-use crate::task::slots::Call;
-use crate::task::spawn::spawn_body;
-
-/// Spawns `f(slots)` once every input among the slots is complete.
-pub fn spawn_call<S, F, R>(options: Option<Options>, name: &'static str, slots: S, f: F) -> Task<R>
-where
-    S: Slots + Send + 'static,
-    F: FnOnce(S) -> R + Send + 'static,
-    R: Send + Sync + 'static,
-{
-    spawn_body(options, name, Call::new(slots, f))
-}
-
 /// Entry of `#[dirk::main]`: runs the program's body, or, in a process
 /// started as a worker, the worker loop. With `DIRK_TRACE=path`, the trace
 /// of the run is written to `path` at the end.

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::Error;
 use crate::cluster::Cluster;
-use crate::cluster::launch::{self, Plan, WORKER_TIMEOUT};
+use crate::cluster::launch::{self, Launch, WORKER_TIMEOUT};
 use crate::exec::{self, MAX_THREADS, Pool, PoolConfig, Shared, default_threads};
 
 /// A dirk runtime: a pool of worker threads, one per core by default.
@@ -283,7 +283,7 @@ impl Builder {
             Some(n) => n,
             None => threads_from_env()?,
         };
-        let plan = Plan {
+        let plan = Launch {
             workers: self.workers,
             threads: self.worker_threads.unwrap_or(threads),
             ring_bytes: self.ring_bytes,
@@ -324,7 +324,7 @@ impl Builder {
 
 /// Gives a new runtime its worker processes, when the plan asks for some or
 /// the process was started by `mpirun` with more ranks: its router.
-fn attach_workers(shared: &'static Shared, plan: Plan) -> Result<Option<&'static Cluster>, Error> {
+fn attach_workers(shared: &'static Shared, plan: Launch) -> Result<Option<&'static Cluster>, Error> {
     let cluster = if plan.workers > 0 {
         Some(launch::start(shared, plan)?)
     } else {
@@ -364,7 +364,7 @@ fn global() -> &'static Shared {
     }
     // Global workers live as long as the process.
     let shared = pool.leak();
-    let plan = Plan { workers, threads, ring_bytes: DEFAULT_RING_BYTES, timeout: WORKER_TIMEOUT };
+    let plan = Launch { workers, threads, ring_bytes: DEFAULT_RING_BYTES, timeout: WORKER_TIMEOUT };
     builder.attach_devices(shared);
     if let Err(e) = attach_workers(shared, plan) {
         match workers {

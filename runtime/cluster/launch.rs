@@ -310,7 +310,7 @@ pub(crate) fn same_secret(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// How a cluster is to be started.
 #[derive(Clone, Debug)]
-pub(crate) struct Plan {
+pub(crate) struct Launch {
     pub(crate) workers: usize,
     pub(crate) threads: usize,
     pub(crate) ring_bytes: u64,
@@ -330,7 +330,7 @@ pub(crate) fn crowded(main_threads: usize, workers: usize, worker_threads: usize
 }
 
 /// Starts `plan.workers` worker processes for the runtime `shared`.
-pub(crate) fn start(shared: &'static Shared, plan: Plan) -> Result<&'static Cluster, Error> {
+pub(crate) fn start(shared: &'static Shared, plan: Launch) -> Result<&'static Cluster, Error> {
     if is_worker() {
         return Err(Error::Config(format!(
             "this process is dirk worker {} and cannot start workers of its own: mark the program's entry with \
@@ -377,7 +377,7 @@ struct Rings {
 fn start_workers(
     cluster: &'static Cluster,
     listener: UnixListener,
-    plan: &Plan,
+    plan: &Launch,
     entry: &Entry,
     secret: &[u8; 32],
     tag: &str,
@@ -485,7 +485,7 @@ type Joined = Vec<(UnixStream, usize, u32)>;
 fn accept_workers(
     cluster: &'static Cluster,
     listener: UnixListener,
-    plan: &Plan,
+    plan: &Launch,
     secret: &[u8; 32],
 ) -> Result<Joined, Error> {
     let (workers, threads, secret, cookie) = (plan.workers, plan.threads, *secret, cluster.cookie);

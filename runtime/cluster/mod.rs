@@ -37,7 +37,7 @@ use self::leader::Then;
 use crate::Error;
 use crate::exec::extension::Extension;
 use crate::exec::{Shared, wait};
-use crate::sched::Workers;
+use crate::sched::WorkerProcesses;
 use crate::task::raw::TaskRef;
 pub(crate) use crate::task::remote::RemoteCall;
 use crate::task::state::ELSEWHERE;
@@ -97,7 +97,7 @@ pub(crate) fn of(shared: &Shared) -> Option<&'static Cluster> {
 }
 
 /// The processes of a cluster, as placement sees them.
-impl Workers for Cluster {
+impl WorkerProcesses for Cluster {
     fn size(&self) -> usize {
         Cluster::size(self)
     }
@@ -109,7 +109,7 @@ impl Workers for Cluster {
 
 /// A runtime's worker processes plug into it as its router.
 impl Extension for Cluster {
-    fn workers(&'static self) -> Option<&'static dyn Workers> {
+    fn workers(&'static self) -> Option<&'static dyn WorkerProcesses> {
         Some(self)
     }
 

@@ -136,10 +136,10 @@ where
     }
 }
 
-/// Spawns `f(slots)` like `spawn_call`; on a runtime with worker
-/// processes a registered `#[task]` (the function item spelled `path`) may
-/// run in any of them, its arguments archived with `encoders`. Emitted by
-/// `spawn!` through `__private`.
+/// Spawns `f(slots)` once every input among the slots is complete; on a
+/// runtime with worker processes a registered `#[task]` (the function item
+/// spelled `path`) may run in any of them, its arguments archived with
+/// `encoders`. Emitted by `spawn!` through `__private`.
 pub fn spawn_task<S, F, R>(
     options: Option<Options>,
     name: &'static str,

@@ -53,7 +53,7 @@ struct Worker {
     answers: Arc<Answers>,
     ring_in: Option<Consumer>,
     ring_out: Option<Mutex<Producer>>,
-    store: Mutex<Store<Call>>,
+    store: Mutex<Store<WorkerCall>>,
     /// Links to other workers, for values given to them directly.
     peers: Arc<Peers>,
     stages: WorkerStages,
@@ -276,7 +276,7 @@ async fn handshake(
 
 /// What runs one call: the registered task, the thread asked for, and the
 /// frame its sent-along arguments lie in.
-struct Call {
+struct WorkerCall {
     task: u64,
     thread: Option<usize>,
     frame: Arc<Incoming>,
@@ -313,7 +313,7 @@ impl Worker {
                     sources.push(source);
                 }
                 let frame = Arc::new(frame);
-                let admitted = self.store.lock().admit(call, Call { task, thread, frame }, sources);
+                let admitted = self.store.lock().admit(call, WorkerCall { task, thread, frame }, sources);
                 match admitted {
                     Admitted::Run(c, sources) => self.start(call, c, sources, true),
                     Admitted::Waits => {}
@@ -440,7 +440,7 @@ impl Worker {
     /// (its last input, or the call itself, came from another process) is
     /// urgent: some process waits on the chain it is part of, while calls
     /// a run here readied are this worker's own backlog.
-    fn start(self: &Arc<Self>, id: u64, call: Call, sources: Vec<Source>, urgent: bool) {
+    fn start(self: &Arc<Self>, id: u64, call: WorkerCall, sources: Vec<Source>, urgent: bool) {
         let me = self.clone();
         let options = crate::Options::new().scope(call.thread.map_or_else(Scope::any, Scope::thread));
         let run = move || me.run(id, call.task, &call.frame, sources);
@@ -456,7 +456,7 @@ impl Worker {
         });
     }
 
-    fn start_all(self: &Arc<Self>, ready: Vec<Ready<Call>>, urgent: bool) {
+    fn start_all(self: &Arc<Self>, ready: Vec<Ready<WorkerCall>>, urgent: bool) {
         for (id, call, sources) in ready {
             self.start(id, call, sources, urgent);
         }

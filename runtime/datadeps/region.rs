@@ -26,7 +26,7 @@ use crossbeam_utils::CachePadded;
 use super::body::{DepsBody, Job, Latch};
 use super::place::AccessInfo;
 use super::root::Root;
-use super::tracker::{Plan, Tasks, body_done};
+use super::tracker::{Change, Tasks, body_done};
 use crate::Error;
 use crate::exec::wait::{self, Awaited};
 use crate::task::Task;
@@ -192,7 +192,7 @@ impl<'scope, 'env> Region<'scope, 'env> {
         let mut after = Tasks::new();
         slots.each_input(&mut |input| after.push(input.0.clone()));
         // Filled in place: a plan is moved nowhere between query and register.
-        let mut plans: [Plan; N] = std::array::from_fn(|_| Plan::default());
+        let mut plans: [Change; N] = std::array::from_fn(|_| Change::default());
         let mut records = 0;
         match planned {
             Some(kept) => after.extend(kept.iter().map(|k| k.0.clone())),

@@ -109,7 +109,7 @@ impl Record {
 /// What registering an access will change: decided by [`Tracker::query`],
 /// applied by [`Tracker::register`] once the task exists.
 #[derive(Debug, Default)]
-pub(crate) struct Plan {
+pub(crate) struct Change {
     /// Records the new write replaces.
     replaced: SmallVec<[Key; 2]>,
     /// A record of the same span and path, which a read joins.
@@ -252,7 +252,7 @@ impl Tracker {
 
     /// Adds to `deps` the tasks `access` must run after, and plans its
     /// registration.
-    pub(crate) fn query(&self, access: &Access<'_>, plan: &mut Plan, deps: &mut Tasks) {
+    pub(crate) fn query(&self, access: &Access<'_>, plan: &mut Change, deps: &mut Tasks) {
         let path = self.path_id(access.path);
         plan.path = path;
         // Places that cover a header on the way to this one.
@@ -284,7 +284,7 @@ impl Tracker {
 
     /// The part of [`Tracker::query`] for places reached through a header
     /// inside the access's span.
-    fn through_plan(&self, access: &Access<'_>, plan: &mut Plan, deps: &mut Tasks) {
+    fn through_plan(&self, access: &Access<'_>, plan: &mut Change, deps: &mut Tasks) {
         if !self.header_bounds.may_meet(&access.span) {
             return;
         }
@@ -306,7 +306,7 @@ impl Tracker {
 
     /// Records that `task` makes `access`, as planned by [`Tracker::query`];
     /// the record keeps the reference.
-    pub(crate) fn register(&mut self, access: &Access<'_>, plan: &Plan, task: TaskRef) {
+    pub(crate) fn register(&mut self, access: &Access<'_>, plan: &Change, task: TaskRef) {
         if access.write && self.covers_run(access, plan.path) {
             self.held -= self.run.len().min(self.held);
             self.run.clear();
@@ -470,7 +470,7 @@ mod tests {
         let path: Path = path.iter().map(Extent::of).collect();
         let a = Access { path: &path, span, write };
         let mut deps = Tasks::new();
-        let mut plan = Plan::default();
+        let mut plan = Change::default();
         tracker.query(&a, &mut plan, &mut deps);
         let task = pending.task();
         tracker.register(&a, &plan, task.clone());
@@ -532,21 +532,21 @@ mod tests {
             let _ = failed.wait();
             let a = Access { path: &[], span: Span::bytes(0x10, 8), write: true };
             let mut deps = Tasks::new();
-            let mut plan = Plan::default();
+            let mut plan = Change::default();
             t.query(&a, &mut plan, &mut deps);
             t.register(&a, &plan, failed.raw.clone());
             for i in 0..1000 {
                 let done = crate::spawn(|| ());
                 done.wait().unwrap();
                 let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: true };
-                let mut plan = Plan::default();
+                let mut plan = Change::default();
                 t.query(&a, &mut plan, &mut deps);
                 t.register(&a, &plan, done.raw.clone());
             }
             assert!(t.held() < 300, "succeeded tasks were swept ({} held)", t.held());
             let mut deps = Tasks::new();
             let a = Access { path: &[], span: Span::bytes(0x10, 8), write: false };
-            t.query(&a, &mut Plan::default(), &mut deps);
+            t.query(&a, &mut Change::default(), &mut deps);
             assert_eq!(deps.len(), 1, "the failed writer is still there to fail its readers");
         });
     }
@@ -590,7 +590,7 @@ mod tests {
                 let task = if i == 3 { crate::spawn(|| -> () { panic!("kept") }) } else { crate::spawn(|| ()) };
                 let _ = task.wait();
                 let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: true };
-                let mut plan = Plan::default();
+                let mut plan = Change::default();
                 t.query(&a, &mut plan, &mut deps);
                 t.register(&a, &plan, task.raw.clone());
                 if i == 3 {
@@ -603,7 +603,7 @@ mod tests {
             for (i, expected) in [(3, 1), (4, 0), (599, 0)] {
                 let mut deps = Tasks::new();
                 let a = Access { path: &[], span: Span::bytes(0x1000 + 8 * i, 8), write: false };
-                t.query(&a, &mut Plan::default(), &mut deps);
+                t.query(&a, &mut Change::default(), &mut deps);
                 assert_eq!(deps.len(), expected, "element {i}");
                 assert!(deps.iter().all(|d| d.as_ptr() == failed.raw.as_ptr()));
             }
@@ -619,7 +619,7 @@ mod tests {
             done.wait().unwrap();
             let register = |t: &mut Tracker, span: Span, task: &TaskRef| {
                 let a = Access { path: &[], span, write: true };
-                let mut plan = Plan::default();
+                let mut plan = Change::default();
                 t.query(&a, &mut plan, &mut Tasks::new());
                 t.register(&a, &plan, task.clone());
             };
@@ -639,7 +639,7 @@ mod tests {
                 Access { path: &[], span: Span::bytes(0x3000, 8), write: true },
                 Access { path: &[], span: x, write: true },
             );
-            let (mut plan1, mut plan2) = (Plan::default(), Plan::default());
+            let (mut plan1, mut plan2) = (Change::default(), Change::default());
             t.query(&a1, &mut plan1, &mut Tasks::new());
             t.query(&a2, &mut plan2, &mut Tasks::new());
             assert_eq!(plan2.replaced.len(), 1, "the second place replaces the record of x");
@@ -647,7 +647,7 @@ mod tests {
             t.register(&a1, &plan1, done.raw.clone());
             t.register(&a2, &plan2, task.clone());
             let mut deps = Tasks::new();
-            t.query(&Access { path: &[], span: x, write: false }, &mut Plan::default(), &mut deps);
+            t.query(&Access { path: &[], span: x, write: false }, &mut Change::default(), &mut deps);
             assert!(same(&deps, &[&task]), "a read of x waits for the second place's task");
             p.finish();
         });

@@ -37,7 +37,7 @@ use std::any::Any;
 use std::task::{Poll, Waker};
 
 use crate::error::Error;
-use crate::sched::{Gpus, Workers};
+use crate::sched::{GpuProcessors, WorkerProcesses};
 use crate::task::raw::TaskRef;
 
 /// Something that runs tasks beyond this process's worker threads (see the
@@ -47,12 +47,12 @@ use crate::task::raw::TaskRef;
 /// shared state does.
 pub(crate) trait Extension: Send + Sync + 'static {
     /// The worker processes it brings, for placing scopes (the router's).
-    fn workers(&'static self) -> Option<&'static dyn Workers> {
+    fn workers(&'static self) -> Option<&'static dyn WorkerProcesses> {
         None
     }
 
     /// The GPU processors it brings, for placing scopes (the devices').
-    fn gpus(&'static self) -> Option<&'static dyn Gpus> {
+    fn gpus(&'static self) -> Option<&'static dyn GpuProcessors> {
         None
     }
 

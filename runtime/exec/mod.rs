@@ -36,7 +36,7 @@ use self::extension::Extension;
 use self::idle::Idle;
 use self::worker::{Runnable, WorkerLocal};
 use crate::Error;
-use crate::sched::{self, Options, Placement, Processors, Scope};
+use crate::sched::{self, Available, Options, Placement, Scope};
 use crate::sync::latch::OneShot;
 use crate::task::cell::tell;
 use crate::task::spawn::{Closure, spawn_body_on};
@@ -90,7 +90,7 @@ impl Shared {
         self.threads
     }
 
-    /// Workers that exist now: the core threads and the spares started.
+    /// WorkerProcesses that exist now: the core threads and the spares started.
     pub(crate) fn workers(&self) -> usize {
         self.threads + self.spares.started()
     }
@@ -126,7 +126,7 @@ impl Shared {
     /// Where a task with `scope` may run on this runtime, or why nowhere.
     pub(crate) fn place(&self, scope: Option<&Scope>) -> Result<Placement, String> {
         let Some(scope) = scope else { return Ok(Placement::Any) };
-        let on = Processors {
+        let on = Available {
             threads: self.threads(),
             workers: self.router().and_then(|r| r.workers()),
             gpus: self.devices().and_then(|d| d.gpus()),

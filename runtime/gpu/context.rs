@@ -241,11 +241,11 @@ where
     R: Send,
 {
     let latch = OneShot::new();
-    let call = Call { f: Some(f), latch: &raw const latch };
+    let call = Forwarded { f: Some(f), latch: &raw const latch };
     let job: CallJob<'_> = Box::new(move |runner: &Arc<Runner>| call.run(runner));
     // SAFETY: the job borrows `latch` and whatever `f` borrows. It is either
     // called or dropped uncalled (a stopped runner refuses it), and in both
-    // cases `Call::drop` drops `f` and then opens the latch, its last touch
+    // cases `Forwarded::drop` drops `f` and then opens the latch, its last touch
     // of borrowed data. This function does not return before it sees the
     // latch open, so every borrow outlives its use.
     let job: CallJob<'static> = unsafe { std::mem::transmute(job) };
@@ -260,7 +260,7 @@ where
 
 type Outcome<R> = thread::Result<Result<R, Error>>;
 
-struct Call<F, R> {
+struct Forwarded<F, R> {
     f: Option<F>,
     /// A pointer: the caller frees the latch as soon as it sees it open.
     latch: *const OneShot<Outcome<R>>,
@@ -268,9 +268,9 @@ struct Call<F, R> {
 
 // SAFETY: the call carries `f` (`Send`) to the runner's thread and sends
 // an `R` (`Send`) back through the latch, which any thread may open.
-unsafe impl<F: Send, R: Send> Send for Call<F, R> {}
+unsafe impl<F: Send, R: Send> Send for Forwarded<F, R> {}
 
-impl<F: FnOnce(&Gpu) -> R, R> Call<F, R> {
+impl<F: FnOnce(&Gpu) -> R, R> Forwarded<F, R> {
     fn run(mut self, runner: &Arc<Runner>) {
         if let Some(f) = self.f.take() {
             let outcome = catch_unwind(AssertUnwindSafe(|| run_here(runner, f)));
@@ -280,7 +280,7 @@ impl<F: FnOnce(&Gpu) -> R, R> Call<F, R> {
     }
 }
 
-impl<F, R> Drop for Call<F, R> {
+impl<F, R> Drop for Forwarded<F, R> {
     fn drop(&mut self) {
         drop(self.f.take());
         // SAFETY: the latch lives until it is opened, here, and this call

@@ -44,7 +44,7 @@ use crate::exec::context::Helper;
 use crate::exec::extension::Extension;
 use crate::exec::wait::Awaited;
 use crate::exec::{self, Shared, cancel_unrun, context};
-use crate::sched::Gpus;
+use crate::sched::GpuProcessors;
 use crate::task::cell::tell;
 use crate::task::listeners::Listener;
 use crate::task::raw::TaskRef;
@@ -98,7 +98,7 @@ impl Processors {
 }
 
 /// The GPU processors, as placement sees them.
-impl Gpus for Processors {
+impl GpuProcessors for Processors {
     fn count(&self) -> usize {
         self.all().len()
     }
@@ -114,7 +114,7 @@ impl Gpus for Processors {
 
 /// A runtime's GPU processors plug into it as its devices.
 impl Extension for Processors {
-    fn gpus(&'static self) -> Option<&'static dyn Gpus> {
+    fn gpus(&'static self) -> Option<&'static dyn GpuProcessors> {
         Some(self)
     }
 

@@ -132,7 +132,7 @@ impl<T: Send + Sync + 'static> Graph<T> {
             in_degree,
             roots,
         };
-        Plan { state: Arc::new(run::State::new(shape)), runs: 0 }
+        Plan { state: Arc::new(run::RunState::new(shape)), runs: 0 }
     }
 }
 
@@ -159,7 +159,7 @@ impl<T> Shape<T> {
 
 /// A compiled [`Graph`], ready to run any number of times.
 pub struct Plan<T> {
-    state: Arc<run::State<T>>,
+    state: Arc<run::RunState<T>>,
     runs: u64,
 }
 

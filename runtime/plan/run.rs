@@ -40,7 +40,7 @@ use crate::sched::{Options, Scope};
 use crate::task::spawn::{Closure, spawn_body_on};
 use crate::task::{Task, TaskId};
 
-pub(crate) struct State<T> {
+pub(crate) struct RunState<T> {
     pub(super) shape: Shape<T>,
     slots: Box<[Slot<T>]>,
     pending: Box<[AtomicU32]>,
@@ -52,10 +52,10 @@ pub(crate) struct State<T> {
     parked_count: AtomicUsize,
 }
 
-impl<T: Send + Sync + 'static> State<T> {
+impl<T: Send + Sync + 'static> RunState<T> {
     pub(super) fn new(shape: Shape<T>) -> Self {
         let n = shape.funcs.len();
-        State {
+        RunState {
             slots: (0..n).map(|_| Slot(std::cell::UnsafeCell::new(None))).collect(),
             pending: (0..n).map(|_| AtomicU32::new(0)).collect(),
             failed: (0..n).map(|_| AtomicBool::new(false)).collect(),
@@ -145,7 +145,7 @@ impl<T: Send + Sync + 'static> State<T> {
 }
 
 /// Runs the plan on the current runtime; see the module note.
-pub(super) fn execute<T: Send + Sync + 'static>(state: &Arc<State<T>>) -> Result<(), Error> {
+pub(super) fn execute<T: Send + Sync + 'static>(state: &Arc<RunState<T>>) -> Result<(), Error> {
     state.reset();
     let n = state.shape.funcs.len();
     if n == 0 {
@@ -176,7 +176,7 @@ pub(super) fn execute<T: Send + Sync + 'static>(state: &Arc<State<T>>) -> Result
     }
 }
 
-fn runner<T: Send + Sync + 'static>(state: &State<T>, me: usize, local: &Worker<u32>, stealers: &[Stealer<u32>]) {
+fn runner<T: Send + Sync + 'static>(state: &RunState<T>, me: usize, local: &Worker<u32>, stealers: &[Stealer<u32>]) {
     let mut done = 0usize;
     let mut idle_rounds = 0u32;
     loop {
@@ -213,7 +213,7 @@ fn runner<T: Send + Sync + 'static>(state: &State<T>, me: usize, local: &Worker<
 
 /// Step 5: sleep until woken, unless work or the end appeared meanwhile.
 #[cold]
-fn park<T>(state: &State<T>, stealers: &[Stealer<u32>]) {
+fn park<T>(state: &RunState<T>, stealers: &[Stealer<u32>]) {
     state.parked.lock().push(std::thread::current());
     state.parked_count.fetch_add(1, Ordering::SeqCst);
     let work = stealers.iter().any(|s| !s.is_empty()) || state.remaining.load(Ordering::SeqCst) == 0;

@@ -9,7 +9,7 @@ mod place;
 mod scope;
 
 pub use self::options::{Options, with_options};
-pub(crate) use self::place::{Gpus, Processors, Workers, place};
+pub(crate) use self::place::{Available, GpuProcessors, WorkerProcesses, place};
 pub use self::scope::{Scope, WorkerScope};
 
 /// Where a task is queued on its runtime, resolved from its scope at spawn.

@@ -3,15 +3,15 @@
 //!
 //! It reads what the runtime has, by kind of processor: the threads of this
 //! process (always), the worker processes (when the runtime's router is a
-//! cluster, as [`Workers`]) and the GPU processors (with the `gpu`
-//! feature, as [`Gpus`]). Each layer that brings processors describes them;
+//! cluster, as [`WorkerProcesses`]) and the GPU processors (with the `gpu`
+//! feature, as [`GpuProcessors`]). Each layer that brings processors describes them;
 //! none resolves scopes itself, so the rules and the messages are written
 //! once, here.
 
 use super::{Placement, Scope};
 
 /// The worker processes of a runtime, as placement sees them.
-pub(crate) trait Workers {
+pub(crate) trait WorkerProcesses {
     /// The processes: this one (worker 0) and the workers, `1..size()`.
     fn size(&self) -> usize;
     /// The threads of worker `w` (`1..size()`; this process's are known).
@@ -19,7 +19,7 @@ pub(crate) trait Workers {
 }
 
 /// The GPU processors of a runtime, as placement sees them.
-pub(crate) trait Gpus {
+pub(crate) trait GpuProcessors {
     /// How many there are (finding them on first use).
     fn count(&self) -> usize;
     /// Their names, for a message, in order.
@@ -30,17 +30,17 @@ pub(crate) trait Gpus {
 
 /// What a runtime has to place a scope on.
 #[derive(Clone, Copy)]
-pub(crate) struct Processors<'a> {
+pub(crate) struct Available<'a> {
     /// The threads of this process.
     pub(crate) threads: usize,
     /// The worker processes, when the runtime has some.
-    pub(crate) workers: Option<&'a dyn Workers>,
+    pub(crate) workers: Option<&'a dyn WorkerProcesses>,
     /// The GPU processors, in a build with the `gpu` feature.
-    pub(crate) gpus: Option<&'a dyn Gpus>,
+    pub(crate) gpus: Option<&'a dyn GpuProcessors>,
 }
 
 /// Where a task with `scope` runs among `on`, or why nowhere.
-pub(crate) fn place(scope: &Scope, on: &Processors<'_>) -> Result<Placement, String> {
+pub(crate) fn place(scope: &Scope, on: &Available<'_>) -> Result<Placement, String> {
     if let Some(gpu) = scope.gpu_id() {
         return place_gpu(gpu, on.gpus);
     }
@@ -93,7 +93,7 @@ fn place_thread(thread: Option<usize>, w: usize, threads: usize) -> Result<Place
 }
 
 #[cfg_attr(not(feature = "gpu"), allow(clippy::unnecessary_wraps))]
-fn place_gpu(gpu: usize, gpus: Option<&dyn Gpus>) -> Result<Placement, String> {
+fn place_gpu(gpu: usize, gpus: Option<&dyn GpuProcessors>) -> Result<Placement, String> {
     let Some(gpus) = gpus else {
         return Err(format!(
             "there is no GPU {gpu}: this runtime has no GPU processors (dirk was built without its `gpu` feature)"
@@ -111,9 +111,9 @@ fn place_gpu(gpu: usize, gpus: Option<&dyn Gpus>) -> Result<Placement, String> {
 mod tests {
     use super::*;
 
-    struct Cluster;
+    struct ThreeProcesses;
 
-    impl Workers for Cluster {
+    impl WorkerProcesses for ThreeProcesses {
         fn size(&self) -> usize {
             3
         }
@@ -122,8 +122,8 @@ mod tests {
         }
     }
 
-    fn one_process(threads: usize) -> Processors<'static> {
-        Processors { threads, workers: None, gpus: None }
+    fn one_process(threads: usize) -> Available<'static> {
+        Available { threads, workers: None, gpus: None }
     }
 
     #[test]
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn cluster_placement() {
-        let on = Processors { threads: 2, workers: Some(&Cluster), gpus: None };
+        let on = Available { threads: 2, workers: Some(&ThreeProcesses), gpus: None };
         assert_eq!(place(&Scope::any(), &on), Ok(Placement::Any));
         assert_eq!(place(&Scope::worker(0).thread(1), &on), Ok(Placement::Thread(1)));
         assert_eq!(place(&Scope::from(Scope::worker(2)), &on), Ok(Placement::Workers { mask: 0b100, thread: None }));

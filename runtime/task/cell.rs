@@ -317,7 +317,7 @@ fn end_failed(task: TaskRef, error: Error) {
     tell(completion);
 }
 
-/// Writes the value of a task that completed [`Finish::Elsewhere`], once
+/// Writes the value of a task ended by [`complete_elsewhere`], once
 /// it was brought here, and makes it readable.
 ///
 /// # Safety

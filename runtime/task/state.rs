@@ -8,7 +8,7 @@
 //!    `FINISHING` was already set (cancelled, or an input failed) the body is
 //!    dropped unrun.
 //! 2. `FINISHING` is claimed by exactly one party: the runner when the body
-//!    returns, or [`fail`](super::cell::RawTask::fail) (cancellation, failed
+//!    returns, or [`fail`](super::raw::Header::fail) (cancellation, failed
 //!    input, shutdown). The winner alone writes the result slot.
 //! 3. `COMPLETE` (with `FAILED` when the result is an error) is set by the
 //!    winner after writing the result, with release ordering; readers check
@@ -30,7 +30,7 @@
 //!    and its value stayed there. The value is written here when someone
 //!    needs it (by exactly one party, the cluster's pull), and the bit is
 //!    cleared with release ordering after the write; readers check it with
-//!    acquire ordering (see `cluster/pull.rs`).
+//!    acquire ordering (see `cluster/leader/pulls.rs`).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

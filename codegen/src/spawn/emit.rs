@@ -7,7 +7,8 @@
 //! {
 //!     let __dirk_a0 = (&Arg::new(a)).dirk_slot();   // Input<T> or Value<T>
 //!     let __dirk_a1 = (&Arg::new(10)).dirk_slot();
-//!     spawn_call(Some(Options::new().name("n")), "f", (__dirk_a0, (__dirk_a1, ())),
+//!     spawn_task(Some(Options::new().name("n")), "f", path_of(f), &[encoders..],
+//!         (__dirk_a0, (__dirk_a1, ())),
 //!         move |(mut __dirk_a0, (mut __dirk_a1, ()))| f(Provide::provide(&mut __dirk_a0), ..))
 //! }
 //! ```
