@@ -41,6 +41,15 @@
 //!   and device only when needed: see the `dirk::gpu` module.
 //!
 //! Everything a program needs is in [`prelude`].
+//!
+//! The crate is built in layers, each using only those below it: `id`,
+//! `error` and `sync` (latches, the mutex); `trace` and `sched` (scopes,
+//! the one function that places them, the cost model); `task` (handles,
+//! cells, the `#[task]` registry) with `exec` (the thread pool, and the
+//! extension trait through which what runs tasks elsewhere plugs in);
+//! `transport`, `stream`, `datadeps`, `plan` and `gpu`; `cluster` (worker
+//! processes); and `rt`, which assembles [`Runtime`] from a pool and its
+//! extensions.
 
 #![deny(missing_docs)]
 
