@@ -90,7 +90,7 @@ impl Shared {
         self.threads
     }
 
-    /// WorkerProcesses that exist now: the core threads and the spares started.
+    /// Workers that exist now: the core threads and the spares started.
     pub(crate) fn workers(&self) -> usize {
         self.threads + self.spares.started()
     }

@@ -1,12 +1,12 @@
 //! Placing a scope: the one function that turns a [`Scope`] into a
 //! [`Placement`], or into the reason no processor satisfies it.
 //!
-//! It reads what the runtime has, by kind of processor: the threads of this
-//! process (always), the worker processes (when the runtime's router is a
-//! cluster, as [`WorkerProcesses`]) and the GPU processors (with the `gpu`
-//! feature, as [`GpuProcessors`]). Each layer that brings processors describes them;
-//! none resolves scopes itself, so the rules and the messages are written
-//! once, here.
+//! It reads what the runtime has ([`Available`]), by kind of processor: the
+//! threads of this process (always), the worker processes (when the
+//! runtime's router is a cluster, as [`WorkerProcesses`]) and the GPU
+//! processors (with the `gpu` feature, as [`GpuProcessors`]). Each layer
+//! that brings processors describes them; none resolves scopes itself, so
+//! the rules and the messages are written once, here.
 
 use super::{Placement, Scope};
 
