@@ -87,6 +87,27 @@ fn scopes_no_worker_satisfies_fail_with_scope_errors() {
     });
 }
 
+#[dirk::test]
+fn a_spawn_outside_the_runtime_with_workers_says_which_runtime_got_it() {
+    let rt = Runtime::builder().threads(1).workers(1).build().unwrap();
+    assert_eq!(rt.processes(), 2);
+    within(LONG, move || {
+        // Outside `rt.run`: the spawn goes to the global runtime, one process.
+        let err = spawn!(scope = Scope::worker(1), who_am_i()).fetch().unwrap_err();
+        let Error::Scope(e) = &err else { panic!("{err}") };
+        assert!(e.reason.starts_with("there is no worker 1: this runtime runs in one process"), "{err}");
+        assert!(e.reason.contains("This spawn went to the global runtime"), "{err}");
+        assert!(e.reason.contains("the runtime built with workers (2 processes) is another one"), "{err}");
+        assert!(e.reason.contains("`rt.run(|| ..)`"), "{err}");
+        // Inside, the same spawn runs on the worker.
+        assert_eq!(rt.run(|| spawn!(scope = Scope::worker(1), who_am_i()).fetch().unwrap()).0, 1);
+        drop(rt);
+        // Once that runtime is gone, the message is the plain one.
+        let err = spawn!(scope = Scope::worker(1), who_am_i()).fetch().unwrap_err();
+        assert!(matches!(&err, Error::Scope(e) if !e.reason.contains("This spawn went")), "{err}");
+    });
+}
+
 #[task]
 fn leaf(i: u64) -> Vec<f64> {
     (0..1000).map(|k| ((i * 7919 + k) % 1013) as f64 / 7.0).collect()

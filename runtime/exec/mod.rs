@@ -113,8 +113,14 @@ impl Shared {
     }
 
     /// Makes `router` the runtime's router; `false` if it has one.
-    pub(crate) fn set_router(&self, router: &'static dyn Extension) -> bool {
-        self.router.set(router).is_ok()
+    pub(crate) fn set_router(&'static self, router: &'static dyn Extension) -> bool {
+        let set = self.router.set(router).is_ok();
+        if set {
+            let mut routed = ROUTED.lock().unwrap_or_else(|e| e.into_inner());
+            routed.retain(|rt| !rt.is_shutdown());
+            routed.push(self);
+        }
+        set
     }
 
     /// Makes `devices` the runtime's devices; `false` if it has some.
@@ -131,7 +137,31 @@ impl Shared {
             workers: self.router().and_then(|r| r.workers()),
             gpus: self.devices().and_then(|d| d.gpus()),
         };
-        sched::place(scope, &on)
+        sched::place(scope, &on).map_err(|reason| match (on.workers, scope.worker_ids()) {
+            (None, Some(_)) => self.with_other_runtime(reason),
+            _ => reason,
+        })
+    }
+
+    /// `reason` (a scope naming workers that this one-process runtime lacks),
+    /// with the runtime that has them, when one is alive: the spawn most
+    /// likely was meant for it.
+    fn with_other_runtime(&self, reason: String) -> String {
+        let routed = ROUTED.lock().unwrap_or_else(|e| e.into_inner());
+        let other = routed.iter().filter(|rt| !std::ptr::eq(**rt, self) && !rt.is_shutdown()).find_map(|rt| {
+            let workers = rt.router().and_then(|r| r.workers())?;
+            Some(workers.size())
+        });
+        let Some(processes) = other else { return reason };
+        let this = if GLOBAL_SHARED.get().is_some_and(|g| std::ptr::eq(*g, self)) {
+            "the global runtime, where spawns made outside any runtime's `run` or `enter` go"
+        } else {
+            "another runtime, which was entered"
+        };
+        format!(
+            "{reason}. This spawn went to {this}; the runtime built with workers ({processes} processes) is another one. \
+             Spawn inside `rt.run(|| ..)` or `rt.enter(|| ..)` of that runtime to use its workers"
+        )
     }
 
     /// Makes idle workers sleep after a short spin instead of searching for
@@ -312,9 +342,15 @@ pub(crate) fn current() -> &'static Shared {
 #[linkme::distributed_slice]
 pub(crate) static GLOBAL: [fn() -> &'static Shared];
 
+/// The runtimes that have a router (worker processes), for messages that
+/// point from one runtime to another (see `Shared::with_other_runtime`).
+static ROUTED: Mutex<Vec<&'static Shared>> = Mutex::new(Vec::new());
+
+/// The global runtime, once started.
+static GLOBAL_SHARED: OnceLock<&'static Shared> = OnceLock::new();
+
 fn global() -> &'static Shared {
-    static SHARED: OnceLock<&'static Shared> = OnceLock::new();
-    SHARED.get_or_init(|| match GLOBAL[..] {
+    GLOBAL_SHARED.get_or_init(|| match GLOBAL[..] {
         [build] => build(),
         _ => unreachable!("the crate registers one global runtime, not {}", GLOBAL.len()),
     })

@@ -87,6 +87,51 @@ impl<T: Send + Sync + 'static> Task<T> {
         self.completed().cloned().map_err(Clone::clone)
     }
 
+    /// Waits for the task and returns its result, moved out without a
+    /// copy when this is the last handle to it (no other handle, and no
+    /// task waiting to read it); a clone otherwise.
+    ///
+    /// Use it for big results: [`fetch`](Task::fetch) always clones, so
+    /// that every handle can read the value; `take` consumes the handle.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn big(n: usize) -> Vec<u8> { vec![7; n] }
+    ///
+    /// let t = spawn!(big(1 << 20));
+    /// let bytes: Vec<u8> = t.take()?; // the task's own vector, not a copy
+    /// assert_eq!(bytes.len(), 1 << 20);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
+    pub fn take(self) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        self.block();
+        let header = self.raw.header();
+        if header.state.load() & ELSEWHERE != 0 {
+            router(&self.raw)?.bring_here(&self.raw)?;
+        }
+        self.outcome()?;
+        // The thread that completed the task lets go of its own reference
+        // just after publishing the result: give it that moment before
+        // deciding that another handle exists.
+        for round in 0..TAKE_PATIENCE {
+            // SAFETY: `Task<T>` is only made for tasks with value type `T`.
+            if let Some(value) = unsafe { cell::take_value::<T>(&self.raw) } {
+                return Ok(value);
+            }
+            if round < TAKE_PATIENCE / 2 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        self.completed().cloned().map_err(Clone::clone)
+    }
+
     /// Waits for the task to end; `Ok` when it succeeded.
     pub fn wait(&self) -> Result<(), Error> {
         self.block();
@@ -223,6 +268,10 @@ impl<T: Clone + Send + Sync + 'static> Future for TaskFuture<T> {
         Poll::Pending
     }
 }
+
+/// How many times [`Task::take`] looks for the completer's reference to go
+/// (half spinning, half yielding) before it clones: a few microseconds.
+const TAKE_PATIENCE: u32 = 128;
 
 /// The extension that keeps the value of `task`, which completed elsewhere.
 fn router(task: &TaskRef) -> Result<&'static dyn Extension, Error> {

@@ -102,19 +102,19 @@ impl<T> ArgTasks<T> for Arg<Vec<Task<T>>> {
         // here, on the thread that allocated it: freeing it on the thread
         // that runs the task costs more than such a task's scheduling.
         let handles = if handles.len() <= INLINE_TASKS { handles.into_iter().collect() } else { handles.into() };
-        Tasks(handles, SmallVec::new())
+        Tasks(handles, SmallVec::new(), Vec::new())
     }
 }
 
 impl<T> ArgTasks<T> for Arg<&Vec<Task<T>>> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take().iter().cloned().collect(), SmallVec::new())
+        Tasks(self.take().iter().cloned().collect(), SmallVec::new(), Vec::new())
     }
 }
 
 impl<T> ArgTasks<T> for Arg<&[Task<T>]> {
     fn dirk_slot(&self) -> Tasks<T> {
-        Tasks(self.take().iter().cloned().collect(), SmallVec::new())
+        Tasks(self.take().iter().cloned().collect(), SmallVec::new(), Vec::new())
     }
 }
 
@@ -123,14 +123,15 @@ const INLINE_TASKS: usize = 4;
 
 /// Several task results as one argument: `spawn!(f(handles))` with
 /// `handles: Vec<Task<T>>` runs `f` after all of them and gives it a
-/// `&[&T]` or a `Vec<&T>` (or a `Vec<T>`, moved or cloned like a single
-/// input).
+/// `&[&T]` or a `Vec<&T>` (borrowed from the results), or a `Vec<T>`,
+/// `&[T]` or `&Vec<T>` (each value moved or cloned like a single input).
 #[derive(Debug)]
-pub struct Tasks<T>(SmallVec<[Task<T>; INLINE_TASKS]>, SmallVec<[*const T; INLINE_TASKS]>);
+pub struct Tasks<T>(SmallVec<[Task<T>; INLINE_TASKS]>, SmallVec<[*const T; INLINE_TASKS]>, Vec<T>);
 
 // SAFETY: the pointers in the second field point into the results of the
-// tasks in the first (which are `Send + Sync`, as every task result is) and
-// are only made while providing, on the thread running the task.
+// tasks in the first, and the values in the third are such results (moved
+// or cloned); every task result is `Send + Sync`. Both are only filled
+// while providing, on the thread running the task.
 unsafe impl<T> Send for Tasks<T> {}
 
 /// Picks [`Value`] for everything else.
@@ -217,6 +218,24 @@ impl<'a, T> Provide<'a, Vec<&'a T>> for Tasks<T> {
 impl<'a, T: Clone> Provide<'a, Vec<T>> for Tasks<T> {
     fn provide(&'a mut self) -> Vec<T> {
         self.0.iter_mut().map(|t| t.provide()).collect()
+    }
+}
+
+/// The results side by side, for `fn f(xs: &[T])`: each moved here when
+/// this task is its last reader, cloned otherwise (a slice of `T` needs
+/// them contiguous; `&[&T]` borrows them where they are).
+impl<'a, T: Clone> Provide<'a, &'a [T]> for Tasks<T> {
+    fn provide(&'a mut self) -> &'a [T] {
+        Provide::<&'a Vec<T>>::provide(self)
+    }
+}
+
+/// The results side by side, for `fn f(xs: &Vec<T>)`.
+impl<'a, T: Clone> Provide<'a, &'a Vec<T>> for Tasks<T> {
+    fn provide(&'a mut self) -> &'a Vec<T> {
+        let values: Vec<T> = self.0.iter_mut().map(|t| t.provide()).collect();
+        self.2 = values;
+        &self.2
     }
 }
 

@@ -18,6 +18,7 @@ use smallvec::SmallVec;
 use super::cell::{Body, new_task, schedule, tell};
 use super::listeners::Listener;
 use super::raw::{Header, HeaderInit, TaskRef};
+use super::slots::{Arg, ArgTasks, Call, Provide, Tasks};
 use super::{Task, TaskId};
 use crate::error::{Error, ScopeError};
 use crate::exec::{self, Shared, context};
@@ -189,6 +190,35 @@ where
     R: Send + Sync + 'static,
 {
     spawn_body(None, std::any::type_name::<F>(), Closure(f))
+}
+
+/// One task whose result is the results of `tasks`, in order: it runs
+/// when they have all succeeded, and fails with [`Error::Upstream`] when
+/// one of them failed.
+///
+/// Each value is moved when the new task holds its last reference (the
+/// handles given here are consumed), cloned otherwise. To hand the results
+/// to a function of your own, pass the `Vec<Task<T>>` itself:
+/// `spawn!(f(tasks))` gives `f` a `Vec<T>`, `&[T]`, `&Vec<T>`, `Vec<&T>`
+/// or `&[&T]`, as it declares.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// #[task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let parts: Vec<Task<u64>> = (1..=4).map(|i| spawn!(square(i))).collect();
+/// assert_eq!(dirk::join_all(parts).fetch()?, [1, 4, 9, 16]);
+/// # Ok::<(), dirk::Error>(())
+/// ```
+pub fn join_all<T>(tasks: impl IntoIterator<Item = Task<T>>) -> Task<Vec<T>>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    let handles: Tasks<T> = Arg::new(tasks.into_iter().collect::<Vec<_>>()).dirk_slot();
+    let call = Call::new((handles, ()), |(mut handles, ()): (Tasks<T>, ())| -> Vec<T> { handles.provide() });
+    spawn_body(None, "join_all", call)
 }
 
 #[cfg(test)]
