@@ -94,7 +94,7 @@ fn main() -> Result<(), dirk::Error> {
     });
     let results = results?;
     let parallel = parallel.elapsed();
-    let checksum: usize = results.iter().map(|t| t.fetch().unwrap()).sum();
+    let checksum: usize = dirk::join_all(results).take()?.iter().sum();
     println!(
         "nested loops, 140 steps: {serial:.2?} one after another, {parallel:.2?} with dirk ({:.0}x faster, checksum {checksum})",
         serial.as_secs_f64() / parallel.as_secs_f64()

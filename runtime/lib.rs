@@ -133,7 +133,71 @@ pub mod __private;
 /// - A panicking stage fails the region with [`Error::Panicked`] naming it;
 ///   every other stage stops.
 pub use dirk_macros::streaming;
-pub use dirk_macros::{main, spawn, task, test};
+pub use dirk_macros::{main, test};
+
+/// # Passing arguments
+///
+/// Each argument of `spawn!(f(a, b, ..))` is either a task handle, which
+/// makes the new task wait for it, or a value, moved into the task. What
+/// `f` receives is what its parameter declares:
+///
+/// | argument | parameter of `f` | what `f` gets |
+/// |---|---|---|
+/// | a value `x: T` | `T`, `&T`, `&mut T` | the value (moved in) |
+/// | `Task<T>` or `&Task<T>` | `&T` | the result, borrowed where it is |
+/// | `Task<T>` or `&Task<T>` | `T` (`T: Clone`) | moved when this task is its last reader, cloned otherwise |
+/// | `Task<Vec<T>>`, `Task<String>` | `&[T]`, `&str` | borrowed |
+/// | `Vec<Task<T>>`, `&Vec<Task<T>>`, `&[Task<T>]` | `&[&T]`, `Vec<&T>` | every result, borrowed (a fan-in) |
+/// | the same | `Vec<T>`, `&[T]`, `&Vec<T>` (`T: Clone`) | every result, each moved or cloned as above |
+///
+/// A task whose input failed does not run; it fails with
+/// [`Error::Upstream`]. [`join_all`] turns a list of tasks into one task
+/// of a `Vec`.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// #[task]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// #[task]
+/// fn total(xs: &[u64]) -> u64 { xs.iter().sum() }
+///
+/// #[task]
+/// fn describe(name: &str, n: u64) -> String { format!("{name}: {n}") }
+///
+/// let parts: Vec<Task<u64>> = (1..=4).map(|i| spawn!(square(i))).collect();
+/// let sum = spawn!(total(parts));                   // fan-in: waits for all four
+/// let text = spawn!(describe("sum of squares".to_string(), &sum));
+/// assert_eq!(text.take()?, "sum of squares: 30");   // `take`: the value itself, no copy
+/// # Ok::<(), dirk::Error>(())
+/// ```
+pub use dirk_macros::spawn;
+
+/// # Passing arguments
+///
+/// Callers of a `#[task]` function pass, for each parameter, either a
+/// value or a task handle whose result becomes the argument: a `&T` or `T`
+/// parameter takes a `Task<T>`, a `&[T]`, `&Vec<T>`, `Vec<T>`, `Vec<&T>`
+/// or `&[&T]` parameter takes a `Vec<Task<T>>` (every element is a
+/// dependency). The table on [`spawn!`] says what moves and what is
+/// borrowed. Arguments and results that archive with rkyv let the task run
+/// in another worker process.
+///
+/// ```
+/// use dirk::prelude::*;
+///
+/// #[task]
+/// fn mean(xs: &[f64]) -> f64 { xs.iter().sum::<f64>() / xs.len() as f64 }
+///
+/// #[task]
+/// fn half(x: f64) -> f64 { x / 2.0 }
+///
+/// let halves: Vec<Task<f64>> = [2.0, 4.0, 6.0].into_iter().map(|x| spawn!(half(x))).collect();
+/// assert_eq!(spawn!(mean(halves)).fetch()?, 2.0);
+/// # Ok::<(), dirk::Error>(())
+/// ```
+pub use dirk_macros::task;
 
 pub use crate::cluster::data::{Mutable, Shard, mutable, mutable_on, shard};
 pub use dirk_macros::datadeps;
