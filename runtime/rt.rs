@@ -133,6 +133,7 @@ pub struct Builder {
     thread_name: String,
     trace_to: Option<std::path::PathBuf>,
     max_spares: usize,
+    spare_keep_alive: std::time::Duration,
     /// The GPU devices to use instead of the discovered ones (`Builder::gpus`).
     #[cfg(feature = "gpu")]
     gpus: Option<Vec<crate::gpu::Device>>,
@@ -156,6 +157,7 @@ impl Default for Builder {
             thread_name: pool.thread_name,
             trace_to: None,
             max_spares: pool.max_spares,
+            spare_keep_alive: pool.spare_keep_alive,
             #[cfg(feature = "gpu")]
             gpus: None,
         }
@@ -246,6 +248,23 @@ impl Builder {
         self
     }
 
+    /// How long a spare thread started for a blocking call lives on with
+    /// nothing to do before it exits (default 10 s, as tokio's blocking
+    /// threads). A burst of blocking calls thus leaves no threads behind,
+    /// and the next burst starts them again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = dirk::Runtime::builder().threads(1).blocking_keep_alive(Duration::from_millis(50)).build()?;
+    /// rt.run(|| dirk::spawn(|| dirk::block_in_place(|| std::thread::sleep(Duration::from_millis(10)))).wait())?;
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
+    pub fn blocking_keep_alive(mut self, idle: std::time::Duration) -> Self {
+        self.spare_keep_alive = idle;
+        self
+    }
+
     /// Records a trace (process-wide, see [`dirk::trace`](crate::trace))
     /// from when the runtime starts, and writes it to `path` as
     /// Chrome/Perfetto JSON when the runtime is dropped.
@@ -316,6 +335,7 @@ impl Builder {
             stack_size: self.stack_size,
             thread_name: self.thread_name.clone(),
             max_spares: self.max_spares,
+            spare_keep_alive: self.spare_keep_alive,
             urgent: false,
             config_error,
         }

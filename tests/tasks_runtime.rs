@@ -153,6 +153,46 @@ fn blocking_tasks_overlap_through_spare_threads_which_then_retire() {
 }
 
 #[test]
+fn spare_threads_exit_after_their_keep_alive_and_start_again_when_needed() {
+    within(SHORT, || {
+        let rt = Runtime::builder()
+            .threads(1)
+            .thread_name("keepalive-probe")
+            .blocking_keep_alive(Duration::from_millis(100))
+            .max_blocking_threads(4)
+            .build()
+            .unwrap();
+        let burst = || {
+            rt.run(|| {
+                let tasks: Vec<Task<usize>> = (0..8)
+                    .map(|i| {
+                        dirk::spawn(move || {
+                            dirk::block_in_place(|| std::thread::sleep(Duration::from_millis(50)));
+                            i
+                        })
+                    })
+                    .collect();
+                dirk::join_all(tasks).fetch().unwrap()
+            })
+        };
+        let probe_threads = || common::threads_cpu_time("keepalive-probe").0;
+        let wait_for_core_thread_only = || {
+            while probe_threads() > 1 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        assert_eq!(probe_threads(), 1);
+        for round in 0..3 {
+            assert_eq!(burst(), (0..8).collect::<Vec<_>>(), "round {round}");
+            let during = probe_threads();
+            assert!((2..=5).contains(&during), "round {round}: 1 core thread and at most 4 spares, not {during}");
+            // Idle spares exit (the test's time limit bounds the wait).
+            wait_for_core_thread_only();
+        }
+    });
+}
+
+#[test]
 fn a_runtime_without_spares_still_runs_blocking_tasks() {
     within(SHORT, || {
         let rt = Runtime::builder().threads(1).max_blocking_threads(0).build().unwrap();

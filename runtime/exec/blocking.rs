@@ -18,12 +18,23 @@
 //!    (so two spares cannot both retire below the need), moves any tasks
 //!    left in its deque to the injector, and parks in the pool until a
 //!    blocker wakes it.
+//! 4. A retired spare that nobody wakes for the keep-alive time (10 s by
+//!    default) takes itself out of the pool, under the pool's lock, and
+//!    exits; its deque (empty) goes back to its slot, and the next blocker
+//!    that needs a spare starts a new thread on the first free slot. A
+//!    blocker that took the spare out of the pool first has set its
+//!    `woken` flag: the spare finds itself gone from the pool, waits for
+//!    the flag and works. So a burst of blocking calls leaves no threads
+//!    behind, and the threads never outnumber the core threads plus the
+//!    maximum of spares.
 //!
 //! A spare is a full worker: its deque can be stolen from, it searches and
 //! sleeps like the others; it only never runs tasks pinned to a thread.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
 
@@ -34,10 +45,13 @@ use super::{Shared, context};
 pub(crate) struct Spares {
     /// Index of the first spare among the workers (= the core thread count).
     first: usize,
+    /// One more than the highest spare number ever started (the deques to
+    /// steal from are among theirs).
     started: AtomicUsize,
     running: AtomicUsize,
     blocked: AtomicUsize,
-    /// Deques of the spares not started yet, by spare number.
+    /// Deques of the spares not running (never started, or exited), by
+    /// spare number.
     deques: Mutex<Vec<Option<Local<Runnable>>>>,
     /// Parked spares (worker index, thread).
     pool: Mutex<Vec<(usize, Thread)>>,
@@ -46,10 +60,18 @@ pub(crate) struct Spares {
     handles: Mutex<Vec<JoinHandle<()>>>,
     stack_size: usize,
     name: String,
+    /// How long a retired spare waits for a blocker before it exits.
+    keep_alive: Duration,
 }
 
 impl Spares {
-    pub(crate) fn new(first: usize, deques: Vec<Local<Runnable>>, stack_size: usize, name: String) -> Spares {
+    pub(crate) fn new(
+        first: usize,
+        deques: Vec<Local<Runnable>>,
+        stack_size: usize,
+        name: String,
+        keep_alive: Duration,
+    ) -> Spares {
         let max = deques.len();
         Spares {
             first,
@@ -62,12 +84,19 @@ impl Spares {
             handles: Mutex::new(Vec::new()),
             stack_size,
             name,
+            keep_alive,
         }
     }
 
-    /// Spare threads started so far (their deques are the ones to steal from).
+    /// One more than the highest spare number ever started (the deques to
+    /// steal from are among theirs).
     pub(crate) fn started(&self) -> usize {
         self.started.load(Ordering::Acquire)
+    }
+
+    /// How long a spare with nothing to do lives on.
+    pub(crate) fn keep_alive(&self) -> Duration {
+        self.keep_alive
     }
 
     /// Whether spare worker `index` is no longer needed.
@@ -118,21 +147,40 @@ fn activate(shared: &'static Shared) -> bool {
         return true;
     }
     let mut deques = spares.deques.lock();
-    let number = spares.started.load(Ordering::Acquire);
-    let Some(deque) = deques.get_mut(number).and_then(Option::take) else { return false };
+    let Some(number) = deques.iter().position(Option::is_some) else { return false };
+    // Handed over through a cell of its own, so that a thread the OS
+    // refuses gives the deque back (its stealer is the runtime's).
+    let handover = Arc::new(Mutex::new(deques[number].take()));
     let index = spares.first + number;
+    // Before the thread starts: its deque is one to steal from from then on.
+    spares.started.fetch_max(number + 1, Ordering::AcqRel);
+    let theirs = handover.clone();
     let spawned = thread::Builder::new()
         .name(format!("{}-spare-{number}", spares.name))
         .stack_size(spares.stack_size)
-        .spawn(move || WorkerLocal::new(shared, index, deque).spare_main());
+        .spawn(move || {
+            let deque = theirs.lock().take().expect("a started spare finds its deque");
+            WorkerLocal::new(shared, index, deque).spare_main();
+        });
     match spawned {
         Ok(handle) => {
-            spares.started.store(number + 1, Ordering::Release);
-            spares.handles.lock().push(handle);
+            let mut handles = spares.handles.lock();
+            handles.retain(|h| !h.is_finished());
+            handles.push(handle);
             true
         }
-        Err(_) => false,
+        Err(_) => {
+            deques[number] = handover.lock().take();
+            false
+        }
     }
+}
+
+/// Puts the deque of spare worker `index`, which is exiting, back in its
+/// slot for the next spare started there.
+pub(crate) fn give_back(shared: &Shared, index: usize, deque: Local<Runnable>) {
+    let spares = &shared.spares;
+    spares.deques.lock()[index - spares.first] = Some(deque);
 }
 
 /// Step 3: retire spare `index` if it is still extra; returns whether it did.
@@ -150,13 +198,34 @@ pub(crate) fn try_retire(shared: &Shared) -> bool {
     }
 }
 
-/// Parks a retired spare until a blocker wakes it (or shutdown).
-pub(crate) fn park_retired(shared: &Shared, index: usize) {
+/// Parks a retired spare until a blocker wakes it (`true`), or until the
+/// keep-alive time passes with nobody waking it (`false`: the spare is out
+/// of the pool and exits), or shutdown (`true`: the caller sees it).
+pub(crate) fn park_retired(shared: &Shared, index: usize) -> bool {
     let spares = &shared.spares;
     let woken = &spares.woken[index - spares.first];
     spares.pool.lock().push((index, thread::current()));
-    while !woken.swap(false, Ordering::Acquire) && !shared.is_shutdown() {
-        thread::park();
+    let deadline = Instant::now() + spares.keep_alive;
+    loop {
+        if woken.swap(false, Ordering::Acquire) || shared.is_shutdown() {
+            return true;
+        }
+        let now = Instant::now();
+        if now < deadline {
+            thread::park_timeout(deadline - now);
+            continue;
+        }
+        let mut pool = spares.pool.lock();
+        if let Some(at) = pool.iter().position(|&(i, _)| i == index) {
+            pool.swap_remove(at);
+            return false;
+        }
+        // A blocker took this spare out of the pool: its flag is on the way.
+        drop(pool);
+        while !woken.swap(false, Ordering::Acquire) && !shared.is_shutdown() {
+            thread::park();
+        }
+        return true;
     }
 }
 

@@ -25,7 +25,6 @@
 //! next sleeper if more work is visible (tokio's rule), so sleepers wake one
 //! at a time as work appears.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::thread::{self, Thread};
 use std::time::Instant;
@@ -45,7 +44,9 @@ pub(crate) enum Woken {
 
 #[derive(Debug, Default)]
 struct Slot {
-    thread: OnceLock<Thread>,
+    /// The thread of the worker; a spare that exited and was started again
+    /// registers its new thread here.
+    thread: Mutex<Option<Thread>>,
     notified: AtomicBool,
     asleep: AtomicBool,
 }
@@ -73,7 +74,7 @@ impl Idle {
 
     /// Records the thread of worker `index`; called by that thread at start.
     pub(crate) fn register(&self, index: usize) {
-        let _ = self.slots[index].thread.set(thread::current());
+        *self.slots[index].thread.lock() = Some(thread::current());
     }
 
     /// Becomes a searcher unless enough workers search already.
@@ -154,7 +155,8 @@ impl Idle {
         slot.asleep.store(false, Ordering::Relaxed);
         drop(sleepers);
         slot.notified.store(true, Ordering::Release);
-        if let Some(thread) = slot.thread.get() {
+        let thread = slot.thread.lock().clone();
+        if let Some(thread) = thread {
             thread.unpark();
         }
     }

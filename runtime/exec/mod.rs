@@ -372,6 +372,8 @@ pub(crate) struct PoolConfig {
     pub(crate) stack_size: usize,
     pub(crate) thread_name: String,
     pub(crate) max_spares: usize,
+    /// How long a spare thread with nothing to do lives on.
+    pub(crate) spare_keep_alive: std::time::Duration,
     /// Whether the pool has an urgent queue (see `Shared::schedule_urgent`).
     pub(crate) urgent: bool,
     /// Fails every task spawned on the pool (bad settings of the global runtime).
@@ -387,6 +389,7 @@ impl PoolConfig {
             stack_size: 8 << 20,
             thread_name: "dirk-worker".to_owned(),
             max_spares: 128,
+            spare_keep_alive: std::time::Duration::from_secs(10),
             urgent: false,
             config_error: None,
         }
@@ -544,7 +547,13 @@ fn start(config: PoolConfig) -> Result<(&'static Shared, Vec<JoinHandle<()>>), E
         pinned: (0..threads).map(|_| Injector::new()).collect(),
         stealers: stealers.into(),
         idle: Idle::new(threads, config.max_spares),
-        spares: blocking::Spares::new(threads, spare_deques, config.stack_size, config.thread_name.clone()),
+        spares: blocking::Spares::new(
+            threads,
+            spare_deques,
+            config.stack_size,
+            config.thread_name.clone(),
+            config.spare_keep_alive,
+        ),
         shutdown: AtomicBool::new(false),
         search_rounds: AtomicU32::new(worker::SEARCH_ROUNDS),
         config_error: config.config_error,

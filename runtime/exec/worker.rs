@@ -173,22 +173,34 @@ impl WorkerLocal {
     /// A spare worker's life (see `blocking`): work while some worker is
     /// blocked, retire to the pool when none needs covering.
     pub(crate) fn spare_main(self) {
-        let _me = context::enter_worker(&self);
+        let me = context::enter_worker(&self);
         self.shared.idle.register(self.index);
         self.register_with_epoch();
         let shared = self.shared;
         loop {
-            match self.next(&|| shared.is_shutdown() || shared.spares.extra(), None) {
+            let idle_until = Instant::now() + shared.spares.keep_alive();
+            match self.next(&|| shared.is_shutdown() || shared.spares.extra(), Some(idle_until)) {
                 Next::Task(task) => run(task),
                 _ if shared.is_shutdown() => break,
-                _ => {
+                next => {
                     context::flush_leaves();
                     // Leftover tasks go where the others can take them.
                     while let Some(task) = self.local.pop() {
                         shared.inject(task);
                     }
-                    if super::blocking::try_retire(shared) {
-                        super::blocking::park_retired(shared, self.index);
+                    // Asleep for the keep-alive time and no longer needed:
+                    // exit at once; needed no more while awake: wait in the
+                    // pool of retired spares for that long first.
+                    let idle = matches!(next, Next::Timeout);
+                    if super::blocking::try_retire(shared)
+                        && (idle || !super::blocking::park_retired(shared, self.index))
+                    {
+                        // Idle for the keep-alive time: the thread ends and
+                        // its (empty) deque waits for the next spare.
+                        drop(me);
+                        let (index, local) = (self.index, self.local);
+                        super::blocking::give_back(shared, index, local);
+                        return;
                     }
                 }
             }
