@@ -60,6 +60,7 @@ fn slice_sum(xs: &[u64]) -> u64 {
 }
 
 #[task]
+#[allow(clippy::ptr_arg, reason = "a `&Vec<T>` parameter is what this test passes a list of tasks to")]
 fn vec_ref_sum(xs: &Vec<u64>) -> u64 {
     xs.iter().sum()
 }

@@ -79,6 +79,14 @@ fn the_renderings_show_the_tasks() {
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("<title>inc #") && svg.contains("named step"));
         assert!(svg.contains(r##"stroke="#c00""##), "the failed task is outlined");
+        // One unit along the axis, from 0.
+        let ticks: Vec<&str> =
+            svg.split(r#"text-anchor="middle">"#).skip(1).map(|rest| rest.split('<').next().unwrap()).collect();
+        assert!((3..=11).contains(&ticks.len()), "{svg}");
+        let unit = ticks[1].rsplit(' ').next().unwrap();
+        assert!(["ns", "µs", "ms", "s"].contains(&unit), "{ticks:?}");
+        assert_eq!(ticks[0], format!("0 {unit}"));
+        assert!(ticks.iter().all(|t| t.ends_with(&format!(" {unit}"))), "{ticks:?}");
 
         let dot = dirk::trace::dot(&trace);
         assert!(dot.starts_with("digraph dirk {"));

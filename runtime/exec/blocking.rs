@@ -198,14 +198,14 @@ pub(crate) fn try_retire(shared: &Shared) -> bool {
     }
 }
 
-/// Parks a retired spare until a blocker wakes it (`true`), or until the
-/// keep-alive time passes with nobody waking it (`false`: the spare is out
-/// of the pool and exits), or shutdown (`true`: the caller sees it).
-pub(crate) fn park_retired(shared: &Shared, index: usize) -> bool {
+/// Parks a retired spare until a blocker wakes it (`true`), or until
+/// `deadline` (the end of its keep-alive) passes with nobody waking it
+/// (`false`: the spare is out of the pool and exits), or shutdown (`true`:
+/// the caller sees it).
+pub(crate) fn park_retired(shared: &Shared, index: usize, deadline: Instant) -> bool {
     let spares = &shared.spares;
     let woken = &spares.woken[index - spares.first];
     spares.pool.lock().push((index, thread::current()));
-    let deadline = Instant::now() + spares.keep_alive;
     loop {
         if woken.swap(false, Ordering::Acquire) || shared.is_shutdown() {
             return true;

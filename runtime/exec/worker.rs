@@ -177,10 +177,15 @@ impl WorkerLocal {
         self.shared.idle.register(self.index);
         self.register_with_epoch();
         let shared = self.shared;
+        let keep_alive = shared.spares.keep_alive();
+        // Since when this spare has had nothing to run.
+        let mut idle_since = Instant::now();
         loop {
-            let idle_until = Instant::now() + shared.spares.keep_alive();
-            match self.next(&|| shared.is_shutdown() || shared.spares.extra(), Some(idle_until)) {
-                Next::Task(task) => run(task),
+            match self.next(&|| shared.is_shutdown() || shared.spares.extra(), Some(idle_since + keep_alive)) {
+                Next::Task(task) => {
+                    run(task);
+                    idle_since = Instant::now();
+                }
                 _ if shared.is_shutdown() => break,
                 next => {
                     context::flush_leaves();
@@ -188,20 +193,22 @@ impl WorkerLocal {
                     while let Some(task) = self.local.pop() {
                         shared.inject(task);
                     }
-                    // Asleep for the keep-alive time and no longer needed:
-                    // exit at once; needed no more while awake: wait in the
-                    // pool of retired spares for that long first.
+                    // Idle for the keep-alive time and no longer needed:
+                    // exit at once; needed no more before that: wait in the
+                    // pool of retired spares for the rest of it.
                     let idle = matches!(next, Next::Timeout);
                     if super::blocking::try_retire(shared)
-                        && (idle || !super::blocking::park_retired(shared, self.index))
+                        && (idle || !super::blocking::park_retired(shared, self.index, idle_since + keep_alive))
                     {
-                        // Idle for the keep-alive time: the thread ends and
-                        // its (empty) deque waits for the next spare.
+                        // The thread ends and its (empty) deque waits for
+                        // the next spare.
                         drop(me);
                         let (index, local) = (self.index, self.local);
                         super::blocking::give_back(shared, index, local);
                         return;
                     }
+                    // Woken to work, or still needed: idle from now.
+                    idle_since = Instant::now();
                 }
             }
         }

@@ -60,11 +60,13 @@ pub fn gantt_svg(trace: &Trace) -> String {
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(s, r#"<rect width="{WIDTH}" height="{height}" fill="white"/>"#);
+    let (unit, per_second) = unit_for(span);
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="22" font-size="14">dirk: {} tasks in {:.2?}</text>"#,
+        r#"<text x="{LEFT}" y="22" font-size="14">dirk: {} tasks on {} threads in {} {unit}</text>"#,
         trace.tasks().len(),
-        std::time::Duration::from_secs_f64(span)
+        rows.len(),
+        tick(span * per_second)
     );
     let mut lane_index = 0;
     for (label, lanes) in &laid {
@@ -95,9 +97,15 @@ pub fn gantt_svg(trace: &Trace) -> String {
     }
     let axis_y = TOP + row * lane_count.max(1) as f64 + 4.0;
     let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#333"/>"##, WIDTH - RIGHT);
-    for k in 0..=5 {
-        let t = std::time::Duration::from_secs_f64(span * k as f64 / 5.0);
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.1?}</text>"#, x(t), axis_y + 14.0, t);
+    let (unit, per_second) = unit_for(span);
+    for t in ticks(span) {
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{} {unit}</text>"#,
+            x(std::time::Duration::from_secs_f64(t)),
+            axis_y + 14.0,
+            tick(t * per_second)
+        );
     }
     for (k, (name, color)) in colors.iter().enumerate() {
         let (col, row) = (k % 4, k / 4);
@@ -110,6 +118,39 @@ pub fn gantt_svg(trace: &Trace) -> String {
     s
 }
 
+/// The unit of the time axis, one for the whole chart: the largest in
+/// which the span is at least 1; and how many of it make a second.
+fn unit_for(span_seconds: f64) -> (&'static str, f64) {
+    match span_seconds {
+        s if s >= 1.0 => ("s", 1.0),
+        s if s >= 1e-3 => ("ms", 1e3),
+        s if s >= 1e-6 => ("µs", 1e6),
+        _ => ("ns", 1e9),
+    }
+}
+
+/// Where the axis is marked, in seconds: from 0 in round steps (1, 2 or 5
+/// times a power of ten) of about a fifth of the span.
+fn ticks(span_seconds: f64) -> Vec<f64> {
+    let rough = span_seconds / 5.0;
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|&s| s >= rough).unwrap_or(10.0 * power);
+    (0..).map(|k| k as f64 * step).take_while(|&t| t <= span_seconds * (1.0 + 1e-9)).collect()
+}
+
+/// A tick value: three significant digits at most, no trailing zeros.
+fn tick(value: f64) -> String {
+    let decimals = if value == 0.0 || value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
+}
+
 /// A closure's type name (`crate::main::{{closure}}`) shortened for a legend.
 fn short(name: &str) -> String {
     let count = name.chars().count();
@@ -118,4 +159,25 @@ fn short(name: &str) -> String {
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{tick, ticks, unit_for};
+
+    #[test]
+    fn the_axis_has_one_unit_chosen_by_the_span() {
+        assert_eq!(unit_for(24.04e-3), ("ms", 1e3));
+        assert_eq!(unit_for(2.5), ("s", 1.0));
+        assert_eq!(unit_for(0.9e-3), ("µs", 1e6));
+        assert_eq!(unit_for(3e-9), ("ns", 1e9));
+        let (_, per_second) = unit_for(24.04e-3);
+        let marks: Vec<String> = ticks(24.04e-3).into_iter().map(|t| tick(t * per_second)).collect();
+        assert_eq!(marks, ["0", "5", "10", "15", "20"]);
+        let marks: Vec<String> = ticks(130e-3).into_iter().map(|t| tick(t * 1e3)).collect();
+        assert_eq!(marks, ["0", "50", "100"]);
+        assert_eq!(ticks(1.0).len(), 6, "0, 0.2, .., 1");
+        assert_eq!(tick(250.0), "250");
+        assert_eq!(tick(1.5), "1.5");
+    }
 }
