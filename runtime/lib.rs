@@ -127,9 +127,16 @@ pub mod __private;
 ///   written as a literal, [`Error::Config`] otherwise.
 /// - Stages in a linear chain with the same scope run as one loop with no
 ///   buffer between them; other edges are bounded rings (`buffer` sets the
-///   capacity of a stage's output). Stages run cooperatively on the
-///   runtime's threads, so any region runs on one thread, and a stage
-///   waiting for input or room costs nothing.
+///   capacity of a stage's output; by default as many elements as fit in
+///   64 KiB, from 4 to 1024). Stages run cooperatively on the runtime's
+///   threads, so any region runs on one thread, and a stage waiting for
+///   input or room costs nothing.
+/// - A stage before a ring runs ahead of its readers by up to the ring's
+///   capacity: when a reader ends (`finish_stream`, `?`, `max_evals`), the
+///   elements made and not yet read are dropped. A source whose calls have
+///   effects that must not run ahead (taking items from a queue) belongs in
+///   the chain of its reader (no `buffer`, the same scope), or gets a small
+///   `buffer`.
 /// - A panicking stage fails the region with [`Error::Panicked`] naming it;
 ///   every other stage stops.
 pub use dirk_macros::streaming;

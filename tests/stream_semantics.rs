@@ -82,6 +82,23 @@ on_each_runtime! {
         assert!(out.is_finished(), "the source stopped once its consumer ended");
     }
 
+    fn an_unfused_source_runs_ahead_by_at_most_its_ring() {
+        // The buffer option cuts the chain: the source runs ahead of its
+        // reader, into a ring of 16, and what it made past the reader's
+        // end is dropped.
+        let made = counter();
+        let seen = made.clone();
+        let out = streaming! {
+            #[dirk(buffer = 16)] let x = seen.fetch_add(1, Ordering::Relaxed) + 1;
+            let y = { if x == 153 { dirk::finish_stream(); } x };
+            y
+        };
+        assert_eq!(out.iter().count(), 153);
+        out.wait().unwrap();
+        let made = made.load(Ordering::Relaxed);
+        assert!((153..=153 + 16 + 1).contains(&made), "the source made {made}: the ring bounds how far it runs ahead");
+    }
+
     fn a_question_mark_on_none_ends_the_stream() {
         let lines = vec!["1", "2", "3"];
         let mut it = lines.into_iter();

@@ -26,7 +26,10 @@ const FS: f64 = 1200.0;
 /// Sinusoids per frame.
 const K: usize = 10;
 
-/// A small deterministic random source (xorshift64*).
+/// A small deterministic random source (xorshift64*). A stage's state
+/// moves to the thread that runs the region, so it must be `Send`:
+/// `rand::thread_rng()` is not, a seeded generator (`rand`'s
+/// `StdRng::seed_from_u64`, or this one) is, and repeats its run.
 struct Rng(u64);
 
 impl Rng {

@@ -171,6 +171,25 @@ fn take_attrs(expr: &mut Expr) -> Vec<Attribute> {
     std::mem::take(attrs)
 }
 
+/// Methods that name no stage (see [`callee_label`]).
+const ADAPTERS: &[&str] = &[
+    "unwrap",
+    "expect",
+    "unwrap_or",
+    "unwrap_or_else",
+    "unwrap_or_default",
+    "ok",
+    "err",
+    "clone",
+    "to_owned",
+    "into",
+    "lock",
+    "borrow",
+    "borrow_mut",
+    "as_ref",
+    "as_mut",
+];
+
 /// A stage's name from its expression, when it has no `let`.
 fn callee_label(expr: &Expr, index: usize) -> String {
     match expr {
@@ -178,6 +197,16 @@ fn callee_label(expr: &Expr, index: usize) -> String {
             Expr::Path(p) => p.path.segments.last().map_or_else(|| format!("stage{index}"), |s| s.ident.to_string()),
             _ => format!("stage{index}"),
         },
+        // `sink.send(x).unwrap()` is the stage `send`: adapters that only
+        // unwrap, convert or lock say nothing of what the stage does.
+        Expr::MethodCall(m) if ADAPTERS.contains(&m.method.to_string().as_str()) => {
+            match &*m.receiver {
+                receiver @ (Expr::Call(_) | Expr::MethodCall(_) | Expr::Macro(_) | Expr::Try(_)) => {
+                    callee_label(receiver, index)
+                }
+                _ => m.method.to_string(),
+            }
+        }
         Expr::MethodCall(m) => m.method.to_string(),
         Expr::Macro(m) => m.mac.path.segments.last().map_or_else(|| format!("stage{index}"), |s| s.ident.to_string()),
         Expr::Try(t) => callee_label(&t.expr, index),

@@ -169,3 +169,18 @@ fn a_literal_worker_scope_needs_a_call() {
     assert!(out.contains("compile_error"), "{out}");
     assert!(out.contains("it is not a function call"), "{out}");
 }
+
+#[test]
+fn a_stage_without_a_name_is_named_by_what_it_calls_not_by_unwrap() {
+    let d = dot(quote! {
+        let x = src()?;
+        sink.send(x).unwrap();
+        log.lock().unwrap().push(x);
+        record(x).expect("recorded");
+        x.unwrap();
+    })
+    .unwrap();
+    for label in ["s1 [label=\"send\"]", "s2 [label=\"push\"]", "s3 [label=\"record\"]", "s4 [label=\"unwrap\"]"] {
+        assert!(d.contains(label), "{label} in {d}");
+    }
+}
