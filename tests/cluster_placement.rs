@@ -81,6 +81,91 @@ fn a_mutable_on_a_worker_stays_there_and_its_tasks_follow_it() {
     });
 }
 
+/// Each worker's own numbers in 0..20 (seeded by the worker's id).
+#[task]
+fn numbers() -> Vec<u32> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (dirk::current_worker() as u64 + 1);
+    (0..10_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 20) as u32
+        })
+        .collect()
+}
+
+#[task]
+fn zero_bins() -> Vec<u64> {
+    vec![0; 20]
+}
+
+#[task]
+fn hist(bins: &Shard<Vec<u64>>, numbers: &Shard<Vec<u32>>) -> usize {
+    let counted = numbers.with(|ns| {
+        bins.with(|b| {
+            for &n in ns.iter() {
+                b[n as usize] += 1;
+            }
+        });
+        ns.len()
+    });
+    assert_eq!(counted, 10_000);
+    dirk::current_worker()
+}
+
+#[task]
+fn copy_bins(part: &Mutable<Vec<u64>>) -> (usize, Vec<u64>) {
+    (dirk::current_worker(), part.with(|b| b.clone()))
+}
+
+#[task]
+fn copy_numbers(part: &Mutable<Vec<u32>>) -> Vec<u32> {
+    part.with(|v| v.clone())
+}
+
+/// Dagger's histogram over `@shard`s: bins per worker, filled from that
+/// worker's numbers, then one copy per part gathered and summed here.
+#[dirk::test]
+fn the_parts_of_a_shard_are_gathered_one_task_per_worker() {
+    let rt = Runtime::builder().threads(2).workers(2).build().unwrap();
+    within(LONG, move || {
+        rt.run(|| {
+            let numbers = dirk::shard(numbers);
+            let bins = dirk::shard(zero_bins);
+            let ran: Vec<usize> = (0..3)
+                .map(|w| spawn!(scope = Scope::worker(w), hist(bins.clone(), numbers.clone())))
+                .map(|t| t.fetch().unwrap())
+                .collect();
+            assert_eq!(ran, [0, 1, 2]);
+
+            let parts = bins.parts();
+            assert_eq!(parts.iter().map(Mutable::worker).collect::<Vec<_>>(), [0, 1, 2]);
+            let copies = dirk::join_all(parts.into_iter().map(|p| spawn!(copy_bins(p)))).take().unwrap();
+            assert_eq!(
+                copies.iter().map(|(w, _)| *w).collect::<Vec<_>>(),
+                [0, 1, 2],
+                "each copy ran where its part lives"
+            );
+            let total: Vec<u64> = (0..20).map(|i| copies.iter().map(|(_, b)| b[i]).sum()).collect();
+
+            let all = dirk::join_all(numbers.parts().into_iter().map(|p| spawn!(copy_numbers(p)))).take().unwrap();
+            assert_ne!(all[1], all[2], "every worker made its own numbers");
+            let mut expected = vec![0u64; 20];
+            for n in all.iter().flatten() {
+                expected[*n as usize] += 1;
+            }
+            assert_eq!(total, expected);
+            assert_eq!(total.iter().sum::<u64>(), 30_000);
+
+            // A shard made by a closure has one part, here.
+            let local = dirk::shard(|| vec![1u64; 20]);
+            let parts = local.parts();
+            assert_eq!(parts.iter().map(Mutable::worker).collect::<Vec<_>>(), [0]);
+        });
+    });
+}
+
 #[dirk::test]
 fn a_shard_gives_each_worker_its_own_part() {
     let rt = Runtime::builder().threads(2).workers(2).build().unwrap();

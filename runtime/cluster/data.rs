@@ -259,6 +259,42 @@ impl<T: Send + 'static> Shard<T> {
         let live = bind(self.id, &self.maker).unwrap_or_else(|e| panic!("{e}"));
         with_live(&live, f)
     }
+
+    /// Every part, each as a [`Mutable`] pinned to its worker, in worker
+    /// order: a task given one runs where that part lives, so gathering or
+    /// combining the parts is one task per part (Dagger's
+    /// `map(b -> fetch(@spawn copy(b)), shard)`). A shard made by a
+    /// `#[task]` has a part on every process of the current runtime (made
+    /// now if no task used it there yet); one made by a closure has only
+    /// the part of the process that made it.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    /// use dirk::Mutable;
+    ///
+    /// #[task]
+    /// fn add(bins: &dirk::Shard<Vec<u64>>, x: usize) { bins.with(|b| b[x % 4] += 1) }
+    ///
+    /// #[task]
+    /// fn copy(part: &Mutable<Vec<u64>>) -> Vec<u64> { part.with(|b| b.clone()) }
+    ///
+    /// let bins = dirk::shard(|| vec![0u64; 4]);
+    /// dirk::sync(|| for x in 0..10 { spawn!(add(bins.clone(), x)); })?;
+    /// let parts = dirk::join_all(bins.parts().into_iter().map(|p| spawn!(copy(p)))).take()?;
+    /// let total: Vec<u64> = (0..4).map(|i| parts.iter().map(|b| b[i]).sum()).collect();
+    /// assert_eq!(total, [3, 3, 2, 2]);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
+    pub fn parts(&self) -> Vec<Mutable<T>> {
+        let part = |worker: usize| Mutable { worker: worker as u32, id: self.id, maker: self.maker.clone() };
+        match self.maker {
+            Maker::Task(_) => {
+                let processes = super::of(crate::exec::current()).map_or(1, |c| c.size());
+                (0..processes).map(part).collect()
+            }
+            Maker::Each(_) | Maker::Here(_) => vec![part(self.home as usize)],
+        }
+    }
 }
 
 /// One value per worker, each made by `f` where it is used: see [`Shard`].

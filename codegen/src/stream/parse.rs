@@ -199,14 +199,12 @@ fn callee_label(expr: &Expr, index: usize) -> String {
         },
         // `sink.send(x).unwrap()` is the stage `send`: adapters that only
         // unwrap, convert or lock say nothing of what the stage does.
-        Expr::MethodCall(m) if ADAPTERS.contains(&m.method.to_string().as_str()) => {
-            match &*m.receiver {
-                receiver @ (Expr::Call(_) | Expr::MethodCall(_) | Expr::Macro(_) | Expr::Try(_)) => {
-                    callee_label(receiver, index)
-                }
-                _ => m.method.to_string(),
+        Expr::MethodCall(m) if ADAPTERS.contains(&m.method.to_string().as_str()) => match &*m.receiver {
+            receiver @ (Expr::Call(_) | Expr::MethodCall(_) | Expr::Macro(_) | Expr::Try(_)) => {
+                callee_label(receiver, index)
             }
-        }
+            _ => m.method.to_string(),
+        },
         Expr::MethodCall(m) => m.method.to_string(),
         Expr::Macro(m) => m.mac.path.segments.last().map_or_else(|| format!("stage{index}"), |s| s.ident.to_string()),
         Expr::Try(t) => callee_label(&t.expr, index),
