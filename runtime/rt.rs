@@ -48,6 +48,14 @@ impl fmt::Debug for Runtime {
 
 impl Runtime {
     /// Settings for a new runtime.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().build()?; // the defaults: one thread per core
+    /// assert!(rt.threads() >= 1);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
@@ -57,12 +65,29 @@ impl Runtime {
     }
 
     /// The number of worker threads.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(2).build()?;
+    /// assert_eq!(rt.threads(), 2);
+    /// assert!(rt.run(dirk::current_thread).is_some_and(|t| t < rt.threads()));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn threads(&self) -> usize {
         self.shared().threads()
     }
 
     /// The number of processes: 1, plus the workers started with
     /// [`Builder::workers`].
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(1).build()?;
+    /// assert_eq!(rt.processes(), 1); // no workers: this process only
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn processes(&self) -> usize {
         self.cluster.map_or(1, |c| c.size())
     }
@@ -70,12 +95,28 @@ impl Runtime {
     /// Where process 0 listens for its workers (a Unix socket path), when
     /// the runtime has workers. Connections that do not carry the cluster's
     /// secret are refused.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(1).build()?;
+    /// assert_eq!(rt.cluster_address(), None); // no workers, so nothing to listen for
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn cluster_address(&self) -> Option<&str> {
         self.cluster.map(|c| c.address.as_str())
     }
 
     /// The process ids of the worker processes, in worker order (worker 1
     /// first).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(1).build()?;
+    /// assert!(rt.worker_pids().is_empty()); // with `.workers(2)`: two pids
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         self.cluster.map_or_else(Vec::new, |c| c.links().iter().map(|l| l.pid).collect())
     }
@@ -99,6 +140,19 @@ impl Runtime {
     /// Runs `f` on one of this runtime's worker threads and returns its
     /// value; spawns inside `f` (and inside the tasks it spawns) go to this
     /// runtime. A panic in `f` resumes on the caller.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// let rt = Runtime::builder().threads(2).build()?;
+    /// let (thread, nine) = rt.run(|| (dirk::current_thread(), spawn!(square(3)).fetch()));
+    /// assert!(thread.is_some()); // `f` ran on one of the runtime's threads
+    /// assert_eq!(nine?, 9);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn run<F, R>(&self, f: F) -> R
     where
         F: FnOnce() -> R + Send,
@@ -166,6 +220,16 @@ impl Default for Builder {
 
 impl Builder {
     /// The number of worker threads (default: `DIRK_THREADS`, else one per core).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(4).build()?;
+    /// assert_eq!(rt.threads(), 4);
+    /// let thread = rt.run(|| dirk::spawn(dirk::current_thread).fetch())?;
+    /// assert!(thread.is_some_and(|t| t < 4)); // tasks run on threads 0 to 3
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = Some(n);
         self
@@ -179,6 +243,25 @@ impl Builder {
     /// `#[dirk::test]`), so that a process started as a worker runs the
     /// worker loop instead of the program. Dropping the runtime stops the
     /// workers.
+    ///
+    /// A complete program (compiled, not run, as a test: it starts worker
+    /// processes):
+    ///
+    /// ```no_run
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn whoami() -> usize { dirk::current_worker() }
+    ///
+    /// #[dirk::main]
+    /// fn main() -> Result<(), dirk::Error> {
+    ///     let rt = Runtime::builder().workers(2).build()?; // workers 1 and 2 run this same binary
+    ///     assert_eq!(rt.processes(), 3);
+    ///     let on = rt.run(|| spawn!(scope = Scope::worker(2), whoami()).fetch())?;
+    ///     assert_eq!(on, 2);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn workers(mut self, k: usize) -> Self {
         self.workers = k;
         self
@@ -186,6 +269,24 @@ impl Builder {
 
     /// The number of threads of each worker process (default: the same as
     /// this runtime's).
+    ///
+    /// A complete program (compiled, not run, as a test: it starts a worker
+    /// process):
+    ///
+    /// ```no_run
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn whereami() -> (usize, Option<usize>) { (dirk::current_worker(), dirk::current_thread()) }
+    ///
+    /// #[dirk::main]
+    /// fn main() -> Result<(), dirk::Error> {
+    ///     let rt = Runtime::builder().threads(4).workers(1).worker_threads(2).build()?;
+    ///     let at = rt.run(|| spawn!(scope = Scope::worker(1).thread(1), whereami()).fetch())?;
+    ///     assert_eq!(at, (1, Some(1))); // the second of worker 1's two threads
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.worker_threads = Some(n);
         self
@@ -195,6 +296,24 @@ impl Builder {
     /// values between this process and a worker (default 1 GiB; the memory
     /// is used only as values pass). Values larger than the ring go through
     /// the socket.
+    ///
+    /// A complete program (compiled, not run, as a test: it starts a worker
+    /// process):
+    ///
+    /// ```no_run
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn total(xs: &[f64]) -> f64 { xs.iter().sum() }
+    ///
+    /// #[dirk::main]
+    /// fn main() -> Result<(), dirk::Error> {
+    ///     let rt = Runtime::builder().workers(1).ring_bytes(64 << 20).build()?; // 64 MiB each way
+    ///     let xs = vec![0.5; 1 << 20]; // 8 MiB: fits in the ring
+    ///     assert_eq!(rt.run(|| spawn!(scope = Scope::worker(1), total(xs)).fetch())?, 524288.0);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn ring_bytes(mut self, bytes: u64) -> Self {
         self.ring_bytes = bytes.max(1 << 16);
         self
@@ -207,6 +326,28 @@ impl Builder {
     /// its I/O thread gives whatever its tasks are doing, so this bounds
     /// how long a hung or unreachable worker can hold up the program. Zero
     /// turns the check off (a worker paused in a debugger stays).
+    ///
+    /// A complete program (compiled, not run, as a test: it starts a worker
+    /// process), in which a stopped worker is lost after the timeout and its
+    /// task fails:
+    ///
+    /// ```no_run
+    /// use dirk::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// #[task]
+    /// fn nap(secs: u64) -> u64 { std::thread::sleep(Duration::from_secs(secs)); secs }
+    ///
+    /// #[dirk::main]
+    /// fn main() -> Result<(), dirk::Error> {
+    ///     let rt = Runtime::builder().workers(1).worker_timeout(Duration::from_secs(2)).build()?;
+    ///     let pid = rt.worker_pids()[0].to_string();
+    ///     let hung = rt.run(|| spawn!(scope = Scope::worker(1), nap(60)));
+    ///     std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    ///     assert!(matches!(hung.wait(), Err(Error::WorkerLost { worker: 1, .. })));
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn worker_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.worker_timeout = timeout;
         self
@@ -222,12 +363,30 @@ impl Builder {
     /// unpinned, while task throughput was the same either way
     /// (`cargo xtask bench`, BENCHMARKS.md). Pin when the pool has the
     /// machine to itself.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(1).pin_threads(true).build()?;
+    /// assert_eq!(rt.run(dirk::current_thread), Some(0)); // runs as before, on a fixed core
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn pin_threads(mut self, pin: bool) -> Self {
         self.pin = pin;
         self
     }
 
     /// The stack size of each worker thread in bytes (default 8 MiB).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(1).stack_size(64 << 20).build()?;
+    /// // 16 MiB on the stack: more than the default allows
+    /// let sum = rt.run(|| std::hint::black_box([1u8; 16 << 20]).iter().map(|&b| b as usize).sum::<usize>());
+    /// assert_eq!(sum, 16 << 20);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
@@ -235,6 +394,15 @@ impl Builder {
 
     /// The name of the worker threads, to which `-{index}` is appended
     /// (default `dirk-worker`). Linux shows the first 15 bytes.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(2).thread_name("solver").build()?;
+    /// let name = rt.run(|| std::thread::current().name().map(str::to_owned));
+    /// assert!(name.is_some_and(|n| n == "solver-0" || n == "solver-1"));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn thread_name(mut self, name: impl Into<String>) -> Self {
         self.thread_name = name.into();
         self
@@ -243,6 +411,20 @@ impl Builder {
     /// The most spare threads that run tasks while others block in
     /// [`block_in_place`](crate::block_in_place) or [`sleep`](crate::sleep)
     /// (default 128). With 0, a blocking task holds its core.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(1).max_blocking_threads(4).build()?;
+    /// let got = rt.run(|| {
+    ///     let (tx, rx) = std::sync::mpsc::channel();
+    ///     let waiter = dirk::spawn(move || dirk::block_in_place(|| rx.recv().unwrap()));
+    ///     dirk::spawn(move || tx.send(5).unwrap()); // runs even while `waiter` blocks the one thread
+    ///     waiter.fetch()
+    /// })?;
+    /// assert_eq!(got, 5);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn max_blocking_threads(mut self, n: usize) -> Self {
         self.max_spares = n;
         self
@@ -268,6 +450,19 @@ impl Builder {
     /// Records a trace (process-wide, see [`dirk::trace`](crate::trace))
     /// from when the runtime starts, and writes it to `path` as
     /// Chrome/Perfetto JSON when the runtime is dropped.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let path = std::env::temp_dir().join(format!("dirk-trace-{}.json", std::process::id()));
+    /// let rt = Runtime::builder().threads(1).trace(&path).build()?;
+    /// rt.run(|| dirk::spawn(|| 1 + 1).wait())?;
+    /// drop(rt); // writes the trace
+    /// let json = std::fs::read_to_string(&path).unwrap();
+    /// std::fs::remove_file(&path).unwrap();
+    /// assert!(json.starts_with("{\"traceEvents\":["));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.trace_to = Some(path.into());
         self
@@ -297,6 +492,15 @@ impl Builder {
     ///
     /// Fails with [`Error::Config`] for a thread count of zero or above
     /// 4096, or when the OS refuses to start a thread.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let rt = Runtime::builder().threads(2).build()?;
+    /// assert_eq!(rt.threads(), 2);
+    /// assert!(matches!(Runtime::builder().threads(0).build(), Err(Error::Config(_))));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn build(self) -> Result<Runtime, Error> {
         let threads = match self.threads {
             Some(n) => n,

@@ -142,11 +142,29 @@ impl<T> fmt::Debug for Mutable<T> {
 
 impl<T: Send + 'static> Mutable<T> {
     /// The worker the value lives on.
+    ///
+    /// ```
+    /// let log = dirk::mutable(Vec::<u32>::new); // made here, so it lives here
+    /// assert_eq!(log.worker(), dirk::current_worker());
+    /// assert_eq!(log.worker(), 0);
+    /// ```
     pub fn worker(&self) -> usize {
         self.worker as usize
     }
 
     /// The scope of the value's worker.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn whoami() -> usize { dirk::current_worker() }
+    ///
+    /// let log = dirk::mutable(Vec::<u32>::new);
+    /// assert_eq!(log.scope().worker_ids(), Some(&[log.worker()][..]));
+    /// assert_eq!(spawn!(scope = log.scope(), whoami()).fetch()?, log.worker()); // runs beside it
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn scope(&self) -> Scope {
         Scope::worker(self.worker as usize).into()
     }
@@ -158,6 +176,13 @@ impl<T: Send + 'static> Mutable<T> {
     /// When called in another process than the value's (a task using the
     /// mutable is placed on its worker, so this only happens to code that
     /// carried the handle elsewhere by hand).
+    ///
+    /// ```
+    /// let count = dirk::mutable(|| 0u32);
+    /// let same = count.clone(); // a clone is a handle to the same value
+    /// same.with(|n| *n += 5);
+    /// assert_eq!(count.with(|n| *n), 5);
+    /// ```
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let here = super::current_worker();
         assert_eq!(
@@ -255,6 +280,13 @@ impl<T> fmt::Debug for Shard<T> {
 
 impl<T: Send + 'static> Shard<T> {
     /// Runs `f` with this worker's part.
+    ///
+    /// ```
+    /// let seen = dirk::shard(Vec::<u32>::new);
+    /// seen.with(|v| v.push(1));
+    /// seen.clone().with(|v| v.push(2)); // clones share this worker's part
+    /// assert_eq!(seen.with(|v| v.clone()), [1, 2]);
+    /// ```
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let live = bind(self.id, &self.maker).unwrap_or_else(|e| panic!("{e}"));
         with_live(&live, f)

@@ -20,17 +20,52 @@ pub struct Options {
 
 impl Options {
     /// No options: tasks go anywhere and are named after their function.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// let t = dirk::with_options(Options::new(), || spawn!(add(1, 2)));
+    /// assert_eq!(t.name(), "add");
+    /// assert_eq!(t.fetch()?, 3);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn new() -> Self {
         Options::default()
     }
 
     /// Restricts where tasks may run.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn whereami() -> (usize, Option<usize>) { (dirk::current_worker(), dirk::current_thread()) }
+    ///
+    /// let rt = Runtime::builder().threads(2).build()?;
+    /// let here = Options::new().scope(Scope::worker(0).thread(1)); // any `Into<Scope>`
+    /// let at = rt.run(|| dirk::with_options(here, || spawn!(whereami())).fetch())?;
+    /// assert_eq!(at, (0, Some(1)));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn scope(mut self, scope: impl Into<Scope>) -> Self {
         self.scope = Some(scope.into());
         self
     }
 
     /// Names the tasks (in errors, traces and [`Task::name`](crate::Task::name)).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// let t = dirk::with_options(Options::new().name("load"), || spawn!(add(1, 2)));
+    /// assert_eq!(t.name(), "load");
+    /// ```
     pub fn name(mut self, name: impl Into<Name>) -> Self {
         self.name = Some(name.into());
         self
@@ -39,6 +74,18 @@ impl Options {
     /// How many times a task that ran on a worker process that was lost is
     /// run again elsewhere (when its inputs are still available) before it
     /// fails with [`Error::WorkerLost`](crate::Error::WorkerLost). Default 0.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// // As `spawn!(retries = 2, add(1, 2))`; no worker is lost here, so it runs once.
+    /// let t = dirk::with_options(Options::new().retries(2), || spawn!(add(1, 2)));
+    /// assert_eq!(t.fetch()?, 3);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = Some(n);
         self

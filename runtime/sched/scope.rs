@@ -36,16 +36,43 @@ pub struct WorkerScope(Vec<usize>);
 
 impl Scope {
     /// Any processor (the default).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// assert_eq!(Scope::any(), Scope::default());
+    /// assert_eq!((Scope::any().worker_ids(), Scope::any().thread_id()), (None, None));
+    /// assert_eq!(Scope::any().to_string(), "Scope::any()");
+    /// ```
     pub fn any() -> Scope {
         Scope::default()
     }
 
     /// Worker `w` (worker 0 is the process the program started in).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn whoami() -> usize { dirk::current_worker() }
+    ///
+    /// assert_eq!(spawn!(scope = Scope::worker(0), whoami()).fetch()?, 0);
+    /// assert_eq!(Scope::from(Scope::worker(2)).worker_ids(), Some(&[2][..]));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn worker(w: usize) -> WorkerScope {
         WorkerScope(vec![w])
     }
 
     /// Any of the given workers.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let some = Scope::from(Scope::workers([3, 1, 3]));
+    /// assert_eq!(some.worker_ids(), Some(&[1, 3][..])); // sorted, once each
+    /// assert_eq!(some.to_string(), "Scope::workers([1, 3])");
+    /// ```
     pub fn workers(ws: impl IntoIterator<Item = usize>) -> WorkerScope {
         let mut ws: Vec<usize> = ws.into_iter().collect();
         ws.sort_unstable();
@@ -54,26 +81,68 @@ impl Scope {
     }
 
     /// Thread `t` of the chosen worker.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn on() -> Option<usize> { dirk::current_thread() }
+    ///
+    /// let rt = Runtime::builder().threads(2).build()?;
+    /// assert_eq!(rt.run(|| spawn!(scope = Scope::thread(1), on()).fetch())?, Some(1));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn thread(t: usize) -> Scope {
         Scope { thread: Some(t), ..Scope::default() }
     }
 
     /// GPU processor `i` (with the `gpu` feature: see `dirk::gpu`).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let gpu = Scope::gpu(0); // a scope only: nothing runs on a GPU here
+    /// assert_eq!(gpu.gpu_id(), Some(0));
+    /// assert_eq!(gpu.to_string(), "Scope::gpu(0)");
+    /// ```
     pub fn gpu(i: usize) -> Scope {
         Scope { gpu: Some(i), ..Scope::default() }
     }
 
     /// The workers this scope names, if it names any.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// assert_eq!(Scope::from(Scope::workers([2, 0])).worker_ids(), Some(&[0, 2][..]));
+    /// assert_eq!(Scope::worker(1).thread(0).worker_ids(), Some(&[1][..]));
+    /// assert_eq!(Scope::thread(0).worker_ids(), None); // whichever worker is chosen
+    /// ```
     pub fn worker_ids(&self) -> Option<&[usize]> {
         self.workers.as_deref()
     }
 
     /// The thread this scope names, if any.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// assert_eq!(Scope::thread(3).thread_id(), Some(3));
+    /// assert_eq!(Scope::worker(1).thread(2).thread_id(), Some(2));
+    /// assert_eq!(Scope::from(Scope::worker(1)).thread_id(), None);
+    /// ```
     pub fn thread_id(&self) -> Option<usize> {
         self.thread
     }
 
     /// The GPU this scope names, if any.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// assert_eq!(Scope::gpu(1).gpu_id(), Some(1));
+    /// assert_eq!(Scope::thread(1).gpu_id(), None);
+    /// ```
     pub fn gpu_id(&self) -> Option<usize> {
         self.gpu
     }
@@ -81,6 +150,19 @@ impl Scope {
 
 impl WorkerScope {
     /// Thread `t` of the chosen worker.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn on() -> Option<usize> { dirk::current_thread() }
+    ///
+    /// let rt = Runtime::builder().threads(2).build()?;
+    /// let scope = Scope::worker(0).thread(1); // thread 1 of this process
+    /// assert_eq!((scope.worker_ids(), scope.thread_id()), (Some(&[0][..]), Some(1)));
+    /// assert_eq!(rt.run(|| spawn!(scope = scope, on()).fetch())?, Some(1));
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn thread(self, t: usize) -> Scope {
         Scope { workers: Some(self.0), thread: Some(t), gpu: None }
     }

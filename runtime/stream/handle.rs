@@ -97,12 +97,35 @@ impl<T: Send + 'static> Stream<T> {
 
     /// The tail's elements, in order, blocking for each; ends when the tail
     /// stage has ended and everything it produced was read.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let mut n = 0u32;
+    /// let evens = streaming! {
+    ///     let x = { n += 1; (n <= 3).then_some(n) }?;
+    ///     x * 2
+    /// };
+    /// assert_eq!(evens.iter().collect::<Vec<_>>(), [2, 4, 6]);
+    /// assert_eq!(evens.iter().next(), None); // the tail has ended
+    /// ```
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { stream: self }
     }
 
     /// The next element, waiting at most `timeout`: `Ok(Some)` with an
     /// element, `Ok(None)` when the tail has ended, `Err(())` on time-out.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let one = streaming! { #![dirk(max_evals = 1)] let x = 7u32; x };
+    /// assert_eq!(one.next_timeout(Duration::from_secs(10)), Ok(Some(7)));
+    /// assert_eq!(one.next_timeout(Duration::from_secs(10)), Ok(None));
+    /// let idle = streaming! { let x = dirk::sleep(Duration::from_secs(3600)); x };
+    /// assert_eq!(idle.next_timeout(Duration::from_millis(10)), Err(())); // nothing yet
+    /// ```
     #[allow(clippy::result_unit_err)]
     pub fn next_timeout(&self, timeout: Duration) -> Result<Option<T>, ()> {
         self.next(Some(Instant::now() + timeout))
@@ -133,11 +156,34 @@ impl<T: Send + 'static> Stream<T> {
     /// `Ok(())` when the region ended on its own or was cancelled; the
     /// first stage failure otherwise ([`Error::Panicked`] or
     /// [`Error::Failed`], naming the stage).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// fn fragile(x: u32) -> u32 { assert!(x != 3, "three"); x }
+    ///
+    /// let mut n = 0u32;
+    /// let ok = streaming! { #![dirk(max_evals = 100)] let x = { n += 1; n }; x };
+    /// assert_eq!(ok.wait(), Ok(())); // the 100 elements nobody read were dropped
+    /// let mut m = 0u32;
+    /// let bad = streaming! { let x = { m += 1; m }; let y = fragile(x); y };
+    /// assert!(matches!(bad.wait(), Err(Error::Panicked { name, .. }) if name == "y"));
+    /// ```
     pub fn wait(&self) -> Result<(), Error> {
         self.wait_until(None).unwrap_or(Ok(()))
     }
 
     /// Like [`wait`](Stream::wait), giving up after `timeout` (`None`).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let idle = streaming! { let x = dirk::sleep(Duration::from_secs(3600)); x };
+    /// assert_eq!(idle.wait_timeout(Duration::from_millis(10)), None); // still running
+    /// idle.cancel();
+    /// assert_eq!(idle.wait_timeout(Duration::from_secs(10)), Some(Ok(())));
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), Error>> {
         self.wait_until(Some(Instant::now() + timeout))
     }
@@ -195,11 +241,33 @@ impl<T> Stream<T> {
     /// and stages waiting in [`dirk::sleep`](crate::sleep) return at once.
     /// [`wait`](Stream::wait) then returns `Ok(())` unless a stage had
     /// already failed.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let mut n = 0u64;
+    /// let naturals = streaming! { let x = { n += 1; n }; x }; // never ends on its own
+    /// let first: Vec<u64> = naturals.iter().take(3).collect();
+    /// naturals.cancel();
+    /// assert_eq!(first, [1, 2, 3]);
+    /// assert_eq!(naturals.wait(), Ok(()));
+    /// ```
     pub fn cancel(&self) {
         self.region.cancel();
     }
 
     /// Whether every stage of the region has ended.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let mut n = 0u32;
+    /// let out = streaming! { #![dirk(max_evals = 3)] let x = { n += 1; n }; x };
+    /// assert_eq!(out.iter().sum::<u32>(), 6);
+    /// out.wait()?;
+    /// assert!(out.is_finished());
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.region.is_finished()
     }
@@ -207,6 +275,21 @@ impl<T> Stream<T> {
     /// Per-stage counts so far: elements produced, time spent, and with
     /// `#![dirk(report_allocs)]` (and [`alloc::Counting`] installed)
     /// allocations.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// let mut n = 0u64;
+    /// let out = streaming! {
+    ///     #![dirk(max_evals = 10)]
+    ///     let x = { n += 1; n };
+    ///     #[dirk(name = "square")] let y = x * x;
+    ///     y
+    /// };
+    /// out.wait()?;
+    /// assert_eq!(out.stats().stage("square").unwrap().elements, 10);
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn stats(&self) -> Stats {
         let counting = self.region.report_allocs && alloc::is_counting();
         let stages = self

@@ -76,6 +76,18 @@ impl<T: Send + Sync + 'static> Task<T> {
     ///
     /// On a worker thread (inside a task) the wait runs other tasks, so
     /// tasks that fetch their children never deadlock, even on one thread.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn double(x: u32) -> u32 { x * 2 }
+    ///
+    /// let t = spawn!(double(21));
+    /// assert_eq!(t.fetch()?, 42);
+    /// assert_eq!(t.fetch()?, 42); // a clone each time: the handle keeps the value
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn fetch(&self) -> Result<T, Error>
     where
         T: Clone,
@@ -133,6 +145,17 @@ impl<T: Send + Sync + 'static> Task<T> {
     }
 
     /// Waits for the task to end; `Ok` when it succeeded.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn check(x: i32) -> i32 { assert!(x >= 0, "negative"); x }
+    ///
+    /// assert_eq!(spawn!(check(1)).wait(), Ok(()));
+    /// let err = spawn!(check(-1)).wait().unwrap_err();
+    /// assert!(matches!(err, Error::Panicked { message, .. } if message == "negative"));
+    /// ```
     pub fn wait(&self) -> Result<(), Error> {
         self.block();
         self.outcome()
@@ -148,6 +171,16 @@ impl<T: Send + Sync + 'static> Task<T> {
 
     /// Like [`wait`](Task::wait), but gives up after `timeout`, returning
     /// `None` when the task has not ended by then.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// let slow = dirk::spawn(|| dirk::sleep(Duration::from_secs(3600)));
+    /// assert_eq!(slow.wait_timeout(Duration::from_millis(10)), None); // still sleeping
+    /// slow.cancel();
+    /// assert!(slow.wait_timeout(Duration::from_secs(10)).unwrap().unwrap_err().is_cancelled());
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<(), Error>> {
         let deadline = Instant::now() + timeout;
         let header = self.raw.header();
@@ -158,6 +191,18 @@ impl<T: Send + Sync + 'static> Task<T> {
     }
 
     /// Whether the task has ended (with a result or an error).
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// let t = spawn!(add(1, 2));
+    /// t.wait()?;
+    /// assert!(t.is_ready()); // `fetch` now returns at once
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
     pub fn is_ready(&self) -> bool {
         self.raw.header().state.is_complete()
     }
@@ -171,6 +216,20 @@ impl<T: Send + Sync + 'static> Task<T> {
     /// stop, which [`dirk::sleep`](crate::sleep) and
     /// [`dirk::cancelled`](crate::cancelled) observe. Cancelling a finished
     /// task does nothing.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    /// use std::time::Duration;
+    ///
+    /// #[task]
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let slow = dirk::spawn(|| { dirk::sleep(Duration::from_secs(3600)); 1 });
+    /// let after = spawn!(add(&slow, 1));
+    /// slow.cancel();
+    /// assert!(slow.wait().unwrap_err().is_cancelled());
+    /// assert!(matches!(after.wait(), Err(Error::Upstream { .. })));
+    /// ```
     pub fn cancel(&self) {
         let header = self.raw.header();
         if header.state.set(CANCEL) & FINISHING != 0 {
@@ -182,11 +241,32 @@ impl<T: Send + Sync + 'static> Task<T> {
     }
 
     /// The task's id.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// let (a, b) = (spawn!(add(1, 2)), spawn!(add(1, 2)));
+    /// assert_ne!(a.id(), b.id()); // one id per task
+    /// assert_eq!(a.clone().id(), a.id()); // shared by its handles
+    /// ```
     pub fn id(&self) -> TaskId {
         self.raw.header().id
     }
 
     /// The task's name: the function's name, or the `name = ...` option.
+    ///
+    /// ```
+    /// use dirk::prelude::*;
+    ///
+    /// #[task]
+    /// fn add(a: i64, b: i64) -> i64 { a + b }
+    ///
+    /// assert_eq!(spawn!(add(1, 2)).name(), "add");
+    /// assert_eq!(spawn!(name = "sum", add(1, 2)).name(), "sum");
+    /// ```
     pub fn name(&self) -> &str {
         &self.raw.header().name
     }
