@@ -2,7 +2,7 @@
 //! signatures change without notice.
 
 pub use crate::task::slots::{
-    Arg, ArgTask, ArgTaskRef, ArgTasks, ArgValue, InputRef, Provide, RemoteSlot, RemoteSlots, Slot, Slots, Tasks, Value,
+    Arg, ArgTask, ArgTaskRef, ArgTasks, ArgValue, InputRef, PassAs, RemoteSlot, RemoteSlots, Slot, Slots, Tasks, Value,
 };
 
 pub use crate::datadeps::private as datadeps;
@@ -56,6 +56,14 @@ pub use crate::cluster::remote::spawn_task;
 
 /// Checks at compile time that `T` is the companion of a `#[task]`: what
 /// `spawn!` emits for a literal scope naming another worker.
+/// What a macro expands to, beside its `compile_error!`s: a value of
+/// whatever type the surrounding code expects, so that one mistake gives
+/// one error. Unlike `unreachable!()` its type is not `!`, so the code
+/// after it is not reported as unreachable.
+pub fn placeholder<T>() -> T {
+    unreachable!("a macro with errors does not compile")
+}
+
 pub fn must_be_task<T: TaskCompanion>() {}
 
 /// Implemented by the companion type `#[task]` emits beside its function.

@@ -217,6 +217,7 @@ pub use crate::sched::{Options, Scope, WorkerScope, with_options};
 pub use crate::stream::{Iter as StreamIter, StageStats, Stats, Stream, finish_stream};
 pub use crate::task::cancel::{cancelled, sleep};
 pub use crate::task::group::sync;
+pub use crate::task::slots::PassAs;
 pub use crate::task::spawn::{join_all, spawn};
 pub use crate::task::{Task, TaskFuture, TaskId};
 pub use crate::transport::wire::Wire;

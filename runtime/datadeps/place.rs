@@ -14,7 +14,7 @@
 //! writing it have ended, and makes no reference to memory tasks may hold.
 //! The result is a [`Tracked`] place: its [`Access`](super::tracker::Access)
 //! goes to the tracker, its [`PlaceSlot`] into the task. Only the task turns
-//! the slot into a reference (`Provide`), when every earlier task touching
+//! the slot into a reference (`PassAs`), when every earlier task touching
 //! that memory has ended and while no later one can start.
 //!
 //! Autoderef in the field part (`x.b.f` with `b: Box<S>`) reads the box's
@@ -31,7 +31,7 @@ use super::matrix::{MatMut, MatRef, Matrix, TilePlace};
 use super::project::{Place, Project, ProjectMut, Reads};
 use super::span::Span;
 use super::tracker::{Access, Path, Tracker};
-use crate::task::slots::{InputRef, Provide, Slot};
+use crate::task::slots::{InputRef, PassAs, Slot};
 
 /// The mode of a place read by its task (`In`).
 #[derive(Debug)]
@@ -283,84 +283,96 @@ impl<P: Copy, M> PlaceSlot<P, M> {
 // dropped. The reference lives for the `&'a mut self` borrow of the slot,
 // which ends when the call of the task's function returns.
 
-impl<'a, T: ?Sized> Provide<'a, &'a T> for PlaceSlot<*mut T, Read> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: ?Sized> PassAs<'a, &'a T> for PlaceSlot<*mut T, Read> {
     fn provide(&'a mut self) -> &'a T {
         // SAFETY: see above; no task writes the place while this one runs.
         unsafe { &*self.get() }
     }
 }
 
-impl<'a, T: ?Sized> Provide<'a, &'a mut T> for PlaceSlot<*mut T, Write> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: ?Sized> PassAs<'a, &'a mut T> for PlaceSlot<*mut T, Write> {
     fn provide(&'a mut self) -> &'a mut T {
         // SAFETY: see above; no other task touches the place while this one runs.
         unsafe { &mut *self.get() }
     }
 }
 
-impl<'a, T: ?Sized> Provide<'a, &'a T> for PlaceSlot<*mut T, Write> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: ?Sized> PassAs<'a, &'a T> for PlaceSlot<*mut T, Write> {
     fn provide(&'a mut self) -> &'a T {
         // SAFETY: see above.
         unsafe { &*self.get() }
     }
 }
 
-impl<'a, T> Provide<'a, &'a [T]> for PlaceSlot<*mut Vec<T>, Read> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a [T]> for PlaceSlot<*mut Vec<T>, Read> {
     fn provide(&'a mut self) -> &'a [T] {
         // SAFETY: see above.
         unsafe { &*self.get() }
     }
 }
 
-impl<'a, T> Provide<'a, &'a mut [T]> for PlaceSlot<*mut Vec<T>, Write> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a mut [T]> for PlaceSlot<*mut Vec<T>, Write> {
     fn provide(&'a mut self) -> &'a mut [T] {
         // SAFETY: see above.
         unsafe { &mut *self.get() }
     }
 }
 
-impl<'a> Provide<'a, &'a str> for PlaceSlot<*mut String, Read> {
+#[diagnostic::do_not_recommend]
+impl<'a> PassAs<'a, &'a str> for PlaceSlot<*mut String, Read> {
     fn provide(&'a mut self) -> &'a str {
         // SAFETY: see above.
         unsafe { &*self.get() }
     }
 }
 
-impl<'a> Provide<'a, &'a mut str> for PlaceSlot<*mut String, Write> {
+#[diagnostic::do_not_recommend]
+impl<'a> PassAs<'a, &'a mut str> for PlaceSlot<*mut String, Write> {
     fn provide(&'a mut self) -> &'a mut str {
         // SAFETY: see above.
         unsafe { &mut *self.get() }
     }
 }
 
-impl<'a, T> Provide<'a, MatRef<'a, T>> for PlaceSlot<TilePlace<T>, Read> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, MatRef<'a, T>> for PlaceSlot<TilePlace<T>, Read> {
     fn provide(&'a mut self) -> MatRef<'a, T> {
         // SAFETY: see above.
         unsafe { self.get().view() }
     }
 }
 
-impl<'a, T> Provide<'a, MatRef<'a, T>> for PlaceSlot<TilePlace<T>, Write> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, MatRef<'a, T>> for PlaceSlot<TilePlace<T>, Write> {
     fn provide(&'a mut self) -> MatRef<'a, T> {
         // SAFETY: see above.
         unsafe { self.get().view() }
     }
 }
 
-impl<'a, T> Provide<'a, MatMut<'a, T>> for PlaceSlot<TilePlace<T>, Write> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, MatMut<'a, T>> for PlaceSlot<TilePlace<T>, Write> {
     fn provide(&'a mut self) -> MatMut<'a, T> {
         // SAFETY: see above.
         unsafe { self.get().view_mut() }
     }
 }
 
-impl<'a, T> Provide<'a, MatRef<'a, T>> for PlaceSlot<*mut Matrix<T>, Read> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, MatRef<'a, T>> for PlaceSlot<*mut Matrix<T>, Read> {
     fn provide(&'a mut self) -> MatRef<'a, T> {
         // SAFETY: see above.
         unsafe { (*self.get()).view() }
     }
 }
 
-impl<'a, T> Provide<'a, MatMut<'a, T>> for PlaceSlot<*mut Matrix<T>, Write> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, MatMut<'a, T>> for PlaceSlot<*mut Matrix<T>, Write> {
     fn provide(&'a mut self) -> MatMut<'a, T> {
         // SAFETY: see above.
         unsafe { (*self.get()).view_mut() }

@@ -1,4 +1,4 @@
-//! How `spawn!` arguments meet GPU tasks: the [`Provide`] conversions that
+//! How `spawn!` arguments meet GPU tasks: the [`PassAs`] conversions that
 //! move data between host and device at the task boundary, and
 //! [`Task::fetch_vec`].
 //!
@@ -17,28 +17,32 @@ use super::task::fail;
 use super::{Element, GpuVec};
 use crate::error::Error;
 use crate::task::Task;
-use crate::task::slots::{Provide, Value};
+use crate::task::slots::{PassAs, Value};
 
-impl<'a, T: Element> Provide<'a, GpuVec<T>> for Value<Vec<T>> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Element> PassAs<'a, GpuVec<T>> for Value<Vec<T>> {
     fn provide(&'a mut self) -> GpuVec<T> {
         GpuVec::from(self.take())
     }
 }
 
-impl<'a, T: Element> Provide<'a, GpuVec<T>> for Task<Vec<T>> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Element> PassAs<'a, GpuVec<T>> for Task<Vec<T>> {
     fn provide(&'a mut self) -> GpuVec<T> {
         // Moved when this is the last reader of the result, cloned otherwise.
-        GpuVec::from(<Self as Provide<'a, Vec<T>>>::provide(self))
+        GpuVec::from(<Self as PassAs<'a, Vec<T>>>::provide(self))
     }
 }
 
-impl<'a, T: Element> Provide<'a, &'a [T]> for Task<GpuVec<T>> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Element> PassAs<'a, &'a [T]> for Task<GpuVec<T>> {
     fn provide(&'a mut self) -> &'a [T] {
         succeeded(self).host().unwrap_or_else(|e| fail(e))
     }
 }
 
-impl<'a, T: Element> Provide<'a, Vec<T>> for Task<GpuVec<T>> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Element> PassAs<'a, Vec<T>> for Task<GpuVec<T>> {
     fn provide(&'a mut self) -> Vec<T> {
         succeeded(self).to_vec().unwrap_or_else(|e| fail(e))
     }

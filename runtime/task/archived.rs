@@ -23,7 +23,7 @@ use rkyv::vec::ArchivedVec;
 
 use crate::Error;
 use crate::task::Task;
-use crate::task::slots::{Provide, Value};
+use crate::task::slots::{PassAs, Value};
 use crate::transport::wire::{self, Wire};
 
 /// The archived arguments of one remote call.
@@ -91,7 +91,8 @@ fn scratch<'a, T: Wire, A: for<'c> wire::Check<'c>>(value: &T) -> &'a A {
     wire::access::<A>(bytes).unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl<'a, T: Wire> Provide<'a, &'a ArchivedVec<Archived<T>>> for Task<Vec<T>>
+#[diagnostic::do_not_recommend]
+impl<'a, T: Wire> PassAs<'a, &'a ArchivedVec<Archived<T>>> for Task<Vec<T>>
 where
     Vec<T>: Wire<Archived = ArchivedVec<Archived<T>>>,
 {
@@ -101,7 +102,8 @@ where
     }
 }
 
-impl<'a, T: Wire> Provide<'a, &'a ArchivedVec<Archived<T>>> for Value<Vec<T>>
+#[diagnostic::do_not_recommend]
+impl<'a, T: Wire> PassAs<'a, &'a ArchivedVec<Archived<T>>> for Value<Vec<T>>
 where
     Vec<T>: Wire<Archived = ArchivedVec<Archived<T>>>,
 {
@@ -111,14 +113,16 @@ where
     }
 }
 
-impl<'a> Provide<'a, &'a ArchivedString> for Task<String> {
+#[diagnostic::do_not_recommend]
+impl<'a> PassAs<'a, &'a ArchivedString> for Task<String> {
     fn provide(&'a mut self) -> &'a ArchivedString {
         let value: &String = self.provide();
         scratch::<String, _>(value)
     }
 }
 
-impl<'a> Provide<'a, &'a ArchivedString> for Value<String> {
+#[diagnostic::do_not_recommend]
+impl<'a> PassAs<'a, &'a ArchivedString> for Value<String> {
     fn provide(&'a mut self) -> &'a ArchivedString {
         let value: &String = self.provide();
         scratch::<String, _>(value)

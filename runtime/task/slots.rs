@@ -7,7 +7,7 @@
 //!   result is read when the task runs;
 //! - anything else becomes a [`Value<T>`], moved into the task.
 //!
-//! Inside the task, [`Provide`] turns a slot into the parameter type `f`
+//! Inside the task, [`PassAs`] turns a slot into the parameter type `f`
 //! declares, chosen by rustc from `f`'s signature: a `Value<T>` gives `T`,
 //! `&T` or `&mut T`; a `Task<T>` gives `&T` (borrowed from the stored
 //! result) or `T` (moved when this task holds the last reference to the
@@ -36,7 +36,7 @@ pub struct Value<T>(Option<T>);
 unsafe impl<T> Send for Value<T> {}
 
 impl<T> Value<T> {
-    /// Moves the value out, for `Provide` impls outside this module.
+    /// Moves the value out, for `PassAs` impls outside this module.
     #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub(crate) fn take(&mut self) -> T {
         self.0.take().expect("each argument is provided once")
@@ -151,36 +151,45 @@ impl<T> ArgValue<T> for &Arg<T> {
     }
 }
 
-/// Turns a slot into the parameter type `P` the called function declares.
+/// How an argument of [`spawn!`](crate::spawn!) becomes the parameter `P`
+/// that the called function declares: a value passes as itself (or a
+/// reference to it), a `Task<T>` as its result (`T` or `&T`), a
+/// `Vec<Task<T>>` as all of its results. The table on `spawn!` lists every
+/// pair; dirk implements them, and a compile error that names this trait
+/// says that an argument is not one of them.
 #[diagnostic::on_unimplemented(
     message = "this argument cannot be passed where the function expects `{P}`",
     label = "expected `{P}` here",
-    note = "a `Task<T>` argument gives the function a `T` (for `T: Clone`) or a `&T`; any other argument is passed as it is"
+    note = "a `Task<T>` gives the function a `T` (for `T: Clone`) or a `&T`, a `Vec<Task<T>>` gives a `Vec<T>`, `&[T]` or `&[&T]`, and any other argument is passed as it is: pass a task whose result is `{P}`, or change the parameter"
 )]
-pub trait Provide<'a, P> {
+pub trait PassAs<'a, P> {
     /// Gives the argument to the function.
     fn provide(&'a mut self) -> P;
 }
 
-impl<'a, T> Provide<'a, T> for Value<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, T> for Value<T> {
     fn provide(&'a mut self) -> T {
         self.0.take().expect("each argument is provided once")
     }
 }
 
-impl<'a, T> Provide<'a, &'a T> for Value<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a T> for Value<T> {
     fn provide(&'a mut self) -> &'a T {
         self.0.as_ref().expect("each argument is provided once")
     }
 }
 
-impl<'a, T> Provide<'a, &'a mut T> for Value<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a mut T> for Value<T> {
     fn provide(&'a mut self) -> &'a mut T {
         self.0.as_mut().expect("each argument is provided once")
     }
 }
 
-impl<'a, T: Clone> Provide<'a, T> for Task<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Clone> PassAs<'a, T> for Task<T> {
     fn provide(&'a mut self) -> T {
         // The last user of a result takes it; others clone it.
         // SAFETY: `Task<T>` holds a task with value type `T`.
@@ -191,13 +200,15 @@ impl<'a, T: Clone> Provide<'a, T> for Task<T> {
     }
 }
 
-impl<'a, T> Provide<'a, &'a T> for Task<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a T> for Task<T> {
     fn provide(&'a mut self) -> &'a T {
         self.ok()
     }
 }
 
-impl<'a, T> Provide<'a, &'a [&'a T]> for Tasks<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a [&'a T]> for Tasks<T> {
     fn provide(&'a mut self) -> &'a [&'a T] {
         self.1.clear();
         self.1.extend(self.0.iter().map(|t| t.ok() as *const T));
@@ -209,13 +220,15 @@ impl<'a, T> Provide<'a, &'a [&'a T]> for Tasks<T> {
     }
 }
 
-impl<'a, T> Provide<'a, Vec<&'a T>> for Tasks<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, Vec<&'a T>> for Tasks<T> {
     fn provide(&'a mut self) -> Vec<&'a T> {
         self.0.iter().map(Task::ok).collect()
     }
 }
 
-impl<'a, T: Clone> Provide<'a, Vec<T>> for Tasks<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Clone> PassAs<'a, Vec<T>> for Tasks<T> {
     fn provide(&'a mut self) -> Vec<T> {
         self.0.iter_mut().map(|t| t.provide()).collect()
     }
@@ -224,14 +237,16 @@ impl<'a, T: Clone> Provide<'a, Vec<T>> for Tasks<T> {
 /// The results side by side, for `fn f(xs: &[T])`: each moved here when
 /// this task is its last reader, cloned otherwise (a slice of `T` needs
 /// them contiguous; `&[&T]` borrows them where they are).
-impl<'a, T: Clone> Provide<'a, &'a [T]> for Tasks<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Clone> PassAs<'a, &'a [T]> for Tasks<T> {
     fn provide(&'a mut self) -> &'a [T] {
-        Provide::<&'a Vec<T>>::provide(self)
+        PassAs::<&'a Vec<T>>::provide(self)
     }
 }
 
 /// The results side by side, for `fn f(xs: &Vec<T>)`.
-impl<'a, T: Clone> Provide<'a, &'a Vec<T>> for Tasks<T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: Clone> PassAs<'a, &'a Vec<T>> for Tasks<T> {
     fn provide(&'a mut self) -> &'a Vec<T> {
         let values: Vec<T> = self.0.iter_mut().map(|t| t.provide()).collect();
         self.2 = values;
@@ -240,26 +255,30 @@ impl<'a, T: Clone> Provide<'a, &'a Vec<T>> for Tasks<T> {
 }
 
 /// A `Vec<T>` result read as a slice, for `fn f(xs: &[T])`.
-impl<'a, T> Provide<'a, &'a [T]> for Task<Vec<T>> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a [T]> for Task<Vec<T>> {
     fn provide(&'a mut self) -> &'a [T] {
         self.ok()
     }
 }
 
 /// A `String` result read as a `&str`, for `fn f(s: &str)`.
-impl<'a> Provide<'a, &'a str> for Task<String> {
+#[diagnostic::do_not_recommend]
+impl<'a> PassAs<'a, &'a str> for Task<String> {
     fn provide(&'a mut self) -> &'a str {
         self.ok()
     }
 }
 
-impl<'a, T> Provide<'a, &'a [T]> for Value<Vec<T>> {
+#[diagnostic::do_not_recommend]
+impl<'a, T> PassAs<'a, &'a [T]> for Value<Vec<T>> {
     fn provide(&'a mut self) -> &'a [T] {
         self.0.as_deref().expect("each argument is provided once")
     }
 }
 
-impl<'a> Provide<'a, &'a str> for Value<String> {
+#[diagnostic::do_not_recommend]
+impl<'a> PassAs<'a, &'a str> for Value<String> {
     fn provide(&'a mut self) -> &'a str {
         self.0.as_deref().expect("each argument is provided once")
     }

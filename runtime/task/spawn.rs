@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 use super::cell::{Body, new_task, schedule, tell};
 use super::listeners::Listener;
 use super::raw::{Header, HeaderInit, TaskRef};
-use super::slots::{Arg, ArgTasks, Call, Provide, Tasks};
+use super::slots::{Arg, ArgTasks, Call, PassAs, Tasks};
 use super::{Task, TaskId};
 use crate::error::{Error, ScopeError};
 use crate::exec::{self, Shared, context};

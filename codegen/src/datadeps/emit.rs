@@ -81,7 +81,7 @@ pub(crate) fn emit(block: Block, graph: &Graph, plan: &Plan) -> TokenStream {
     quote! {
         ::dirk::__private::datadeps::run(|#dd| {
             #[allow(unused_imports)]
-            use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgValue as _, Provide as _};
+            use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgValue as _, PassAs as _};
             #[allow(unused_imports)]
             use ::dirk::__private::datadeps::{
                 DirkRootMut as _, DirkRootRef as _, NoWaitAny as _, NoWaitTask as _, ProbeDeref as _, ProbePlain as _,

@@ -9,11 +9,11 @@
 //!     let __dirk_a1 = (&Arg::new(10)).dirk_slot();
 //!     spawn_task(Some(Options::new().name("n")), "f", path_of(f), &[encoders..],
 //!         (__dirk_a0, (__dirk_a1, ())),
-//!         move |(mut __dirk_a0, (mut __dirk_a1, ()))| f(Provide::provide(&mut __dirk_a0), ..))
+//!         move |(mut __dirk_a0, (mut __dirk_a1, ()))| f(PassAs::provide(&mut __dirk_a0), ..))
 //! }
 //! ```
 //!
-//! Each `Provide::provide` is spanned at the user's argument, so a type
+//! Each `PassAs::provide` is spanned at the user's argument, so a type
 //! mismatch is reported there. Generated names use mixed-site hygiene and
 //! cannot clash with the user's.
 //!
@@ -24,7 +24,7 @@
 //! compile-time check that the callee is a `#[task]`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::parse::{Callee, Spawn};
@@ -51,9 +51,6 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
 
     // Generated names are hygienic but placed at the user's argument, so
     // that rustc reports a problem with the argument at the argument.
-    let at =
-        |i: usize, arg: &syn::Expr| format_ident!("__dirk_a{}", i, span = Span::mixed_site().located_at(arg.span()));
-
     let wraps = call.args.iter().enumerate().map(|(i, arg)| {
         let name = slot(i);
         quote_spanned! {arg.span().resolved_at(Span::mixed_site())=>
@@ -69,9 +66,22 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         pattern = quote!((mut #name, #pattern));
     }
 
+    // `PassAs::provide(&mut slot)`, with `&mut` at the argument's first
+    // token and the slot at its last: the expression spans the whole
+    // argument, so rustc underlines all of it (a span of several tokens
+    // cannot be made on stable Rust otherwise). The path sits at the
+    // callee, which "this call" in rustc's note then names.
+    let callee_span = match &call.callee {
+        Callee::Path(path) => path.span(),
+        Callee::Expr(expr) => expr.span(),
+        Callee::Method { method, .. } => method.span(),
+    };
     let provided = call.args.iter().enumerate().map(|(i, arg)| {
-        let name = at(i, arg);
-        quote_spanned! {arg.span().resolved_at(Span::mixed_site())=> #name.provide() }
+        let (first, last) = first_and_last(arg);
+        let name = format_ident!("__dirk_a{}", i, span = Span::mixed_site().located_at(last));
+        let borrow = quote_spanned!(first.resolved_at(Span::mixed_site())=> &mut);
+        let provide = quote_spanned!(callee_span.resolved_at(Span::mixed_site())=> ::dirk::__private::PassAs::provide);
+        quote!(#provide(#borrow #name))
     });
     let invoke = match &call.callee {
         Callee::Method { method, turbofish, .. } => {
@@ -114,7 +124,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
 
     quote! {{
         #[allow(unused_imports)]
-        use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgTasks as _, ArgValue as _, Provide as _};
+        use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgTasks as _, ArgValue as _};
         #[allow(unused_imports)]
         use ::dirk::__private::probe::{HandleSlot as _, LocalSlot as _, WireSlot as _};
         #must_be_task
@@ -129,4 +139,13 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
             move |#pattern| #invoke,
         )
     }}
+}
+
+/// The spans of the first and the last token of `tokens` (a group counts
+/// as one token, its span covering it to its closing delimiter).
+pub(crate) fn first_and_last(tokens: &impl ToTokens) -> (Span, Span) {
+    let mut iter = tokens.to_token_stream().into_iter();
+    let first = iter.next().map_or_else(Span::call_site, |t| t.span());
+    let last = iter.last().map_or(first, |t| t.span());
+    (first, last)
 }

@@ -18,7 +18,7 @@ pub fn expand_spawn(input: TokenStream) -> TokenStream {
             let errors = diagnostics.into_tokens();
             // A placeholder of any type keeps the user's surrounding code
             // free of follow-on errors.
-            quote::quote! {{ #errors ::core::unreachable!() }}
+            quote::quote! {{ #errors ::dirk::__private::placeholder() }}
         }
     }
 }

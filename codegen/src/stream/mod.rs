@@ -25,7 +25,7 @@ pub fn expand_streaming(input: TokenStream) -> TokenStream {
         Some(tokens) if !diagnostics.has_errors() => tokens,
         _ => {
             let errors = diagnostics.into_tokens();
-            quote! {{ #errors ::core::unreachable!() }}
+            quote! {{ #errors ::dirk::__private::placeholder() }}
         }
     }
 }

@@ -6,5 +6,8 @@ fn add(a: i64, b: i64) -> i64 {
 }
 
 fn main() {
-    let _ = spawn!(priority = 3, add(1, 2));
+    // One mistake, one error: the code after it is not "unreachable", and
+    // the task's type is not asked for.
+    let sum = spawn!(priority = 3, add(1, 2));
+    println!("{}", sum.fetch().unwrap());
 }

@@ -6,4 +6,6 @@ fn main() {
         #[dirk(priority = 3)] let x = 1u8;
         x
     };
+    // Nothing after the region is reported as unreachable.
+    println!("done");
 }
