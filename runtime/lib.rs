@@ -214,6 +214,7 @@ pub use crate::exec::blocking::block_in_place;
 pub use crate::plan::{Graph, NodeId, Plan};
 pub use crate::rt::{Builder, Runtime};
 pub use crate::sched::{Options, Scope, WorkerScope, with_options};
+pub use crate::stream::stage::StageOutcome;
 pub use crate::stream::{Iter as StreamIter, StageStats, Stats, Stream, finish_stream};
 pub use crate::task::cancel::{cancelled, sleep};
 pub use crate::task::group::sync;

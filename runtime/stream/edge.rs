@@ -326,10 +326,3 @@ where
         value
     }
 }
-
-/// A shared element taken by value: `T: Clone` is required here, at the
-/// stage that takes it, so that is where rustc reports a type that is not.
-#[inline]
-pub fn share<T: Clone>(value: &T) -> T {
-    value.clone()
-}

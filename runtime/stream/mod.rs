@@ -39,13 +39,13 @@ pub use self::stage::finish_stream;
 pub(crate) mod glue {
     pub use super::broadcast::{BroadcastReader, BroadcastWriter};
     pub use super::delay::{Delayed, delayed};
-    pub use super::edge::{Cloned, Discard, Input, Output, Peek, Poll, Space, Take, Waker, cloned, share};
+    pub use super::edge::{Cloned, Discard, Input, Output, Peek, Poll, Space, Take, Waker, cloned};
     pub use super::inputs::{Inputs, Polled};
     pub use super::node::{GroupBody, NodeRef};
     pub use super::region::{Builder, Group, GroupStart, RegionOptions};
     pub use super::spsc::{SpscReader, SpscWriter};
     pub use super::stage::{
-        Chain, Cx, DelayMember, Flow, Head, IntoFlow, Keep, KeepCopy, KeepOnly, Link, Member, Step, flow,
+        Chain, Cx, DelayMember, Flow, Head, Keep, KeepCopy, KeepOnly, Link, Member, StageOutcome, Step,
     };
     pub use crate::transport::wire::BlobWriter;
 }

@@ -43,22 +43,28 @@ pub enum Flow<T> {
     Fail(String),
 }
 
-/// What `?` accepts at the end of a stage: `Option` ends the stream on
-/// `None`, `Result` fails the region on `Err`.
+/// What `?` accepts at the end of a `streaming!` stage: an `Option` ends
+/// the stage's stream on `None`, a `Result` fails the region on `Err`
+/// ([`Error::Failed`](crate::Error::Failed) with the error's text). dirk
+/// implements it for these two; a compile error that names it says that a
+/// stage ends with `?` on another type.
 #[diagnostic::on_unimplemented(
     message = "`?` at the end of a stage needs an `Option` or a `Result`, not `{Self}`",
     label = "this returns `{Self}`",
     note = "`?` ends the stream on `None` and fails the region on `Err`; remove it to stream the value as it is"
 )]
-pub trait IntoFlow {
-    /// The element type.
-    type Item;
-    /// The flow for this outcome.
-    fn into_flow(self) -> Flow<Self::Item>;
+pub trait StageOutcome<T> {
+    /// The flow for this outcome (used by the code `streaming!` emits).
+    #[doc(hidden)]
+    fn into_flow(self) -> Flow<T>;
 }
 
-impl<T> IntoFlow for Option<T> {
-    type Item = T;
+// The element type is a parameter, not an associated type: a value that
+// is neither an `Option` nor a `Result` then gives one error (the missing
+// impl), not a second one for the element type it would have had.
+
+#[diagnostic::do_not_recommend]
+impl<T> StageOutcome<T> for Option<T> {
     #[inline]
     fn into_flow(self) -> Flow<T> {
         match self {
@@ -68,8 +74,8 @@ impl<T> IntoFlow for Option<T> {
     }
 }
 
-impl<T, E: Display> IntoFlow for Result<T, E> {
-    type Item = T;
+#[diagnostic::do_not_recommend]
+impl<T, E: Display> StageOutcome<T> for Result<T, E> {
     #[inline]
     fn into_flow(self) -> Flow<T> {
         match self {
@@ -77,12 +83,6 @@ impl<T, E: Display> IntoFlow for Result<T, E> {
             Err(e) => Flow::Fail(e.to_string()),
         }
     }
-}
-
-/// The flow of a stage written `let x = call()?;`.
-#[inline]
-pub fn flow<F: IntoFlow>(outcome: F) -> Flow<F::Item> {
-    outcome.into_flow()
 }
 
 thread_local! {

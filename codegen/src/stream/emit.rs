@@ -63,9 +63,10 @@ fn some_or_none(value: Option<&Expr>) -> TokenStream {
     }
 }
 
-/// `|v| share(v)`, placed at `at` so a missing `Clone` is reported there.
+/// `|v| Clone::clone(v)`, placed at `at` so a missing `Clone` is reported
+/// there, as rustc reports it for any call of `clone`.
 fn cloner(at: Span) -> TokenStream {
-    quote_spanned!(at.resolved_at(Span::mixed_site())=> |__dirk_v| ::dirk::__private::stream::share(__dirk_v))
+    quote_spanned!(at.resolved_at(Span::mixed_site())=> |__dirk_v: &_| ::core::clone::Clone::clone(__dirk_v))
 }
 
 pub(crate) fn emit(graph: &Graph, plan: &Plan) -> TokenStream {
@@ -240,9 +241,9 @@ fn body(stmt: &super::parse::Stmt, borrowed: &HashSet<String>, delays: &HashMap<
     Rewriter { borrowed, delays, shadowed: Vec::new() }.visit_expr_mut(&mut expr);
     let flow = hygienic("__dirk_flow");
     match (&stmt.question, &stmt.ty) {
-        (Some(q), None) => quote_spanned!(q.span()=> ::dirk::__private::stream::flow(#expr)),
+        (Some(q), None) => quote_spanned!(q.span()=> ::dirk::__private::stream::StageOutcome::into_flow(#expr)),
         (Some(q), Some(ty)) => {
-            let call = quote_spanned!(q.span()=> ::dirk::__private::stream::flow(#expr));
+            let call = quote_spanned!(q.span()=> ::dirk::__private::stream::StageOutcome::into_flow(#expr));
             quote!({ let #flow: #glue::Flow<#ty> = #call; #flow })
         }
         (None, None) => quote!(#glue::Flow::Item(#expr)),
