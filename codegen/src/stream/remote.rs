@@ -109,7 +109,7 @@ pub(crate) fn form(graph: &Graph, group: &Group, max: &TokenStream) -> Option<Re
     let r = Ident::new("__dirk_r", Span::mixed_site());
     let w = Ident::new("__dirk_w", Span::mixed_site());
     let post = match &stmt.question {
-        Some(q) => quote_spanned!(q.span()=> #glue::flow(#r)),
+        Some(q) => quote_spanned!(q.span()=> #glue::StageOutcome::into_flow(#r)),
         None => quote!(#glue::Flow::Item(#r)),
     };
     let call = quote! {
