@@ -68,19 +68,40 @@ fn a_chain_scoped_to_one_worker_is_sent_there_when_spawned() {
     });
 }
 
+/// A seed that starts once the file `gate` exists: the test opens the gate
+/// when every call is spawned, so that every call is sent ahead however
+/// slow the spawning is next to the workers.
+#[task]
+fn gated_seed(gate: String, x: u64) -> Vec<u64> {
+    while !std::path::Path::new(&gate).exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    vec![x]
+}
+
 /// Two sequences, one per worker, each step reading both of the step
-/// before: every step crosses workers.
+/// before: every step crosses workers. The seeds wait until every step is
+/// spawned.
 fn interleaved(rt: &Runtime, steps: usize, len: usize) -> (Vec<u64>, Vec<u64>) {
-    rt.run(|| {
-        let (mut a, mut b) =
-            (spawn!(scope = Scope::worker(1), seed(50, 1)), spawn!(scope = Scope::worker(2), seed(0, 2)));
+    static GATES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = GATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let gate = std::env::temp_dir().join(format!("dirk-test-gate-{}-{n}", std::process::id()));
+    let path = gate.to_string_lossy().into_owned();
+    let out = rt.run(|| {
+        let (mut a, mut b) = (
+            spawn!(scope = Scope::worker(1), gated_seed(path.clone(), 1)),
+            spawn!(scope = Scope::worker(2), gated_seed(path.clone(), 2)),
+        );
         for _ in 0..steps {
             let a2 = spawn!(scope = Scope::worker(1), step(&a, &b, len));
             let b2 = spawn!(scope = Scope::worker(2), step(&b, &a, len));
             (a, b) = (a2, b2);
         }
+        std::fs::write(&gate, b"open").unwrap();
         (a.fetch().unwrap(), b.fetch().unwrap())
-    })
+    });
+    let _ = std::fs::remove_file(&gate);
+    out
 }
 
 fn interleaved_serially(steps: usize, len: usize) -> (Vec<u64>, Vec<u64>) {

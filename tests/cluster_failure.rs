@@ -192,3 +192,90 @@ fn dropping_the_runtime_stops_its_workers_and_cancels_what_ran_there() {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "worker {pid} is gone");
     });
 }
+
+#[task]
+fn spin(us: u64) -> usize {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_micros(us) {
+        std::hint::spin_loop();
+    }
+    dirk::current_worker()
+}
+
+/// Whether `err` is the loss of a worker, directly or through an input.
+fn is_loss(err: &Error) -> bool {
+    matches!(err.root(), Error::WorkerLost { .. })
+}
+
+/// Losing a worker races with sending calls to it and with pulling values
+/// it keeps: every call and every fetch registered around the loss must
+/// end, with a value or with `Error::WorkerLost`, never wait for ever.
+/// Each round starts a cluster, puts calls and fetches in flight on both
+/// workers, kills worker 1 at a moment that varies from round to round,
+/// and waits for everything with a deadline.
+#[dirk::test]
+fn calls_and_fetches_in_flight_when_a_worker_dies_all_end() {
+    let rounds: u32 = std::env::var("DIRK_LOSS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let mut outcomes = [0u32; 2]; // values, losses
+    for round in 0..rounds {
+        // Workers start from the test's own thread; the round runs, with
+        // its deadline, on another.
+        let rt = Runtime::builder().threads(1).workers(2).build().unwrap();
+        outcomes = within(LONG, move || {
+            let mut outcomes = outcomes;
+            let pids = rt.worker_pids();
+            // Kill after 0 to ~2 ms, spread over the rounds.
+            let delay = Duration::from_micros(u64::from(round * 7919 % 2000));
+            let killer = std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                kill(pids[0]);
+            });
+            let tasks = rt.run(|| {
+                let mut tasks: Vec<Task<f64>> = Vec::new();
+                for i in 0..40u64 {
+                    // A value kept on a worker (large: it stays there) and
+                    // a task on the other worker or here that needs it.
+                    let w = 1 + (i % 2) as usize;
+                    let kept = spawn!(scope = Scope::worker(w), make(20_000));
+                    let elsewhere = 3 - w;
+                    tasks.push(spawn!(scope = Scope::worker(elsewhere), total(&kept)));
+                    tasks.push(spawn!(total(&kept)));
+                    // Unscoped calls, placed by the cost model.
+                    let _ = spawn!(spin(50));
+                    // A fetch of the kept value here: a pull from its worker.
+                    if i % 4 == 0 {
+                        let here = kept.fetch().map(|v| v.iter().sum::<f64>());
+                        match here {
+                            Ok(v) => assert_eq!(v, 30_000.0),
+                            Err(e) => assert!(is_loss(&e), "round {round}: {e}"),
+                        }
+                    }
+                    tasks.push(spawn!(scope = Scope::worker(w), total(kept)));
+                    // Calls with a large argument to worker 1: archiving
+                    // it takes a while, in which the loss may land.
+                    let big = vec![0.75; 40_000];
+                    tasks.push(spawn!(scope = Scope::worker(1), total(big)));
+                }
+                tasks
+            });
+            killer.join().unwrap();
+            for t in &tasks {
+                match t.wait_timeout(Duration::from_secs(30)) {
+                    None => panic!("round {round}: task {} `{}` never ended after worker 1 died", t.id(), t.name()),
+                    Some(Ok(())) => {
+                        assert_eq!(t.fetch().unwrap(), 30_000.0);
+                        outcomes[0] += 1;
+                    }
+                    Some(Err(e)) => {
+                        assert!(is_loss(&e), "round {round}: task {} failed otherwise: {e}", t.id());
+                        outcomes[1] += 1;
+                    }
+                }
+            }
+            drop(rt);
+            outcomes
+        });
+    }
+    // The deaths landed at different moments: some calls got through.
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "values and losses: {outcomes:?}");
+}

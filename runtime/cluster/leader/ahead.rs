@@ -111,6 +111,11 @@ impl Cluster {
         if awaits.iter().any(|o| !calls.contains_key(o)) {
             return; // an input runs here, is not routed yet, or is just ending
         }
+        if !link.alive.load(Ordering::Acquire) {
+            // Lost meanwhile: `on_lost` swept the calls before this took
+            // their lock, so the task takes the ordinary route.
+            return;
+        }
         for &o in &awaits {
             let p = calls.get_mut(&o).expect("checked");
             if p.worker == worker {

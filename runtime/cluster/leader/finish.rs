@@ -23,6 +23,23 @@ impl Cluster {
             return self.withhold(&p.watchers, p.task.header().id.get());
         }
         link.load.fetch_sub(1, Ordering::Relaxed);
+        // A call its worker could not run because an input will not come:
+        // that input failed here first (lost with its worker, or failed),
+        // and the call fails as any dependent does, naming it.
+        let mut failed_input = None;
+        if matches!(outcome, ArchivedOutcome::Failed { .. }) {
+            let resident = self.resident.lock();
+            p.task.for_each_input(&mut |input| {
+                if failed_input.is_some() {
+                    return;
+                }
+                let h = input.header();
+                failed_input = h.error().cloned().or_else(|| {
+                    let r = resident.get(&h.id.get()).filter(|r| r.lost)?;
+                    Some(Error::WorkerLost { worker: r.worker, task: h.id })
+                });
+            });
+        }
         let remote = p.task.remote().expect("a claimed remote task keeps its remote form");
         let entry = remote.entry();
         self.cost.learn_run(entry.id, Duration::from_micros(micros.to_native()));
@@ -71,7 +88,10 @@ impl Cluster {
                 self.withhold(&watchers, id.get());
             }
             ArchivedOutcome::Failed { message } => {
-                let error = Error::Codec(format!("task {id} `{name}` on worker {worker}: {message}"));
+                let error = match failed_input {
+                    Some(cause) => Error::upstream(id, name, &cause),
+                    None => Error::Codec(format!("task {id} `{name}` on worker {worker}: {message}")),
+                };
                 cell::fail_elsewhere(task, error);
                 self.withhold(&watchers, id.get());
             }

@@ -475,15 +475,44 @@ impl Cluster {
             }
         }
         pending.missing = forwards.len();
-        link.load.fetch_add(1, Ordering::Relaxed);
         let ready = pending.missing == 0;
-        self.calls.lock().insert(call, pending);
+        {
+            // Registering the call and checking that its worker is alive
+            // are one step under the lock `on_lost` sweeps the calls with:
+            // either the sweep finds this call, or this sees the loss.
+            let mut calls = self.calls.lock();
+            if !link.alive.load(Ordering::Acquire) {
+                drop(calls);
+                drop(pending);
+                return self.lost_before_sent(task, worker);
+            }
+            link.load.fetch_add(1, Ordering::Relaxed);
+            calls.insert(call, pending);
+        }
         for (object, arg) in forwards {
             self.pull(object, PullFor::Forward { call, arg });
         }
         if ready {
             self.send_call(call);
         }
+    }
+
+    /// A task claimed for `worker`, which was lost before the call went
+    /// out: nothing ran, so it is routed again (to another worker, or
+    /// failed with `Error::WorkerLost` when its scope names no other).
+    fn lost_before_sent(&'static self, task: TaskRef, worker: u32) {
+        if self.stopping.load(Ordering::Acquire) {
+            let h = task.header();
+            let error = Error::Cancelled { task: h.id };
+            if let Some(remote) = task.remote() {
+                // SAFETY: we hold the claim; nothing from `each_arg` is alive.
+                unsafe { remote.release_inputs() };
+            }
+            return cell::fail_elsewhere(task, error);
+        }
+        let _ = worker;
+        cell::restart(&task);
+        self.route(task);
     }
 
     /// Archives one argument for `link`: into the ring when it is large.

@@ -143,25 +143,34 @@ impl Cluster {
     }
 
     /// Asks the worker keeping `object` for it, merging requests.
+    ///
+    /// Checking that the keeper is not lost and registering the request
+    /// are one step under the pulls' lock (the resident table is read
+    /// inside it): `on_lost` marks the values lost before it takes that
+    /// lock to fail the waiting requests, so either it finds this request
+    /// or this finds the value lost. No request waits for a lost worker.
     pub(super) fn pull(&'static self, object: u64, purpose: PullFor) {
-        let resident = self.resident.lock().get(&object).copied();
-        let lost = match resident {
-            Some(r) if !r.lost => None,
-            Some(r) => Some(Error::WorkerLost { worker: r.worker, task: crate::TaskId(object) }),
-            None => Some(Error::Transport(format!("no worker keeps the value of task {object}"))),
-        };
-        if let Some(error) = lost {
-            self.failed_pulls.lock().insert(object, error.clone());
-            return self.deliver(object, purpose, Err(error));
-        }
-        let r = resident.expect("checked");
-        let first = {
+        let registered = {
             let mut pulls = self.pulls.lock();
-            let entry = pulls.entry(object).or_insert_with(|| (Vec::new(), Instant::now()));
-            entry.0.push(purpose);
-            entry.0.len() == 1
+            let resident = self.resident.lock().get(&object).copied();
+            match resident {
+                Some(r) if !r.lost => {
+                    let entry = pulls.entry(object).or_insert_with(|| (Vec::new(), Instant::now()));
+                    entry.0.push(purpose);
+                    Ok((r.worker, entry.0.len() == 1))
+                }
+                Some(r) => Err((Error::WorkerLost { worker: r.worker, task: crate::TaskId(object) }, purpose)),
+                None => Err((Error::Transport(format!("no worker keeps the value of task {object}")), purpose)),
+            }
         };
-        if first && let Some(link) = self.link(r.worker) {
+        let (worker, first) = match registered {
+            Ok(registered) => registered,
+            Err((error, purpose)) => {
+                self.failed_pulls.lock().insert(object, error.clone());
+                return self.deliver(object, purpose, Err(error));
+            }
+        };
+        if first && let Some(link) = self.link(worker) {
             let _ = link.outbox.send(&Message::Pull { object }, Blobs::default());
         }
     }
