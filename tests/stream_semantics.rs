@@ -356,3 +356,25 @@ fn a_parked_region_uses_no_cpu() {
         assert_eq!(out.wait(), Ok(()));
     });
 }
+
+/// A region that cannot start (a scope no thread satisfies, known only at
+/// run time) waited for inside a task of a one-thread runtime: the wait
+/// must let the region's nodes run to their end on that thread, not look
+/// at the closed tail again and again.
+#[test]
+fn a_region_that_fails_to_start_ends_when_waited_for_on_a_runtime_of_one_thread() {
+    common::within(Duration::from_secs(10), || {
+        let rt = Runtime::builder().threads(1).build().unwrap();
+        let err = rt.run(|| {
+            let mut m = 0u64;
+            let nowhere = Scope::thread(5);
+            let out = streaming! {
+                let x = { m += 1; (m < 4).then_some(m) }?;
+                #[dirk(scope = nowhere)] let y = sum1(x as i64);
+                y
+            };
+            out.wait().unwrap_err()
+        });
+        assert!(matches!(&err, Error::Scope(e) if e.reason.contains("there is no thread 5")), "{err}");
+    });
+}

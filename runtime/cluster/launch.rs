@@ -369,9 +369,11 @@ pub(crate) fn start(shared: &'static Shared, plan: Launch) -> Result<&'static Cl
     }
 }
 
+/// A worker's two rings; none when shared memory is short (values then go
+/// through the socket, which is slower but never faults).
 struct Rings {
-    to_worker: Producer,
-    to_main: Consumer,
+    to_worker: Option<Producer>,
+    to_main: Option<Consumer>,
 }
 
 fn start_workers(
@@ -386,11 +388,21 @@ fn start_workers(
     for w in 1..=plan.workers {
         let down = shm::ring_path(&format!("{tag}-w{w}-down"));
         let up = shm::ring_path(&format!("{tag}-w{w}-up"));
-        cluster.ring_files.lock().extend([down.clone(), up.clone()]);
-        rings.push(Rings {
-            to_worker: Producer::create(&down, plan.ring_bytes)?,
-            to_main: Consumer::create(&up, plan.ring_bytes)?,
+        let made = Producer::create(&down, plan.ring_bytes).and_then(|to_worker| {
+            Consumer::create(&up, plan.ring_bytes).map(|to_main| (to_worker, to_main)).inspect_err(|_| {
+                let _ = std::fs::remove_file(&down);
+            })
         });
+        match made {
+            Ok((to_worker, to_main)) => {
+                cluster.ring_files.lock().extend([down.clone(), up.clone()]);
+                rings.push(Rings { to_worker: Some(to_worker), to_main: Some(to_main) });
+            }
+            Err(e) => {
+                eprintln!("dirk: worker {w} gets no shared-memory rings ({e}); its values go through the socket");
+                rings.push(Rings { to_worker: None, to_main: None });
+            }
+        }
     }
     let exe =
         std::env::current_exe().map_err(|e| Error::Config(format!("could not find this program's binary: {e}")))?;
@@ -432,8 +444,8 @@ fn start_workers(
             threads,
             pid,
             outbox,
-            ring_out: Some(crate::sync::Mutex::new(r.to_worker)),
-            ring_in: Some(r.to_main),
+            ring_out: r.to_worker.map(crate::sync::Mutex::new),
+            ring_in: r.to_main,
             alive: AtomicBool::new(true),
             heard: AtomicBool::new(true),
             load: Default::default(),

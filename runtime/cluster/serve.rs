@@ -117,9 +117,16 @@ pub(crate) fn serve() -> ! {
             ),
         ),
     };
-    let setup = (|| -> Result<(Pool, Consumer, Producer), Error> {
-        let ring_in = Consumer::open(std::path::Path::new(&to_worker))?;
-        let ring_out = Producer::open(std::path::Path::new(&to_main))?;
+    let setup = (|| -> Result<(Pool, Option<Consumer>, Option<Producer>), Error> {
+        // No ring names: process 0 had no shared memory to spare.
+        let (ring_in, ring_out) = if to_worker.is_empty() || to_main.is_empty() {
+            (None, None)
+        } else {
+            (
+                Some(Consumer::open(std::path::Path::new(&to_worker))?),
+                Some(Producer::open(std::path::Path::new(&to_main))?),
+            )
+        };
         let rt = worker_pool(id, threads)?;
         Ok((rt, ring_in, ring_out))
     })();
@@ -165,8 +172,8 @@ pub(crate) fn serve() -> ! {
     let me = Arc::new(Worker {
         rt,
         answers: Answers::new(outbox, Some(io.handle().clone())),
-        ring_in: Some(ring_in),
-        ring_out: Some(Mutex::new(ring_out)),
+        ring_in,
+        ring_out: ring_out.map(Mutex::new),
         store: Mutex::new(Store::default()),
         peers,
         stages: WorkerStages::default(),

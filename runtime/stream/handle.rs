@@ -194,11 +194,17 @@ impl<T: Send + 'static> Stream<T> {
             self.signal.arm();
             let mut parked = true;
             if let Some(tail) = guard.as_mut() {
-                while tail.poll() == Poll::Ready {
+                let mut last = tail.poll();
+                while last == Poll::Ready {
                     drop(tail.take());
+                    last = tail.poll();
                 }
                 tail.release();
-                parked = tail.park();
+                // A closed tail has nothing more to give: wait (helping, on
+                // a worker thread) for the region to finish, rather than
+                // look again at once, which on a runtime of one thread would
+                // keep the region's own nodes from ever running.
+                parked = last == Poll::Closed || tail.park();
             }
             self.region.watch(&self.signal);
             if self.region.is_finished() {

@@ -73,6 +73,22 @@ impl Kind {
     }
 }
 
+/// A new ring file with its whole data area reserved, so that no write
+/// can fault; `Error::Transport` saying so when memory is short.
+fn reserved(path: &Path, capacity: u64) -> Result<Mapping, Error> {
+    let ring = Mapping::open(path, Some(align_up(capacity)))?;
+    if let Err(short) = ring.back(0, ring.capacity) {
+        drop(ring);
+        let _ = std::fs::remove_file(path);
+        return Err(Error::Transport(format!(
+            "could not make the {} MiB ring of a stage on another worker at {}: {short}",
+            capacity >> 20,
+            path.display()
+        )));
+    }
+    Ok(ring)
+}
+
 fn align_up(p: u64) -> u64 {
     p.div_ceil(REGION_ALIGN) * REGION_ALIGN
 }
@@ -88,9 +104,10 @@ pub(crate) struct RecordWriter {
 unsafe impl Send for RecordWriter {}
 
 impl RecordWriter {
-    /// Creates a ring file at `path` with `capacity` data bytes.
+    /// Creates a ring file at `path` with `capacity` data bytes, all of
+    /// them reserved now (a stage's ring is written all over as it turns).
     pub(crate) fn create(path: &Path, capacity: u64) -> Result<RecordWriter, Error> {
-        Ok(RecordWriter { ring: Mapping::open(path, Some(align_up(capacity)))?, head: 0 })
+        Ok(RecordWriter { ring: reserved(path, capacity)?, head: 0 })
     }
 
     /// Maps a ring another process created.
@@ -230,7 +247,7 @@ unsafe impl Send for RecordReader {}
 impl RecordReader {
     /// Creates a ring file at `path` that another process will write to.
     pub(crate) fn create(path: &Path, capacity: u64) -> Result<RecordReader, Error> {
-        Ok(RecordReader { ring: Mapping::open(path, Some(align_up(capacity)))?, pos: 0, next: None })
+        Ok(RecordReader { ring: reserved(path, capacity)?, pos: 0, next: None })
     }
 
     /// Maps a ring another process created.

@@ -27,6 +27,15 @@
 //! 3. Free space is `capacity - (head - tail)`: the producer never writes
 //!    over a region the consumer has not released.
 //!
+//! Memory: a ring file is sparse, and a page of a tmpfs (/dev/shm) that
+//! cannot be backed when it is first written kills the writer with SIGBUS.
+//! So no byte is written that was not reserved first (`fallocate`): the
+//! header page when the file is made, and the data area from its start,
+//! a few MiB at a time, as far as the producer has needed so far
+//! ([`Producer::reserve`]). A ring uses the memory of its largest backlog,
+//! not its capacity; when the file system cannot give more, `reserve`
+//! says so and the value goes another way (the socket).
+//!
 //! The two processes trust each other (same binary, same cluster secret);
 //! the ring checks positions so that a corrupt frame cannot make the
 //! consumer read outside the mapping, and the values read are validated
@@ -53,11 +62,52 @@ pub(crate) const TAIL: usize = 128;
 /// Regions start at multiples of this (a cache line; archives need 16).
 pub(crate) const REGION_ALIGN: u64 = 64;
 
+/// The data area is reserved in steps of this many bytes (or less, when
+/// only that much is left).
+const BACKING_STEP: u64 = 4 << 20;
+
 /// One mapped ring file (also the base of [`records`](super::records)).
 #[derive(Debug)]
 pub(crate) struct Mapping {
     map: MmapRaw,
+    file: File,
     pub(crate) capacity: u64,
+}
+
+/// Why memory for a ring could not be reserved.
+#[derive(Debug)]
+pub(crate) struct Short(std::io::Error);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "shared memory is short ({}; /dev/shm may be small, as in a container)", self.0)
+    }
+}
+
+/// Reserves file bytes `from..to` (allocates the pages of a tmpfs file), so
+/// that writing them cannot fault. A file system that cannot reserve
+/// (no `fallocate`) is taken as it is.
+fn reserve_bytes(file: &File, from: u64, to: u64) -> Result<(), Short> {
+    use std::os::fd::AsRawFd;
+    if to <= from {
+        return Ok(());
+    }
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(from), libc::off_t::try_from(to - from)) else {
+        return Err(Short(std::io::Error::from(std::io::ErrorKind::InvalidInput)));
+    };
+    loop {
+        // SAFETY: a plain system call on a descriptor `file` owns.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset, len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => {}
+            Some(libc::EOPNOTSUPP | libc::ENOSYS) => return Ok(()),
+            _ => return Err(Short(error)),
+        }
+    }
 }
 
 impl Mapping {
@@ -75,6 +125,17 @@ impl Mapping {
         unsafe { self.map.as_mut_ptr().add(DATA) }
     }
 
+    /// Reserves data bytes `from..to` (see the module note).
+    pub(crate) fn back(&self, from: u64, to: u64) -> Result<(), Short> {
+        reserve_bytes(&self.file, DATA as u64 + from, DATA as u64 + to.min(self.capacity))
+    }
+
+    /// How far past `backed` to reserve so that data bytes up to `end` are
+    /// backed: a step at a time, not past the capacity.
+    pub(crate) fn next_backing(&self, backed: u64, end: u64) -> u64 {
+        (end.max(backed + BACKING_STEP)).min(self.capacity)
+    }
+
     pub(crate) fn open(path: &Path, create_capacity: Option<u64>) -> Result<Mapping, Error> {
         let io = |what: &str, e: std::io::Error| Error::Transport(format!("{what} {}: {e}", path.display()));
         let file: File = match create_capacity {
@@ -86,6 +147,12 @@ impl Mapping {
                     .open(path)
                     .map_err(|e| io("could not create the shared-memory ring", e))?;
                 f.set_len(DATA as u64 + capacity).map_err(|e| io("could not size the shared-memory ring", e))?;
+                // The header page is written now: reserve it first.
+                if let Err(short) = reserve_bytes(&f, 0, DATA as u64) {
+                    drop(f);
+                    let _ = std::fs::remove_file(path);
+                    return Err(Error::Transport(format!("could not make the ring {}: {short}", path.display())));
+                }
                 f
             }
             None => OpenOptions::new()
@@ -106,13 +173,13 @@ impl Mapping {
                     (map.as_mut_ptr() as *mut u64).write(MAGIC);
                     (map.as_mut_ptr().add(8) as *mut u64).write(capacity);
                 }
-                Ok(Mapping { map, capacity })
+                Ok(Mapping { map, file, capacity })
             }
             None => {
                 if len < DATA as u64 || header(0) != MAGIC || header(8) != len - DATA as u64 {
                     return Err(Error::Transport(format!("{} is not a dirk ring", path.display())));
                 }
-                Ok(Mapping { capacity: header(8), map })
+                Ok(Mapping { capacity: header(8), map, file })
             }
         }
     }
@@ -132,6 +199,12 @@ pub(crate) struct Reserved {
 pub(crate) struct Producer {
     ring: Mapping,
     head: u64,
+    /// Data bytes from the start that are reserved (see the module note).
+    backed: u64,
+    /// Set when a reservation failed: the memory is short.
+    short: Option<String>,
+    /// Whether `short` was reported already (it is, once).
+    told: bool,
 }
 
 // SAFETY: the mapping is plain shared memory; all shared words are atomics.
@@ -142,19 +215,23 @@ impl Producer {
     /// of 64), mapped for writing.
     pub(crate) fn create(path: &Path, capacity: u64) -> Result<Producer, Error> {
         let capacity = capacity.div_ceil(REGION_ALIGN) * REGION_ALIGN;
-        Ok(Producer { ring: Mapping::open(path, Some(capacity))?, head: 0 })
+        Ok(Producer { ring: Mapping::open(path, Some(capacity))?, head: 0, backed: 0, short: None, told: false })
     }
 
     /// Maps a ring that another process created, for writing to it.
     pub(crate) fn open(path: &Path) -> Result<Producer, Error> {
         let ring = Mapping::open(path, None)?;
         let head = ring.counter(HEAD).load(Ordering::Acquire);
-        Ok(Producer { ring, head })
+        Ok(Producer { ring, head, backed: 0, short: None, told: false })
     }
 
-    /// The largest contiguous free region, wrapping to the start of the data
-    /// area when that gives more room. `None` when nothing is free.
-    pub(crate) fn reserve(&mut self) -> Option<Reserved> {
+    /// The largest contiguous free region whose memory is reserved, with
+    /// room for `want` bytes at least when it can be had (the caller checks
+    /// the length), wrapping to the start of the data area when that gives
+    /// more room. `None` when nothing is free, or when the memory for
+    /// `want` bytes cannot be reserved ([`short`](Producer::short) says
+    /// why).
+    pub(crate) fn reserve(&mut self, want: usize) -> Option<Reserved> {
         let cap = self.ring.capacity;
         let tail = self.ring.counter(TAIL).load(Ordering::Acquire);
         let free = cap - (self.head - tail);
@@ -166,10 +243,37 @@ impl Producer {
         if len == 0 {
             return None;
         }
+        let start = pos % cap;
+        let end = start + len.min(want.max(1) as u64);
+        if end > self.backed {
+            let next = self.ring.next_backing(self.backed, end);
+            let backed = match self.ring.back(self.backed, next) {
+                Ok(()) => next,
+                Err(_) => match self.ring.back(self.backed, end) {
+                    Ok(()) => end,
+                    Err(short) => {
+                        if !self.told {
+                            self.short = Some(short.to_string());
+                        }
+                        return None;
+                    }
+                },
+            };
+            self.backed = backed;
+        }
+        let len = len.min(self.backed - start);
         // SAFETY: `pos % cap + len <= cap`, inside the data area, and the
         // region is free (the consumer released it), so it is ours alone.
         let ptr = unsafe { self.ring.data().add((pos % cap) as usize) };
         Some(Reserved { start: self.head, pos, ptr, len: len as usize })
+    }
+
+    /// Why a reservation failed (the memory is short), the first time one
+    /// did; `None` afterwards.
+    pub(crate) fn short(&mut self) -> Option<String> {
+        let short = self.short.take();
+        self.told |= short.is_some();
+        short
     }
 
     /// Publishes the first `len` bytes of `region`.
@@ -267,7 +371,7 @@ mod tests {
     }
 
     fn put(p: &mut Producer, bytes: &[u8]) -> Option<(u64, u64, u64)> {
-        let r = p.reserve()?;
+        let r = p.reserve(bytes.len())?;
         if r.len < bytes.len() {
             return None;
         }

@@ -74,7 +74,11 @@ pub(crate) fn copy_out(ring: Option<&Mutex<Producer>>, blobs: &mut Blobs, bytes:
         && let Some(ring) = ring
     {
         let mut ring = ring.lock();
-        if let Some(region) = ring.reserve().filter(|r| r.len >= bytes.len()) {
+        let region = ring.reserve(bytes.len());
+        if let Some(short) = ring.short() {
+            eprintln!("dirk: {short}: values over 64 KiB go through the socket while it lasts");
+        }
+        if let Some(region) = region.filter(|r| r.len >= bytes.len()) {
             // SAFETY: the reserved region is free and at least this long.
             unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
             ring.commit(&region, bytes.len());
@@ -529,7 +533,7 @@ impl Cluster {
         }
         let mut ring = link.ring_out.as_ref().map(|r| r.lock());
         if let Some(ring) = ring.as_mut()
-            && let Some(region) = ring.reserve().filter(|r| r.len > INLINE_MAX)
+            && let Some(region) = ring.reserve(INLINE_MAX + 1).filter(|r| r.len > INLINE_MAX)
         {
             // SAFETY: the reserved region is free, aligned and ours until committed.
             let writer = unsafe { BlobWriter::fixed(region.ptr, region.len) };
@@ -546,9 +550,11 @@ impl Cluster {
             }
         }
         drop(ring);
+        // Larger than the ring's reserved room (or the ring is full): archived
+        // aside, then into the ring (reserving for its exact size) or the frame.
         let written = (encode.write)(value, BlobWriter::growable())?;
         let bytes = written.into_vec().expect("a growable writer");
-        Ok(blobs.push(&bytes))
+        Ok(copy_out(link.ring_out.as_ref(), blobs, &bytes))
     }
 
     fn send_call(&self, call: u64) {
