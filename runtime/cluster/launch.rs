@@ -34,6 +34,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 use super::env;
 use super::leader::{Cluster, Link};
+use super::rundir::{self, RunDir};
 use crate::Error;
 use crate::exec::Shared;
 use crate::transport::frame::{Blobs, Message, cookie};
@@ -172,7 +173,7 @@ fn start_mpi(
 
     let cookie = cookie(&mpi.secret);
     let address = format!("mpi: rank 0 of {}", mpi.size);
-    let cluster: &'static Cluster = Box::leak(Box::new(Cluster::new(shared, Io::start()?, cookie, address)));
+    let cluster: &'static Cluster = Box::leak(Box::new(Cluster::new(shared, Io::start()?, cookie, address, None)));
     let (tx, rx) = channel();
     let tx = Mutex::new(tx);
     mpi.set_handler(Arc::new(move |rank, frame| {
@@ -345,15 +346,25 @@ pub(crate) fn start(shared: &'static Shared, plan: Launch) -> Result<&'static Cl
     let secret = secret()?;
     let cookie = cookie(&secret);
     let io = Io::start()?;
-    let tag = format!("dirk-{}-{}", std::process::id(), &hex(&secret[8..14]));
-    let address = std::env::temp_dir().join(format!("{tag}.sock"));
+    // Names nobody can guess, from randomness of their own (not the secret's).
+    let random = self::secret()?;
+    let tag = format!("dirk-{}-{}", std::process::id(), hex(&random[..8]));
+    let run_dir = RunDir::create(&random[8..16])?;
+    let address = run_dir.main_socket();
     let listener = {
         let _in_io = io.handle().enter();
-        UnixListener::bind(&address)
-            .map_err(|e| Error::Transport(format!("could not listen on {}: {e}", address.display())))?
+        let bound = UnixListener::bind(&address)
+            .map_err(|e| Error::Transport(format!("could not listen on {}: {e}", address.display())));
+        match bound.and_then(|l| rundir::private(&address).map(|()| l)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                run_dir.remove();
+                return Err(e);
+            }
+        }
     };
     let cluster: &'static Cluster =
-        Box::leak(Box::new(Cluster::new(shared, io, cookie, address.to_string_lossy().into_owned())));
+        Box::leak(Box::new(Cluster::new(shared, io, cookie, address.to_string_lossy().into_owned(), Some(run_dir))));
     match start_workers(cluster, listener, &plan, &entry, &secret, &tag) {
         Ok(()) => {
             if crowded(shared.threads(), plan.workers, plan.threads) {

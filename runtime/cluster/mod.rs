@@ -25,6 +25,7 @@ pub(crate) mod peers;
 pub mod probe;
 pub(crate) mod proxy;
 pub(crate) mod remote;
+pub(crate) mod rundir;
 pub(crate) mod serve;
 pub(crate) mod store;
 pub(crate) mod stream;

@@ -142,8 +142,10 @@ pub(crate) fn serve() -> ! {
     let _ = std::fs::remove_file(&peer_path);
     let listener = {
         let _in_io = io.handle().enter();
-        tokio::net::UnixListener::bind(&peer_path)
-            .unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not listen on {}: {e}", peer_path.display())))
+        let listener = tokio::net::UnixListener::bind(&peer_path)
+            .unwrap_or_else(|e| die(4, format!("dirk worker {id}: could not listen on {}: {e}", peer_path.display())));
+        super::rundir::private(&peer_path).unwrap_or_else(|e| die(4, format!("dirk worker {id}: {e}")));
+        listener
     };
     let w2 = worker.clone();
     let from_peer: peers::PeerHandler = Arc::new(move |_, frame| w2.wait().on_peer_frame(frame));

@@ -210,6 +210,8 @@ pub(crate) struct Cluster {
     pub(crate) local_load: AtomicUsize,
     pub(crate) stopping: AtomicBool,
     pub(crate) ring_files: Mutex<Vec<std::path::PathBuf>>,
+    /// The private directory of the sockets (see `rundir`); none under MPI.
+    run_dir: Option<super::rundir::RunDir>,
     /// Streaming stages running on workers.
     pub(crate) streams: super::stream::Stages,
     calls: Mutex<IdMap<Pending>>,
@@ -236,7 +238,13 @@ enum Target {
 }
 
 impl Cluster {
-    pub(crate) fn new(shared: &'static Shared, io: Io, cookie: u64, address: String) -> Cluster {
+    pub(crate) fn new(
+        shared: &'static Shared,
+        io: Io,
+        cookie: u64,
+        address: String,
+        run_dir: Option<super::rundir::RunDir>,
+    ) -> Cluster {
         Cluster {
             shared,
             io,
@@ -248,6 +256,7 @@ impl Cluster {
             local_load: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             ring_files: Mutex::new(Vec::new()),
+            run_dir,
             streams: Default::default(),
             calls: Mutex::new(IdMap::default()),
             resident: Mutex::new(IdMap::default()),
@@ -741,10 +750,10 @@ impl Cluster {
         for path in self.ring_files.lock().drain(..) {
             let _ = std::fs::remove_file(path);
         }
-        let _ = std::fs::remove_file(&self.address);
-        // Workers remove theirs as they exit; a killed one cannot.
-        for worker in 1..self.size() as u32 {
-            let _ = std::fs::remove_file(super::peers::peer_path(self.address.as_ref(), worker));
+        // Process 0's socket and the workers' (a killed worker cannot
+        // remove its own).
+        if let Some(dir) = &self.run_dir {
+            dir.remove();
         }
         self.io.stop();
         // Whatever the workers' ends did not settle ends now.
