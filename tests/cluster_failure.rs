@@ -118,11 +118,13 @@ fn start_worker(test: &str, address: &str, secret: &str) -> (Option<i32>, String
         .args(["--exact", test, "--nocapture", "--quiet"])
         .env("DIRK_WORKER", "1")
         .env("DIRK_CONNECT", address)
-        .env("DIRK_SECRET", secret)
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Process 0 gives the secret on stdin.
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{secret}\n").as_bytes()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -278,4 +280,26 @@ fn calls_and_fetches_in_flight_when_a_worker_dies_all_end() {
     }
     // The deaths landed at different moments: some calls got through.
     assert!(outcomes[0] > 0 && outcomes[1] > 0, "values and losses: {outcomes:?}");
+}
+
+/// Whether this process, or a process it starts, can see the cluster
+/// secret in its environment.
+#[task]
+fn secret_in_sight() -> (bool, bool) {
+    let here = std::env::vars_os().any(|(k, _)| k.to_string_lossy().contains("SECRET"));
+    let child = Command::new("env").output().expect("env runs");
+    let there = String::from_utf8_lossy(&child.stdout).contains("SECRET");
+    (here, there)
+}
+
+#[dirk::test]
+fn the_secret_is_in_no_worker_environment() {
+    let rt = Runtime::builder().threads(1).workers(1).build().unwrap();
+    let pids = rt.worker_pids();
+    within(LONG, move || {
+        let seen = rt.run(|| spawn!(scope = Scope::worker(1), secret_in_sight()).fetch()).unwrap();
+        assert_eq!(seen, (false, false), "(the worker, a process its task started)");
+        let environ = std::fs::read(format!("/proc/{}/environ", pids[0])).unwrap();
+        assert!(!String::from_utf8_lossy(&environ).contains("SECRET"), "the worker's /proc environ");
+    });
 }

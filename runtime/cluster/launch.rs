@@ -2,8 +2,10 @@
 //! worker when it was started as one.
 //!
 //! A worker is the program's own binary started again, with the
-//! environment variables of [`env`](super::env) naming its id, where
-//! process 0 listens and the cluster secret. The entry point
+//! environment variables of [`env`](super::env) naming its id and where
+//! process 0 listens, and the cluster secret written on its stdin (never in
+//! its environment, which the processes its tasks start would inherit).
+//! The entry point
 //! (`#[dirk::main]`, `#[dirk::test]`) sees them and runs the worker loop
 //! instead of the body. For a test binary the worker is started with the
 //! arguments that run exactly the test that built the runtime
@@ -427,10 +429,21 @@ fn start_workers(
                 cmd.args(std::env::args_os().skip(1));
             }
         }
-        cmd.env(env::WORKER, w.to_string()).env(env::CONNECT, &cluster.address).env(env::SECRET, hex(secret));
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        // The secret goes through a pipe on the worker's stdin, read once
+        // and closed: not in its environment, which every process a task
+        // starts would inherit (and /proc shows to the user's processes).
+        cmd.env(env::WORKER, w.to_string()).env(env::CONNECT, &cluster.address);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child: Child =
             cmd.spawn().map_err(|e| Error::Config(format!("could not start worker {w} ({}): {e}", exe.display())))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            let told = stdin.write_all(format!("{}\n", hex(secret)).as_bytes());
+            if let Err(e) = told {
+                let _ = child.kill();
+                return Err(Error::Config(format!("could not give worker {w} the cluster secret: {e}")));
+            }
+        }
         if let Some(out) = child.stdout.take() {
             forward(w, out, false);
         }

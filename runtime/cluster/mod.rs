@@ -75,8 +75,6 @@ pub(crate) mod env {
     pub(crate) const WORKER: &str = "DIRK_WORKER";
     /// Where process 0 listens (a Unix socket path).
     pub(crate) const CONNECT: &str = "DIRK_CONNECT";
-    /// The cluster secret, hex.
-    pub(crate) const SECRET: &str = "DIRK_SECRET";
 }
 
 static WORKER_ID: AtomicU32 = AtomicU32::new(0);

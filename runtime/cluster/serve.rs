@@ -84,6 +84,19 @@ fn die(code: i32, message: String) -> ! {
     std::process::exit(code)
 }
 
+/// The cluster secret, which process 0 writes on the worker's stdin (64
+/// hex digits and a newline) and then closes.
+fn read_secret() -> Result<[u8; 32], String> {
+    use std::io::Read as _;
+    // SAFETY: `isatty` only looks at the descriptor.
+    if unsafe { libc::isatty(0) } == 1 {
+        return Err("stdin is a terminal: workers are started by process 0, which gives them the secret".to_owned());
+    }
+    let mut hex = [0u8; 64];
+    std::io::stdin().lock().read_exact(&mut hex).map_err(|e| e.to_string())?;
+    std::str::from_utf8(&hex).ok().and_then(unhex).ok_or_else(|| "not 64 hex digits".to_owned())
+}
+
 /// Runs the worker loop; never returns.
 pub(crate) fn serve() -> ! {
     let id = launch::worker_id().unwrap_or_else(|| {
@@ -92,10 +105,8 @@ pub(crate) fn serve() -> ! {
     super::set_current_worker(id);
     let path = launch::connect_path()
         .unwrap_or_else(|| die(2, format!("dirk worker {id}: {} does not say where process 0 listens", env::CONNECT)));
-    let secret = std::env::var(env::SECRET)
-        .ok()
-        .and_then(|s| unhex(&s))
-        .unwrap_or_else(|| die(2, format!("dirk worker {id}: {} is not a 64-digit hex secret", env::SECRET)));
+    let secret =
+        read_secret().unwrap_or_else(|why| die(2, format!("dirk worker {id}: no cluster secret on stdin ({why})")));
     let io = Io::start().unwrap_or_else(|e| die(2, format!("dirk worker {id}: {e}")));
     let cookie = cookie(&secret);
     let connected = io.block_on(handshake(path.clone(), id, secret, cookie));
