@@ -590,11 +590,13 @@ fn global() -> &'static Shared {
     let shared = pool.leak();
     let plan = Launch { workers, threads, ring_bytes: DEFAULT_RING_BYTES, timeout: WORKER_TIMEOUT };
     builder.attach_devices(shared);
+    // A failure fails the program's tasks, each with the reason, rather
+    // than panicking wherever the first spawn happens to be.
     if let Err(e) = attach_workers(shared, plan) {
-        match workers {
-            0 => panic!("dirk could not take the MPI ranks as workers: {e}"),
-            _ => panic!("dirk could not start the {workers} workers DIRK_WORKERS asks for: {e}"),
-        }
+        shared.fail_spawns(Error::Config(match workers {
+            0 => format!("dirk could not take the MPI ranks as workers: {e}"),
+            _ => format!("dirk could not start the {workers} workers DIRK_WORKERS asks for: {e}"),
+        }));
     }
     shared
 }

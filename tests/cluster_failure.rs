@@ -180,6 +180,35 @@ fn a_runtime_without_a_dirk_entry_cannot_start_workers() {
     }
 }
 
+/// The global runtime asked by `DIRK_WORKERS` for workers it cannot start
+/// (this plain `#[test]` is no dirk entry): every task fails with
+/// `Error::Config` giving the reason; nothing panics. Run as a child with
+/// the variable set (inert without it).
+#[test]
+fn global_workers_that_cannot_start_fail_tasks_with_a_config_error() {
+    if std::env::var_os("DIRK_WORKERS").is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new(exe)
+            .args(["--exact", "global_workers_that_cannot_start_fail_tasks_with_a_config_error", "--nocapture"])
+            .env("DIRK_WORKERS", "2")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    for _ in 0..2 {
+        let err = spawn!(nap(0)).fetch().unwrap_err();
+        let Error::Config(m) = &err else { panic!("expected a Config error, got {err}") };
+        assert!(m.contains("could not start the 2 workers DIRK_WORKERS asks for"), "{m}");
+        assert!(m.contains("#[dirk::main]"), "the reason says what to do: {m}");
+    }
+}
+
 #[dirk::test]
 fn dropping_the_runtime_stops_its_workers_and_cancels_what_ran_there() {
     let rt = Runtime::builder().threads(1).workers(1).build().unwrap();

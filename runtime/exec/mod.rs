@@ -67,9 +67,10 @@ pub(crate) struct Shared {
     /// Rounds an idle worker searches before it sleeps (see
     /// [`Shared::spin_less`]).
     search_rounds: AtomicU32,
-    /// Set when the runtime was configured from bad settings (the global
-    /// runtime's environment): every task spawned on it fails with it.
-    pub(crate) config_error: Option<Error>,
+    /// Set when the runtime was configured from bad settings, or could not
+    /// start what they asked for (the global runtime's environment, its
+    /// workers): every task spawned on it fails with it.
+    config_error: OnceLock<Error>,
     /// The extension every ready task goes through, when the runtime has
     /// one (worker processes; see [`extension`]).
     router: OnceLock<&'static dyn Extension>,
@@ -127,6 +128,17 @@ impl Shared {
     #[cfg(feature = "gpu")]
     pub(crate) fn set_devices(&self, devices: &'static dyn Extension) -> bool {
         self.devices.set(devices).is_ok()
+    }
+
+    /// Why every task spawned on this runtime fails, if it does.
+    pub(crate) fn config_error(&self) -> Option<&Error> {
+        self.config_error.get()
+    }
+
+    /// Fails every task spawned on this runtime from now on with `error`
+    /// (the first such error stays).
+    pub(crate) fn fail_spawns(&self, error: Error) {
+        let _ = self.config_error.set(error);
     }
 
     /// Where a task with `scope` may run on this runtime, or why nowhere.
@@ -556,7 +568,7 @@ fn start(config: PoolConfig) -> Result<(&'static Shared, Vec<JoinHandle<()>>), E
         ),
         shutdown: AtomicBool::new(false),
         search_rounds: AtomicU32::new(worker::SEARCH_ROUNDS),
-        config_error: config.config_error,
+        config_error: config.config_error.map_or_else(OnceLock::new, OnceLock::from),
         router: OnceLock::new(),
         #[cfg(feature = "gpu")]
         devices: OnceLock::new(),

@@ -118,7 +118,7 @@ fn spawn_counted_on<B: Body>(
                 reason,
             }))
         }
-        Ok(_) => rt.config_error.clone(),
+        Ok(_) => rt.config_error().cloned(),
     };
     match refused {
         Some(error) => {
