@@ -260,6 +260,19 @@ pub(crate) fn decode_payload<'p>(header: &Header, payload: &'p [u8]) -> Result<&
         }
         ArchivedBlob::Ring { .. } => Ok(()), // checked against the ring by its reader
     };
+    // Worker ids index 64-bit masks: one out of range is a corrupt frame,
+    // never a shift past the mask.
+    let worker = |to: u32| {
+        if (1..64).contains(&to) {
+            Ok(())
+        } else {
+            Err(Error::Codec(format!("a frame names worker {to}; workers are 1 to 63")))
+        }
+    };
+    match message {
+        ArchivedMessage::Relay { to, .. } | ArchivedMessage::Forward { to, .. } => worker(to.to_native())?,
+        _ => {}
+    }
     match message {
         ArchivedMessage::Run { args, .. } => {
             for arg in args.iter() {
@@ -378,5 +391,22 @@ mod tests {
         let bad = Message::Relay { object: 1, to: 2, blob: Blob::Frame { offset: 16, len: 1 } };
         let bytes = whole(&bad, Blobs::default(), 42);
         assert!(matches!(decode_frame(&bytes, 42), Err(Error::Codec(e)) if e.contains("outside")));
+    }
+
+    #[test]
+    fn a_worker_id_outside_the_masks_is_a_codec_error() {
+        for to in [0, 64, 65, u32::MAX] {
+            let relay = Message::Relay { object: 1, to, blob: Blob::Frame { offset: 0, len: 0 } };
+            let forward = Message::Forward { object: 1, to };
+            for m in [relay, forward] {
+                let bytes = whole(&m, Blobs::default(), 42);
+                let err = decode_frame(&bytes, 42).unwrap_err();
+                assert!(matches!(&err, Error::Codec(e) if e.contains(&format!("names worker {to}"))), "{err}");
+            }
+        }
+        for to in [1, 63] {
+            let m = Message::Forward { object: 1, to };
+            assert!(decode_frame(&whole(&m, Blobs::default(), 42), 42).is_ok(), "worker {to}");
+        }
     }
 }

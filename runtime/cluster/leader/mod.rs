@@ -596,6 +596,8 @@ impl Cluster {
                     let mut calls = self.calls.lock();
                     match calls.get_mut(&call) {
                         None => return,
+                        // Only the worker the call went to answers it.
+                        Some(p) if p.worker != worker => return,
                         // Sent ahead and not claimed yet: `claim_ahead` finishes it.
                         Some(p) if !p.claimed && !p.dead => {
                             p.early = Some(frame);
