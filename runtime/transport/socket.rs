@@ -297,7 +297,16 @@ pub(crate) fn start_link(
                 let mut reader = tokio::io::BufReader::with_capacity(BATCH, FdReader(fd));
                 loop {
                     match read_frame(&mut reader, cookie).await {
-                        Ok(frame) => handler(frame),
+                        // A handler that panics leaves its side of the
+                        // protocol unknown: the link closes, and its
+                        // owner hears why (process 0 loses the worker).
+                        Ok(frame) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(frame))) {
+                            Ok(()) => {}
+                            Err(payload) => {
+                                let message = crate::error::panic_message(&*payload);
+                                break Error::Transport(format!("handling a frame panicked: {message}"));
+                            }
+                        },
                         Err(e) => break e,
                     }
                 }
@@ -508,6 +517,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    type Handler = Arc<dyn Fn(Incoming) + Send + Sync>;
+
     /// Starts a link over one end of a socket pair; returns the other end
     /// and where the link's closing reason arrives.
     fn link(io: &Io) -> (std::os::unix::net::UnixStream, std::sync::mpsc::Receiver<Error>) {
@@ -516,6 +527,13 @@ mod tests {
     }
 
     fn link_with_outbox(io: &Io) -> (std::os::unix::net::UnixStream, std::sync::mpsc::Receiver<Error>, Outbox) {
+        link_handled_by(io, Arc::new(|_| {}))
+    }
+
+    fn link_handled_by(
+        io: &Io,
+        handler: Handler,
+    ) -> (std::os::unix::net::UnixStream, std::sync::mpsc::Receiver<Error>, Outbox) {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         let stream = {
@@ -526,8 +544,27 @@ mod tests {
         let closed = Box::new(move |e| {
             let _ = tx.send(e);
         });
-        let outbox = start_link(io.handle(), stream, 7, Arc::new(|_| {}), closed);
+        let outbox = start_link(io.handle(), stream, 7, handler, closed);
         (theirs, rx, outbox)
+    }
+
+    #[test]
+    fn a_handler_that_panics_closes_the_link_and_says_why() {
+        let io = Io::start().unwrap();
+        let seen = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counted = seen.clone();
+        let handler: Handler = Arc::new(move |_| {
+            if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                panic!("the second frame is one too many");
+            }
+        });
+        let (mut peer, closed, _outbox) = link_handled_by(&io, handler);
+        for object in 0..3 {
+            peer.write_all(&frame(&Message::Pull { object })).unwrap();
+        }
+        let why = closed.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        assert!(matches!(&why, Error::Transport(m) if m.contains("the second frame is one too many")), "{why:?}");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 2, "nothing is handled after the panic");
     }
 
     /// Reads one whole frame from a blocking stream.
