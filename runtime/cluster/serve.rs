@@ -546,7 +546,7 @@ impl Worker {
                 match ran {
                     Ok(Ok(bytes)) => Ok(Ok(bytes)),
                     Ok(Err(e)) => Err(e.to_string()),
-                    Err(payload) => Ok(Err(panic_message(&*payload))),
+                    Err(payload) => Ok(Err(crate::error::panic_message(&*payload))),
                 }
             }
         };
@@ -601,16 +601,6 @@ fn copied(bytes: &[u8]) -> AlignedVec<16> {
     let mut v = AlignedVec::with_capacity(bytes.len());
     v.extend_from_slice(bytes);
     v
-}
-
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "<non-string panic payload>".to_owned()
-    }
 }
 
 /// A worker process's runtime: its threads, with an urgent queue for the

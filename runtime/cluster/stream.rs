@@ -416,7 +416,7 @@ impl WorkerStage {
         match ran {
             Ok(Ok(bytes)) => (Kind::Value, bytes),
             Ok(Err(e)) => (Kind::Failed, text(&e.to_string())),
-            Err(payload) => (Kind::Panicked, text(&super::serve::panic_message(&*payload))),
+            Err(payload) => (Kind::Panicked, text(&crate::error::panic_message(&*payload))),
         }
     }
 }

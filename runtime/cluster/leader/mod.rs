@@ -497,7 +497,7 @@ impl Cluster {
             if !link.alive.load(Ordering::Acquire) {
                 drop(calls);
                 drop(pending);
-                return self.lost_before_sent(task, worker);
+                return self.lost_before_sent(task);
             }
             link.load.fetch_add(1, Ordering::Relaxed);
             calls.insert(call, pending);
@@ -510,10 +510,10 @@ impl Cluster {
         }
     }
 
-    /// A task claimed for `worker`, which was lost before the call went
-    /// out: nothing ran, so it is routed again (to another worker, or
-    /// failed with `Error::WorkerLost` when its scope names no other).
-    fn lost_before_sent(&'static self, task: TaskRef, worker: u32) {
+    /// A task claimed for a worker that was lost before the call went out:
+    /// nothing ran, so it is routed again (to another worker, or failed
+    /// with `Error::WorkerLost` when its scope names no other).
+    fn lost_before_sent(&'static self, task: TaskRef) {
         if self.stopping.load(Ordering::Acquire) {
             let h = task.header();
             let error = Error::Cancelled { task: h.id };
@@ -523,7 +523,6 @@ impl Cluster {
             }
             return cell::fail_elsewhere(task, error);
         }
-        let _ = worker;
         cell::restart(&task);
         self.route(task);
     }
