@@ -90,6 +90,9 @@ pub enum Error {
     Gpu(String),
     /// An option or setting was invalid.
     Config(String),
+    /// Shapes that do not fit: an array operation's operands, or a shape
+    /// and its data. The message names both shapes.
+    Shape(String),
 }
 
 /// Why a scope could not be satisfied: see [`Error::Scope`].
@@ -185,6 +188,7 @@ impl fmt::Display for Error {
             Error::Codec(m) => write!(f, "codec error: {m}"),
             Error::Gpu(m) => write!(f, "GPU error: {m}"),
             Error::Config(m) => write!(f, "invalid configuration: {m}"),
+            Error::Shape(m) => write!(f, "shape mismatch: {m}"),
         }
     }
 }

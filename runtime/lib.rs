@@ -73,6 +73,8 @@ pub mod trace;
 mod transport;
 
 pub mod alloc;
+#[cfg(feature = "array")]
+pub mod array;
 
 #[doc(hidden)]
 pub mod __private;

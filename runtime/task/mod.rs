@@ -271,6 +271,17 @@ impl<T: Send + Sync + 'static> Task<T> {
         &self.raw.header().name
     }
 
+    /// Waits for the task and borrows its result where it is (brought to
+    /// this process first when it lives in another).
+    #[cfg_attr(not(feature = "array"), expect(dead_code, reason = "arrays read tiles in place"))]
+    pub(crate) fn fetch_ref(&self) -> Result<&T, Error> {
+        self.block();
+        if self.raw.header().state.load() & ELSEWHERE != 0 {
+            router(&self.raw)?.bring_here(&self.raw)?;
+        }
+        self.completed().map_err(Clone::clone)
+    }
+
     fn block(&self) {
         let header = self.raw.header();
         if !header.state.is_complete() {

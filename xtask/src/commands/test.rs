@@ -27,8 +27,9 @@ use crate::sh;
 /// here (never `--all-features`: hardware-specific features such as `cuda`
 /// cannot build on every machine).
 pub(crate) const FEATURES: &[&str] = &[
-    "mpi", // worker ranks under mpirun (issue 5); needs OpenMPI, installed by `setup`
-    "gpu", // GPU processors through CubeCL (issue 6); needs a Vulkan driver, installed by `setup`
+    "mpi",   // worker ranks under mpirun (issue 5); needs OpenMPI, installed by `setup`
+    "gpu",   // GPU processors through CubeCL (issue 6); needs a Vulkan driver, installed by `setup`
+    "array", // distributed arrays on faer tiles (issue 25)
 ];
 
 /// The feature sets clippy checks: the default (what users build), each
