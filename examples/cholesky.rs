@@ -178,6 +178,8 @@ fn main() -> Result<(), Error> {
     let n = args.next().unwrap_or(2048);
     let b = args.next().unwrap_or(128);
     let a = spd(n, 7);
+    #[cfg(feature = "array")]
+    let a_copy = a.clone();
     println!("tiled Cholesky of a {n}×{n} matrix in {b}×{b} tiles");
 
     let mut parallel = a.clone();
@@ -196,5 +198,27 @@ fn main() -> Result<(), Error> {
     println!("datadeps!: {t_parallel:?}; the same kernels serially: {t_serial:?}");
     println!("speed-up {:.2}× ; relative error {error:.1e}", t_serial.as_secs_f64() / t_parallel.as_secs_f64());
     assert!(error < 1e-8, "the tiled factor differs from the serial one");
+    #[cfg(feature = "array")]
+    on_darray(&a_copy, b, &reference)?;
+    Ok(())
+}
+
+/// The same factorisation written on `dirk::array`: `DArray::cholesky`,
+/// whose tile kernels are faer's (`--features array`).
+#[cfg(feature = "array")]
+fn on_darray(a: &Matrix<f64>, b: usize, reference: &Matrix<f64>) -> Result<(), Error> {
+    use dirk::array::{Blocks, DArray};
+    let n = a.rows();
+    let values: Vec<f64> = (0..n * n).map(|k| a[(k / n, k % n)]).collect();
+    let da = DArray::from_vec(values, [n, n], Blocks([b, b]))?;
+    da.wait()?;
+    let start = Instant::now();
+    let l = da.cholesky()?;
+    l.wait()?;
+    let took = start.elapsed();
+    let l = l.collect_vec()?;
+    let error = relative_error(&Matrix::from_fn(n, n, |i, j| l[i * n + j]), reference);
+    println!("DArray::cholesky (faer tile kernels): {took:?}; relative error {error:.1e}");
+    assert!(error < 1e-8, "the DArray factor differs from the serial one");
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! `bench-plots/`. `--quick` (DIRK_BENCH_QUICK=1) cuts sizes and
 //! repetitions for a smoke run that keeps the harness from rotting.
 //! `--peers` also measures the peers outside Rust (`benches/peers/`: Dask
-//! and Ray) on Task Bench's stencil, from a virtual environment under the
+//! and Ray) on Task Bench's stencil, and Dask arrays on the `array`
+//! benchmark's cases, from a virtual environment under the
 //! target directory that it fills from PyPI.
 
 use std::collections::BTreeMap;
@@ -20,10 +21,10 @@ use crate::plot;
 use crate::sh::{self, cargo, root};
 
 /// The benchmark binaries of `benches/` (the `dirk-benches` package), run in this order.
-const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "memory", "cluster", "datadeps", "gpu"];
+const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "memory", "cluster", "datadeps", "array", "gpu"];
 
 /// The cargo features a benchmark binary needs (its `required-features`).
-const BENCH_FEATURES: &[(&str, &str)] = &[("gpu", "gpu")];
+const BENCH_FEATURES: &[(&str, &str)] = &[("gpu", "gpu"), ("array", "array")];
 
 /// One point of a curve: `plot` names the chart, `system` the line.
 #[derive(Debug, Deserialize)]
@@ -201,17 +202,21 @@ fn run_peers(quick: bool, out: &mut Output) -> Result<(), String> {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
-    let mut cmd = Command::new(venv.join("bin/python"));
-    cmd.arg(root().join("benches/peers/taskbench.py"))
-        .env("DIRK_TASKBENCH_KERNEL", &kernel)
-        .env("DIRK_BENCH_QUICK", if quick { "1" } else { "0" })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|e| format!("could not start the peers' Task Bench: {e}"))?;
-    out.collect("peers", child.stdout.take().expect("piped stdout"))?;
-    let status = child.wait().map_err(|e| format!("waiting for the peers' Task Bench: {e}"))?;
-    if !status.success() {
-        return Err(format!("the peers' Task Bench failed ({status})"));
+    // Task Bench's stencil (Dask and Ray), then Dask arrays on the cases of
+    // the `array` benchmark.
+    for (script, what) in [("taskbench.py", "the peers' Task Bench"), ("darray.py", "the Dask array cases")] {
+        let mut cmd = Command::new(venv.join("bin/python"));
+        cmd.arg(root().join("benches/peers").join(script))
+            .env("DIRK_TASKBENCH_KERNEL", &kernel)
+            .env("DIRK_BENCH_QUICK", if quick { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().map_err(|e| format!("could not start {what}: {e}"))?;
+        out.collect("peers", child.stdout.take().expect("piped stdout"))?;
+        let status = child.wait().map_err(|e| format!("waiting for {what}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{what} failed ({status})"));
+        }
     }
     Ok(())
 }
