@@ -39,6 +39,7 @@ use super::leader::{Cluster, Link};
 use super::rundir::{self, RunDir};
 use crate::Error;
 use crate::exec::Shared;
+use crate::transport::auth;
 use crate::transport::frame::{Blobs, Message, cookie};
 use crate::transport::shm::{self, Consumer, Producer};
 use crate::transport::socket::{self, Io, read_frame, write_frame};
@@ -185,6 +186,10 @@ fn start_mpi(
     let mut pids = vec![None; workers];
     let mut ready: Vec<Option<usize>> = vec![None; workers];
     let deadline = std::time::Instant::now() + JOIN_TIMEOUT;
+    // Ranks are started by the MPI launcher and reach rank 0 over MPI
+    // alone: their `Hello` proves the secret over a nonce of their own,
+    // and a nonce seen before is a replay.
+    let seen = auth::Seen::default();
     while ready.iter().any(Option::is_none) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let Ok((rank, frame)) = rx.recv_timeout(left) else {
@@ -193,8 +198,11 @@ fn start_mpi(
         let w = rank as usize;
         let Ok(Ok(message)) = frame.map(|f| f.owned()) else { continue };
         match message {
-            Message::Hello { worker, pid, secret }
-                if worker == rank && (1..=workers).contains(&w) && same_secret(&secret, &mpi.secret) =>
+            Message::Hello { worker, pid, nonce, proof }
+                if worker == rank
+                    && (1..=workers).contains(&w)
+                    && auth::same(&proof, &auth::hello_proof(&mpi.secret, &auth::NO_CHALLENGE, &nonce, worker, 0))
+                    && seen.first(&nonce) =>
             {
                 pids[w - 1] = Some(pid);
                 let welcome = Message::Welcome {
@@ -202,6 +210,7 @@ fn start_mpi(
                     workers: workers as u32,
                     to_worker_ring: String::new(),
                     to_main_ring: String::new(),
+                    proof: auth::welcome_proof(&mpi.secret, &auth::NO_CHALLENGE, &nonce),
                 };
                 mpi.outbox(rank, cookie).send(&welcome, Blobs::default())?;
             }
@@ -283,11 +292,7 @@ fn entry() -> Result<Entry, Error> {
 
 /// A fresh random secret.
 fn secret() -> Result<[u8; 32], Error> {
-    let mut s = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut s))
-        .map_err(|e| Error::Config(format!("could not read /dev/urandom for the cluster secret: {e}")))?;
-    Ok(s)
+    auth::random().map_err(|e| Error::Config(format!("no cluster secret: {e}")))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -304,11 +309,6 @@ pub(crate) fn unhex(s: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
-}
-
-/// Compares secrets in time independent of where they differ.
-pub(crate) fn same_secret(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// How a cluster is to be started.
@@ -534,9 +534,34 @@ fn accept_workers(
     cluster.io.block_on(async move {
         let mut slots: Vec<Option<(UnixStream, usize, u32)>> = (0..workers).map(|_| None).collect();
         let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+        // Each connection is handled by a task of its own (a silent one
+        // cannot hold up the others), at most HANDSHAKES at once.
+        let (joined_tx, mut joined) = tokio::sync::mpsc::unbounded_channel();
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
+        let rings: Vec<(String, String)> =
+            (1..=workers).map(|w| (ring_name(cluster, w, "down"), ring_name(cluster, w, "up"))).collect();
+        let rings = Arc::new(rings);
         while slots.iter().any(Option::is_none) {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
+            tokio::select! {
+                a = listener.accept() => {
+                    let Ok((stream, _)) = a else { continue };
+                    let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                        continue; // too many at once: this one is closed
+                    };
+                    let (tx, rings) = (joined_tx.clone(), rings.clone());
+                    tokio::spawn(async move {
+                        let outcome = welcome(stream, secret, cookie, workers, threads, &rings).await;
+                        drop(permit);
+                        let _ = tx.send(outcome);
+                    });
+                }
+                j = joined.recv() => match j {
+                    Some(Ok(Some((w, stream, threads, pid)))) if slots[w - 1].is_none() => {
+                        slots[w - 1] = Some((stream, threads, pid));
+                    }
+                    Some(Err(e)) => return Err(e),
+                    _ => {}
+                },
                 _ = tokio::time::sleep_until(deadline) => {
                     return Err(Error::Transport(format!("workers did not join within {JOIN_TIMEOUT:?}")));
                 }
@@ -544,37 +569,65 @@ fn accept_workers(
                     if let Some(why) = exited() {
                         return Err(Error::Transport(why));
                     }
-                    continue;
                 }
-            };
-            let Ok((mut stream, _)) = accepted else { continue };
-            let hello = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut stream, cookie)).await;
-            let Ok(Ok(hello)) = hello else { continue };
-            let Ok(Message::Hello { worker, pid, secret: theirs }) = hello.owned() else { continue };
-            let w = worker as usize;
-            if !same_secret(&theirs, &secret) || !(1..=workers).contains(&w) || slots[w - 1].is_some() {
-                continue; // refused: the stream drops, closing the connection
-            }
-            let welcome = Message::Welcome {
-                threads: threads as u32,
-                workers: workers as u32,
-                to_worker_ring: ring_name(cluster, w, "down"),
-                to_main_ring: ring_name(cluster, w, "up"),
-            };
-            let frame = crate::transport::frame::encode(&welcome, Blobs::default(), cookie)?;
-            if write_frame(&mut stream, &frame).await.is_err() {
-                continue;
-            }
-            let ready = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream, cookie)).await;
-            match ready.map(|r| r.and_then(|f| f.owned())) {
-                Ok(Ok(Message::Ready { threads })) => slots[w - 1] = Some((stream, threads as usize, pid)),
-                Ok(Ok(_)) | Ok(Err(_)) => return Err(Error::Transport(format!("worker {w} failed to start"))),
-                Err(_) => return Err(Error::Transport(format!("worker {w} did not become ready"))),
             }
         }
         tokio::spawn(refuse_latecomers(listener, cookie));
         Ok(slots.into_iter().map(|s| s.expect("every slot is filled")).collect())
     })
+}
+
+/// Handshakes process 0 runs at once; a connection beyond them is closed.
+const HANDSHAKES: usize = 64;
+
+/// One joining worker: who it is, its stream, its threads and its pid.
+pub(crate) type Joining = Option<(usize, UnixStream, usize, u32)>;
+
+/// Process 0's side of a worker's handshake: challenge, check the proof,
+/// welcome (with process 0's own proof), wait for `Ready`. `Ok(None)` for
+/// a connection refused (it is closed); an error for a worker that proved
+/// the secret and then failed to start.
+pub(crate) async fn welcome(
+    mut stream: UnixStream,
+    secret: [u8; 32],
+    cookie: u64,
+    workers: usize,
+    threads: usize,
+    rings: &[(String, String)],
+) -> Result<Joining, Error> {
+    let Ok(challenge) = auth::random() else { return Ok(None) };
+    let Ok(frame) = crate::transport::frame::encode(&Message::Challenge { nonce: challenge }, Blobs::default(), cookie)
+    else {
+        return Ok(None);
+    };
+    if write_frame(&mut stream, &frame).await.is_err() {
+        return Ok(None);
+    }
+    let hello = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut stream, cookie)).await;
+    let Ok(Ok(hello)) = hello else { return Ok(None) };
+    let Ok(Message::Hello { worker, pid, nonce, proof }) = hello.owned() else { return Ok(None) };
+    let w = worker as usize;
+    if !(1..=workers).contains(&w) || !auth::same(&proof, &auth::hello_proof(&secret, &challenge, &nonce, worker, 0)) {
+        return Ok(None); // refused: the stream drops, closing the connection
+    }
+    let (down, up) = rings[w - 1].clone();
+    let welcome = Message::Welcome {
+        threads: threads as u32,
+        workers: workers as u32,
+        to_worker_ring: down,
+        to_main_ring: up,
+        proof: auth::welcome_proof(&secret, &challenge, &nonce),
+    };
+    let frame = crate::transport::frame::encode(&welcome, Blobs::default(), cookie)?;
+    if write_frame(&mut stream, &frame).await.is_err() {
+        return Ok(None);
+    }
+    let ready = tokio::time::timeout(Duration::from_secs(30), read_frame(&mut stream, cookie)).await;
+    match ready.map(|r| r.and_then(|f| f.owned())) {
+        Ok(Ok(Message::Ready { threads })) => Ok(Some((w, stream, threads as usize, pid))),
+        Ok(Ok(_)) | Ok(Err(_)) => Err(Error::Transport(format!("worker {w} failed to start"))),
+        Err(_) => Err(Error::Transport(format!("worker {w} did not become ready"))),
+    }
 }
 
 fn ring_name(cluster: &Cluster, worker: usize, dir: &str) -> String {
@@ -587,11 +640,15 @@ fn ring_name(cluster: &Cluster, worker: usize, dir: &str) -> String {
         .unwrap_or_default()
 }
 
-/// After the launch: every connection is refused (read its hello, close).
+/// After the launch: every connection is refused (read its hello, close),
+/// at most [`HANDSHAKES`] at once.
 async fn refuse_latecomers(listener: UnixListener, cookie: u64) {
+    let open = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
     while let Ok((mut stream, _)) = listener.accept().await {
+        let Ok(permit) = open.clone().try_acquire_owned() else { continue };
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut stream, cookie)).await;
+            drop(permit);
         });
     }
 }

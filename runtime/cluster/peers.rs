@@ -11,8 +11,8 @@
 //! 2. Process 0 asks the worker that makes an object to give it to another
 //!    worker (`Forward`, see `leader/ahead.rs`). The first time a worker
 //!    gives to a given peer it connects ([`Peers::outbox`]) and sends
-//!    `Hello` with the cluster secret; the peer checks it as process 0
-//!    does ([`accept`]) and refuses anyone else. A link carries frames one
+//!    `Hello` proving the cluster secret (`transport/auth.rs`); the peer
+//!    checks it ([`accept`]) and refuses anyone else, and any replay. A link carries frames one
 //!    way: the connecting worker's `Give`s. The receiving side takes
 //!    nothing else from a peer.
 //! 3. A worker that cannot reach a peer (it died, or refused) sends the
@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use tokio::net::UnixListener;
 
-use super::launch::same_secret;
 use crate::Error;
 use crate::sync::Mutex;
+use crate::transport::auth;
 use crate::transport::frame::{Blobs, Message};
 use crate::transport::socket::{self, Incoming, Outbox, read_frame};
 
@@ -87,8 +87,10 @@ impl Peers {
                 });
                 // Nothing comes back on this link.
                 let outbox = socket::start_link(&io, stream, cookie, Arc::new(|_| {}), closed);
-                let hello = Message::Hello { worker: me, pid: std::process::id(), secret };
-                outbox.send(&hello, Blobs::default())?;
+                // The secret is proved, not sent: over a fresh nonce, for `to` alone.
+                let nonce = auth::random()?;
+                let proof = auth::hello_proof(&secret, &auth::NO_CHALLENGE, &nonce, me, to);
+                outbox.send(&Message::Hello { worker: me, pid: std::process::id(), nonce, proof }, Blobs::default())?;
                 Ok(outbox)
             };
             Peers { links: Mutex::new(HashMap::new()), connect: Box::new(connect), workers, me }
@@ -119,9 +121,13 @@ impl Peers {
 /// What a worker does with a peer's frames: `from` sent `frame`.
 pub(crate) type PeerHandler = Arc<dyn Fn(u32, Incoming) + Send + Sync>;
 
+/// Hellos a worker checks at once; a connection beyond them is closed.
+const HANDSHAKES: usize = 64;
+
 /// Accepts peers on `listener` (protocol step 2): each must say `Hello`
-/// with the cluster secret and a worker id of the cluster other than
-/// `me` within 10 s, or its connection is closed.
+/// with a proof of the cluster secret over a nonce not seen before, for
+/// `me`, from a worker id of the cluster other than `me`, within 10 s, or
+/// its connection is closed.
 pub(crate) async fn accept(
     listener: UnixListener,
     me: u32,
@@ -130,13 +136,18 @@ pub(crate) async fn accept(
     cookie: u64,
     handler: PeerHandler,
 ) {
+    let seen = Arc::new(auth::Seen::default());
+    let open = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
     while let Ok((mut stream, _)) = listener.accept().await {
-        let handler = handler.clone();
+        let Ok(permit) = open.clone().try_acquire_owned() else { continue };
+        let (handler, seen) = (handler.clone(), seen.clone());
         tokio::spawn(async move {
             let hello = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut stream, cookie)).await;
+            drop(permit);
             let Ok(Ok(hello)) = hello else { return };
-            let Ok(Message::Hello { worker, secret: theirs, .. }) = hello.owned() else { return };
-            if !same_secret(&theirs, &secret) || !(1..=workers).contains(&worker) || worker == me {
+            let Ok(Message::Hello { worker, nonce, proof, .. }) = hello.owned() else { return };
+            let proved = auth::same(&proof, &auth::hello_proof(&secret, &auth::NO_CHALLENGE, &nonce, worker, me));
+            if !proved || !(1..=workers).contains(&worker) || worker == me || !seen.first(&nonce) {
                 return; // refused: the stream drops, closing the connection
             }
             let on_frame = Arc::new(move |frame| handler(worker, frame));
@@ -228,14 +239,37 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_without_the_secret_or_with_a_foreign_id_is_refused() {
+    fn a_peer_without_the_secret_with_a_foreign_id_or_replaying_is_refused() {
         let io = Io::start().unwrap();
         let (_dir, main, given) = listening(&io);
         let path = peer_path(&main, 2);
+        let proof = |secret: &[u8; 32], nonce: &[u8; 32], from: u32, to: u32| {
+            auth::hello_proof(secret, &auth::NO_CHALLENGE, nonce, from, to)
+        };
+        // A genuine hello, accepted once (below): sent again, a replay.
+        let genuine = Message::Hello { worker: 1, pid: 1, nonce: [1; 32], proof: proof(&SECRET, &[1; 32], 1, 2) };
+        let io2 = &io;
+        let sent = io2.block_on({
+            let path = path.clone();
+            let genuine = genuine.clone();
+            async move {
+                let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+                write_frame(&mut s, &crate::transport::frame::encode(&genuine, Blobs::default(), COOKIE).unwrap())
+                    .await
+                    .unwrap();
+                let (m, b) = give(6);
+                write_frame(&mut s, &crate::transport::frame::encode(&m, b, COOKIE).unwrap()).await.unwrap();
+                s
+            }
+        });
+        assert_eq!(given.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), (1, 6), "a genuine peer is heard");
+        drop(sent);
         let hellos = [
-            Message::Hello { worker: 1, pid: 1, secret: [8; 32] },
-            Message::Hello { worker: 2, pid: 1, secret: SECRET },
-            Message::Hello { worker: 4, pid: 1, secret: SECRET },
+            Message::Hello { worker: 1, pid: 1, nonce: [2; 32], proof: proof(&[8; 32], &[2; 32], 1, 2) },
+            Message::Hello { worker: 1, pid: 1, nonce: [3; 32], proof: proof(&SECRET, &[3; 32], 1, 3) },
+            Message::Hello { worker: 2, pid: 1, nonce: [4; 32], proof: proof(&SECRET, &[4; 32], 2, 2) },
+            Message::Hello { worker: 4, pid: 1, nonce: [5; 32], proof: proof(&SECRET, &[5; 32], 4, 2) },
+            genuine,
             Message::Ready { threads: 1 },
         ];
         for hello in hellos {

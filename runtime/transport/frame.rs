@@ -33,10 +33,15 @@ pub(crate) const MAX_FRAME: u64 = 4 << 30;
 /// What a frame says. Each variant is one kind of frame.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub(crate) enum Message {
-    /// Worker to process 0, first: who it is and the cluster secret.
-    Hello { worker: u32, pid: u32, secret: [u8; 32] },
-    /// Process 0 to a worker, in answer: its settings and its rings.
-    Welcome { threads: u32, workers: u32, to_worker_ring: String, to_main_ring: String },
+    /// Process 0 to a worker that connected: prove the cluster secret
+    /// over this nonce (see `transport/auth.rs`).
+    Challenge { nonce: [u8; 32] },
+    /// A worker to process 0 (or to a peer), first: who it is, a nonce of
+    /// its own, and its proof of the cluster secret.
+    Hello { worker: u32, pid: u32, nonce: [u8; 32], proof: [u8; 32] },
+    /// Process 0 to a worker, in answer: its settings, its rings, and
+    /// process 0's proof of the secret over the worker's nonce.
+    Welcome { threads: u32, workers: u32, to_worker_ring: String, to_main_ring: String, proof: [u8; 32] },
     /// Worker to process 0: its runtime is up.
     Ready { threads: u32 },
     /// Run registered task `task` as call `call`, on `thread` if given;
@@ -150,6 +155,7 @@ impl Message {
             Message::Relay { .. } => 18,
             Message::Ping => 19,
             Message::Pong => 20,
+            Message::Challenge { .. } => 21,
         }
     }
 }
@@ -177,11 +183,12 @@ impl ArchivedMessage {
             ArchivedMessage::Relay { .. } => 18,
             ArchivedMessage::Ping => 19,
             ArchivedMessage::Pong => 20,
+            ArchivedMessage::Challenge { .. } => 21,
         }
     }
 }
 
-const KINDS: std::ops::RangeInclusive<u16> = 1..=20;
+const KINDS: std::ops::RangeInclusive<u16> = 1..=21;
 
 /// A frame's header, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,9 +209,10 @@ fn pad(n: u64) -> u64 {
     n.div_ceil(ALIGN as u64) * ALIGN as u64
 }
 
-/// The cookie every frame of a cluster carries: its secret's first 8 bytes.
+/// The cookie every frame of a cluster carries, derived from its secret
+/// (no byte of the secret itself).
 pub(crate) fn cookie(secret: &[u8; 32]) -> u64 {
-    u64::from_le_bytes(secret[..8].try_into().expect("8 bytes"))
+    super::auth::cookie(secret)
 }
 
 /// Checks a header against the cluster's `cookie`.

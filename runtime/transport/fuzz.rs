@@ -46,7 +46,8 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut relay_blobs = Blobs::default();
     let relayed = relay_blobs.push(&wire::to_vec(&vec![4u32, 5]).unwrap());
     vec![
-        ("hello", whole(&Message::Hello { worker: 1, pid: 1234, secret: [7; 32] }, Blobs::default())),
+        ("challenge", whole(&Message::Challenge { nonce: [3; 32] }, Blobs::default())),
+        ("hello", whole(&Message::Hello { worker: 1, pid: 1234, nonce: [6; 32], proof: [7; 32] }, Blobs::default())),
         (
             "welcome",
             whole(
@@ -55,6 +56,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                     workers: 3,
                     to_worker_ring: "/dev/shm/a".into(),
                     to_main_ring: "/dev/shm/b".into(),
+                    proof: [8; 32],
                 },
                 Blobs::default(),
             ),

@@ -5,6 +5,7 @@
 //! driven by the I/O runtime ([`socket`]), and frames over MPI for jobs
 //! started by `mpirun` or `srun` (`mpi`, with the `mpi` feature).
 
+pub(crate) mod auth;
 pub(crate) mod frame;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
