@@ -53,6 +53,7 @@ pub use crate::task::slots::SlotRef;
 pub use linkme;
 
 pub use crate::cluster::remote::spawn_task;
+pub use crate::fs::spawn_checkpointed;
 
 /// Checks at compile time that `T` is the companion of a `#[task]`: what
 /// `spawn!` emits for a literal scope naming another worker.

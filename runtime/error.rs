@@ -90,6 +90,9 @@ pub enum Error {
     Gpu(String),
     /// An option or setting was invalid.
     Config(String),
+    /// The system refused a file operation (a missing file, a full disk);
+    /// the message names the path.
+    Io(String),
     /// Shapes that do not fit: an array operation's operands, or a shape
     /// and its data. The message names both shapes.
     Shape(String),
@@ -157,6 +160,12 @@ impl Error {
     }
 }
 
+/// Fails the running task with `error` (unwinding without the panic
+/// hook's message: the task's error is `error` itself).
+pub(crate) fn fail_task(error: Error) -> ! {
+    std::panic::resume_unwind(Box::new(error))
+}
+
 /// The text of a panic's payload.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -189,6 +198,7 @@ impl fmt::Display for Error {
             Error::Gpu(m) => write!(f, "GPU error: {m}"),
             Error::Config(m) => write!(f, "invalid configuration: {m}"),
             Error::Shape(m) => write!(f, "shape mismatch: {m}"),
+            Error::Io(m) => write!(f, "I/O error: {m}"),
         }
     }
 }

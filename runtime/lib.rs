@@ -75,6 +75,7 @@ mod transport;
 pub mod alloc;
 #[cfg(feature = "array")]
 pub mod array;
+pub mod fs;
 
 #[doc(hidden)]
 pub mod __private;

@@ -224,10 +224,7 @@ pub(crate) fn shape_error(what: impl fmt::Display) -> Error {
     Error::Shape(what.to_string())
 }
 
-/// Fails the running task with `error` (without the panic hook's message).
-pub(crate) fn fail_task(error: Error) -> ! {
-    std::panic::resume_unwind(Box::new(error))
-}
+pub(crate) use crate::error::fail_task;
 
 /// Fails the running task with [`Error::Failed`] naming it and `message`.
 pub(crate) fn fail_here(message: String) -> ! {

@@ -90,10 +90,14 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         _ => quote!(#callee_use(#(#provided),*)),
     };
 
-    let options = if spawn.options.is_empty() {
+    // `checkpoint = c` is no option of the task: it picks the spawn that
+    // reads results back (`dirk::fs::Checkpoint`).
+    let checkpoint = spawn.options.iter().find(|o| o.name == "checkpoint").map(|o| &o.value);
+    let plain: Vec<_> = spawn.options.iter().filter(|o| o.name != "checkpoint").collect();
+    let options = if plain.is_empty() {
         quote!(::core::option::Option::None)
     } else {
-        let setters = spawn.options.iter().map(|o| {
+        let setters = plain.iter().map(|o| {
             let (name, value) = (&o.name, &o.value);
             quote_spanned!(value.span()=> .#name(#value))
         });
@@ -107,10 +111,12 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         }
         _ => quote!(""),
     };
-    let encoders = (0..call.args.len()).map(|i| {
-        let name = slot(i);
-        quote!((&&&::dirk::__private::slot_probe(&#name)).encoder())
-    });
+    let encoders: Vec<_> = (0..call.args.len())
+        .map(|i| {
+            let name = slot(i);
+            quote!((&&&::dirk::__private::slot_probe(&#name)).encoder())
+        })
+        .collect();
     let must_be_task = match (&call.callee, spawn.remote_literal) {
         (Callee::Path(path), true) => {
             let mut ty = path.path.clone();
@@ -122,6 +128,28 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         _ => quote!(),
     };
 
+    let spawn = match checkpoint {
+        Some(c) => quote_spanned! {c.span()=>
+            ::dirk::__private::spawn_checkpointed(
+                #c,
+                #options,
+                #name,
+                &[#(#encoders),*],
+                #tuple,
+                move |#pattern| #invoke,
+            )
+        },
+        None => quote! {
+            ::dirk::__private::spawn_task(
+                #options,
+                #name,
+                #path,
+                &[#(#encoders),*],
+                #tuple,
+                move |#pattern| #invoke,
+            )
+        },
+    };
     quote! {{
         #[allow(unused_imports)]
         use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgTasks as _, ArgValue as _};
@@ -130,14 +158,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         #must_be_task
         #callee_let
         #(#wraps)*
-        ::dirk::__private::spawn_task(
-            #options,
-            #name,
-            #path,
-            &[#(#encoders),*],
-            #tuple,
-            move |#pattern| #invoke,
-        )
+        #spawn
     }}
 }
 

@@ -15,7 +15,7 @@ use crate::Diagnostics;
 use crate::diagnostics::list;
 
 /// The options `spawn!` understands, as written by users.
-pub(crate) const OPTIONS: &[&str] = &["scope", "name", "retries"];
+pub(crate) const OPTIONS: &[&str] = &["scope", "name", "retries", "checkpoint"];
 
 /// A checked `spawn!` call.
 pub(crate) struct Spawn {
