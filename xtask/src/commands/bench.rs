@@ -21,7 +21,7 @@ use crate::plot;
 use crate::sh::{self, cargo, root};
 
 /// The benchmark binaries of `benches/` (the `dirk-benches` package), run in this order.
-const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "memory", "cluster", "datadeps", "array", "gpu"];
+const BENCHES: &[&str] = &["tasks", "taskbench", "stream", "memory", "cluster", "datadeps", "array", "fs", "gpu"];
 
 /// The cargo features a benchmark binary needs (its `required-features`).
 const BENCH_FEATURES: &[(&str, &str)] = &[("gpu", "gpu"), ("array", "array")];
