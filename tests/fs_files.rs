@@ -251,3 +251,40 @@ fn a_checkpoint_that_cannot_be_written_fails_the_task_with_its_path() {
     let e = spawn!(checkpoint = Checkpoint::dir(d.join("plain-file")), slow_square(3)).fetch().unwrap_err();
     assert!(matches!(&e, Error::Io(m) if m.contains("plain-file")), "{e}");
 }
+
+#[task]
+fn sum_where_it_is(xs: &[f64]) -> (usize, f64, bool) {
+    let read_in_place = dirk::received_bytes(0).is_some_and(|r| r.contains(&(xs.as_ptr() as usize)));
+    (dirk::current_worker(), xs.iter().sum(), read_in_place)
+}
+
+#[dirk::test]
+fn a_worker_opens_a_file_itself_and_reads_it_in_place() {
+    let d = Dir::new("worker");
+    let rt = Runtime::builder().threads(2).workers(2).build().unwrap();
+    within(LONG, move || {
+        rt.run(|| {
+            // 80 MB of doubles: far more than the frames that carry the call.
+            let v: Vec<f64> = (0..10_000_000).map(|i| (i % 1000) as f64).collect();
+            let want: f64 = v.iter().sum();
+            let f = tofile(&v, d.join("big.dirk")).unwrap();
+            drop(v);
+            let before = dirk::socket_bytes();
+            let (worker, sum, in_place) = spawn!(scope = Scope::worker(2), sum_where_it_is(f.clone())).fetch().unwrap();
+            let moved = dirk::socket_bytes() - before;
+            assert_eq!((worker, sum), (2, want));
+            assert!(in_place, "the worker read the mapped file in place");
+            assert!(moved < 1 << 20, "{moved} bytes crossed the socket: the file did not go through process 0");
+            // Scoped here, the same call reads it here.
+            let (worker, sum, _) = spawn!(scope = Scope::worker(0), sum_where_it_is(f.clone())).fetch().unwrap();
+            assert_eq!((worker, sum), (0, want));
+            // Replaced by a file of another type after it was opened: the
+            // worker checks the header it maps and fails the task, naming
+            // the path.
+            tofile(&vec![String::from("a")], d.join("words.dirk")).unwrap();
+            std::fs::rename(d.join("words.dirk"), d.join("big.dirk")).unwrap();
+            let e = spawn!(scope = Scope::worker(1), sum_where_it_is(f)).fetch().unwrap_err();
+            assert!(e.to_string().contains("big.dirk") && e.to_string().contains("fingerprint"), "{e}");
+        })
+    });
+}

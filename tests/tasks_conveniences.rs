@@ -126,15 +126,21 @@ fn take_clones_while_another_handle_or_a_dependent_needs_the_value() {
             assert_eq!(other.take().unwrap().bytes.len(), 100);
             assert_eq!(CLONES.load(Ordering::SeqCst), 2, "the last handle moves");
 
-            // A dependent not yet run holds the value too.
-            let gate = dirk::spawn(|| {
-                dirk::sleep(std::time::Duration::from_millis(50));
+            // A dependent not yet run holds the value too: its other input
+            // is held back until the take is over (by a flag, not a time).
+            let release = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let held = release.clone();
+            let gate = dirk::spawn(move || {
+                while !held.load(Ordering::SeqCst) {
+                    dirk::sleep(std::time::Duration::from_millis(1));
+                }
                 0u8
             });
             let t = spawn!(big(10));
             t.wait().unwrap();
             let reader = spawn!(len_of_after(&t, &gate));
             assert_eq!(t.take().unwrap().bytes.len(), 10);
+            release.store(true, Ordering::SeqCst);
             assert_eq!(reader.fetch().unwrap(), 10);
             assert_eq!(CLONES.load(Ordering::SeqCst), 3);
         });

@@ -446,6 +446,23 @@ pub fn slot_probe<S: SlotValue>(_: &S) -> SlotProbe<S::Value> {
     SlotProbe(PhantomData)
 }
 
+/// A file, which the worker that runs the task opens itself.
+pub trait FileSlot {
+    /// Where the file is, for the worker.
+    fn encoder(&self) -> Option<Encode>;
+}
+
+impl<T: Wire + Send + Sync + 'static> FileSlot for &&&SlotProbe<crate::fs::File<T>> {
+    fn encoder(&self) -> Option<Encode> {
+        Some(Encode { write: no_bytes, pin: None, file: Some(crate::fs::where_is::<T>) })
+    }
+}
+
+/// A file's bytes are never written into a frame: the worker maps them.
+fn no_bytes(_: &dyn Any, _: BlobWriter) -> Result<BlobWriter, Error> {
+    Err(Error::Codec("a file argument travels as its path".to_owned()))
+}
+
 /// A handle to a value that lives in one process (or one per process).
 pub trait HandleSlot {
     /// How to send the handle, and where its task runs.
@@ -454,13 +471,21 @@ pub trait HandleSlot {
 
 impl<T: Send + 'static> HandleSlot for &&SlotProbe<crate::Mutable<T>> {
     fn encoder(&self) -> Option<Encode> {
-        Some(Encode { write: super::data::write_handle::<crate::Mutable<T>>, pin: Some(super::data::pin_mutable::<T>) })
+        Some(Encode {
+            write: super::data::write_handle::<crate::Mutable<T>>,
+            pin: Some(super::data::pin_mutable::<T>),
+            file: None,
+        })
     }
 }
 
 impl<T: Send + 'static> HandleSlot for &&SlotProbe<crate::Shard<T>> {
     fn encoder(&self) -> Option<Encode> {
-        Some(Encode { write: super::data::write_handle::<crate::Shard<T>>, pin: Some(super::data::pin_shard::<T>) })
+        Some(Encode {
+            write: super::data::write_handle::<crate::Shard<T>>,
+            pin: Some(super::data::pin_shard::<T>),
+            file: None,
+        })
     }
 }
 
@@ -472,7 +497,7 @@ pub trait WireSlot {
 
 impl<T: Wire + 'static> WireSlot for &SlotProbe<T> {
     fn encoder(&self) -> Option<Encode> {
-        Some(Encode { write: encode_any::<T>, pin: None })
+        Some(Encode { write: encode_any::<T>, pin: None, file: None })
     }
 }
 

@@ -346,6 +346,16 @@ impl Worker {
                             }
                         },
                         ArchivedArg::Await(o) => Source::Await(o.to_native()),
+                        // A file: opened here, by the worker that runs the task.
+                        ArchivedArg::File { path, fingerprint } => {
+                            match crate::fs::map_for_worker(path.as_str(), fingerprint.to_native()) {
+                                Ok(map) => Source::Mapped(map),
+                                Err(e) => {
+                                    let message = e.to_string();
+                                    return self.fail(call, 0, Outcome::Failed { message }, &[]);
+                                }
+                            }
+                        }
                     };
                     sources.push(source);
                 }
@@ -538,6 +548,7 @@ impl Worker {
                     None => Err(Error::Codec("a value in a ring on a link without one".into())),
                 },
                 Source::Object(o) => Ok(o.as_slice()),
+                Source::Mapped(m) => Ok(&m[crate::fs::HEADER..]),
                 Source::Await(o) => Err(Error::Codec(format!("object {o} was started without"))),
             };
             match bytes {

@@ -50,6 +50,8 @@ pub(crate) enum Source {
     Object(Bytes),
     /// An object not here yet.
     Await(u64),
+    /// A dirk file this worker mapped: the bytes after its header.
+    Mapped(Arc<memmap2::Mmap>),
 }
 
 enum Object {

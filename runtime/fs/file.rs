@@ -124,7 +124,7 @@ impl<T> std::fmt::Debug for File<T> {
 
 /// A fingerprint of `T` stored in a file's header: a file written for one
 /// type is not read as another.
-fn fingerprint<T>() -> u64 {
+pub(crate) fn fingerprint<T>() -> u64 {
     let hash = blake3::hash(std::any::type_name::<T>().as_bytes());
     u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
@@ -151,6 +151,11 @@ fn header<T>(format: Format, len: u64) -> [u8; HEADER] {
 /// Checks `h` (the first bytes of `path`, of `size` bytes in all) as the
 /// header of a `T` in `format`; the payload length.
 fn check_header<T>(path: &Path, h: &[u8], size: u64, format: Format) -> Result<u64, Error> {
+    check_header_of(path, h, size, format, fingerprint::<T>(), std::any::type_name::<T>())
+}
+
+/// [`check_header`] for the type whose fingerprint is `want`.
+fn check_header_of(path: &Path, h: &[u8], size: u64, format: Format, want: u64, type_name: &str) -> Result<u64, Error> {
     if h.len() < HEADER || &h[..8] != MAGIC {
         return Err(codec_error(path, "not a dirk file (no `dirkfile` header)"));
     }
@@ -162,10 +167,10 @@ fn check_header<T>(path: &Path, h: &[u8], size: u64, format: Format) -> Result<u
     if u16_at(10) != format.code() {
         return Err(codec_error(path, format_args!("holds payload format {}, not {format:?}", u16_at(10))));
     }
-    if u64_at(16) != fingerprint::<T>() {
+    if u64_at(16) != want {
         return Err(codec_error(
             path,
-            format_args!("was not written as a `{}` (its type fingerprint differs)", std::any::type_name::<T>()),
+            format_args!("was not written as a `{type_name}` (its type fingerprint differs)"),
         ));
     }
     let len = u64_at(24);
@@ -308,6 +313,12 @@ impl<T: Wire> Mapped<T> {
 }
 
 fn map_file<T>(path: &Path) -> Result<memmap2::Mmap, Error> {
+    map_checked(path, fingerprint::<T>())
+}
+
+/// Maps the rkyv dirk file at `path` for the type whose fingerprint is
+/// `want`, its header checked.
+pub(crate) fn map_checked(path: &Path, want: u64) -> Result<memmap2::Mmap, Error> {
     let (f, size) = open_std(path)?;
     // SAFETY: the map is read-only and private; a file changed under it
     // while mapped would be the user's race (as with any memory map), which
@@ -315,7 +326,7 @@ fn map_file<T>(path: &Path) -> Result<memmap2::Mmap, Error> {
     // here, and document that a mapped file must not be rewritten in place
     // (`tofile` replaces files by renaming, which leaves maps intact).
     let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| io_error(path, "cannot map", e))?;
-    check_header::<T>(path, &map, size, Format::Rkyv)?;
+    check_header_of(path, &map, size, Format::Rkyv, want, "the task's argument")?;
     Ok(map)
 }
 

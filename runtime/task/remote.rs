@@ -21,7 +21,14 @@ pub struct Encode {
     /// For a handle to a value living in one worker: which one (the task
     /// must run there). `None` for values that travel.
     pub(crate) pin: Option<fn(&dyn Any) -> Option<u32>>,
+    /// For a [`File`](crate::fs::File): its path and type fingerprint,
+    /// which the worker that runs the task opens itself (the value never
+    /// passes through this process).
+    pub(crate) file: Option<FileOf>,
 }
+
+/// A file argument's path and the fingerprint of its type.
+pub(crate) type FileOf = fn(&dyn Any) -> Option<(String, u64)>;
 
 /// A body that may run in another process, as the extension that runs it
 /// there sees it (the core only carries it, in the task's vtable).

@@ -107,6 +107,12 @@ pub(crate) enum Arg {
     Blob(Blob),
     Object(u64),
     Await(u64),
+    /// A dirk file the worker maps itself: its path and the fingerprint
+    /// of the type its header must name.
+    File {
+        path: String,
+        fingerprint: u64,
+    },
 }
 
 /// Where an archived value lies: in this frame's blob area, or in the

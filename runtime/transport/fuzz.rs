@@ -36,7 +36,13 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         call: 42,
         task: 0xfeed,
         thread: Some(1),
-        args: vec![Arg::Blob(values), Arg::Blob(text), Arg::Object(7), Arg::Await(8)],
+        args: vec![
+            Arg::Blob(values),
+            Arg::Blob(text),
+            Arg::Object(7),
+            Arg::Await(8),
+            Arg::File { path: "/data/v.dirk".into(), fingerprint: 9 },
+        ],
         free: vec![3],
     };
     let mut done_blobs = Blobs::default();

@@ -114,7 +114,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
     let encoders: Vec<_> = (0..call.args.len())
         .map(|i| {
             let name = slot(i);
-            quote!((&&&::dirk::__private::slot_probe(&#name)).encoder())
+            quote!((&&&&::dirk::__private::slot_probe(&#name)).encoder())
         })
         .collect();
     let must_be_task = match (&call.callee, spawn.remote_literal) {
@@ -154,7 +154,7 @@ pub(crate) fn emit(spawn: &Spawn) -> TokenStream {
         #[allow(unused_imports)]
         use ::dirk::__private::{ArgTask as _, ArgTaskRef as _, ArgTasks as _, ArgValue as _};
         #[allow(unused_imports)]
-        use ::dirk::__private::probe::{HandleSlot as _, LocalSlot as _, WireSlot as _};
+        use ::dirk::__private::probe::{FileSlot as _, HandleSlot as _, LocalSlot as _, WireSlot as _};
         #must_be_task
         #callee_let
         #(#wraps)*

@@ -449,7 +449,12 @@ impl Cluster {
                         (v, resident.get(&input.0.header().id.get()).copied().map(|r| (input.0.header().id.get(), r)))
                     }
                 };
+                let file = match (value, encode.and_then(|e| e.file)) {
+                    (Some(v), Some(where_is)) => where_is(v),
+                    _ => None,
+                };
                 let arg = match (kept, value) {
+                    _ if file.is_some() => file.map(|(path, fingerprint)| Arg::File { path, fingerprint }),
                     (Some((object, r)), _) if r.held_by(worker) => Some(Arg::Object(object)),
                     (_, Some(value)) => match encode.map(|e| self.encode(link, &mut pending.blobs, value, e)) {
                         Some(Ok(blob)) => Some(Arg::Blob(blob)),
