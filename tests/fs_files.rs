@@ -288,3 +288,32 @@ fn a_worker_opens_a_file_itself_and_reads_it_in_place() {
         })
     });
 }
+
+#[test]
+fn custom_checkpoint_callbacks_restore_save_and_check_the_type() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let store: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let (s, r) = (store.clone(), store.clone());
+    let c = Checkpoint::custom(
+        move |key: &str, v: &u64| {
+            s.lock().unwrap().insert(key.to_owned(), *v);
+            Ok(())
+        },
+        move |key: &str| r.lock().unwrap().get(key).copied(),
+    );
+    let before = RUNS.load(Ordering::SeqCst);
+    assert_eq!(spawn!(checkpoint = c.clone(), slow_square(9)).fetch().unwrap(), 81);
+    assert_eq!(spawn!(checkpoint = c.clone(), slow_square(9)).fetch().unwrap(), 81);
+    assert_eq!(RUNS.load(Ordering::SeqCst) - before, 1, "the second was restored");
+    // A restore that finds nothing runs the task (a key another input makes).
+    assert_eq!(spawn!(checkpoint = c.clone(), slow_square(10)).fetch().unwrap(), 100);
+    assert_eq!(store.lock().unwrap().len(), 2);
+    // Callbacks for another result type fail the task, saying so.
+    let e = spawn!(checkpoint = c, text_of(1)).fetch().unwrap_err();
+    assert!(matches!(&e, Error::Config(m) if m.contains("not for its result type")), "{e}");
+}
+
+fn text_of(x: u64) -> String {
+    x.to_string()
+}

@@ -45,10 +45,31 @@ pub(crate) fn map_for_worker(path: &str, fingerprint: u64) -> Result<std::sync::
 
 pub(crate) use self::file::HEADER;
 
-/// Where `spawn!(checkpoint = ..)` keeps a task's result.
-#[derive(Clone, Debug)]
+/// Where `spawn!(checkpoint = ..)` keeps a task's result: dirk files in a
+/// directory ([`Checkpoint::dir`]), or your own pair of functions
+/// ([`Checkpoint::custom`], Dagger's `checkpoint`/`restore`).
+#[derive(Clone)]
 pub struct Checkpoint {
     dir: PathBuf,
+    /// `Callbacks<R>` for the result type `R` they were made for.
+    custom: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.custom {
+            None => f.debug_struct("Checkpoint").field("dir", &self.dir).finish(),
+            Some(_) => f.write_str("Checkpoint(custom)"),
+        }
+    }
+}
+
+type Save<R> = Box<dyn Fn(&str, &R) -> Result<(), Error> + Send + Sync>;
+type Restore<R> = Box<dyn Fn(&str) -> Option<R> + Send + Sync>;
+
+struct Callbacks<R> {
+    save: Save<R>,
+    restore: Restore<R>,
 }
 
 impl Checkpoint {
@@ -73,7 +94,41 @@ impl Checkpoint {
     /// # Ok::<(), dirk::Error>(())
     /// ```
     pub fn dir(dir: impl AsRef<Path>) -> Checkpoint {
-        Checkpoint { dir: dir.as_ref().to_path_buf() }
+        Checkpoint { dir: dir.as_ref().to_path_buf(), custom: None }
+    }
+
+    /// Your own storage, as Dagger's `checkpoint`/`restore` callbacks:
+    /// before the task runs, `restore(key)` may give its result (`None`
+    /// runs the task); after it ran, `save(key, &result)` keeps it. `key`
+    /// names the task and hashes its inputs (a changed input is another
+    /// key). For tasks whose result is an `R` (another type fails the task
+    /// with `Error::Config`).
+    ///
+    /// ```
+    /// use dirk::fs::Checkpoint;
+    /// use dirk::prelude::*;
+    /// use std::collections::HashMap;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// fn cube(x: i64) -> i64 { x * x * x }
+    ///
+    /// let store: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
+    /// let (s, r) = (store.clone(), store.clone());
+    /// let c = Checkpoint::custom(
+    ///     move |key: &str, v: &i64| { s.lock().unwrap().insert(key.to_owned(), *v); Ok(()) },
+    ///     move |key: &str| r.lock().unwrap().get(key).copied(),
+    /// );
+    /// assert_eq!(spawn!(checkpoint = c.clone(), cube(3)).fetch()?, 27);
+    /// assert_eq!(store.lock().unwrap().len(), 1);
+    /// assert_eq!(spawn!(checkpoint = c, cube(3)).fetch()?, 27);  // restored
+    /// # Ok::<(), dirk::Error>(())
+    /// ```
+    pub fn custom<R: 'static>(
+        save: impl Fn(&str, &R) -> Result<(), Error> + Send + Sync + 'static,
+        restore: impl Fn(&str) -> Option<R> + Send + Sync + 'static,
+    ) -> Checkpoint {
+        let callbacks = Callbacks::<R> { save: Box::new(save), restore: Box::new(restore) };
+        Checkpoint { dir: PathBuf::new(), custom: Some(std::sync::Arc::new(callbacks)) }
     }
 
     /// The file that holds the result of task `name` with inputs `key`.
@@ -145,6 +200,24 @@ where
     let label = options.as_ref().and_then(|o| o.name.clone()).map_or_else(|| name.to_owned(), |n| n.to_string());
     let body = move |slots: S| -> R {
         let key = key(&label, &slots, &encoders).unwrap_or_else(|e| crate::error::fail_task(e));
+        if let Some(custom) = &checkpoint.custom {
+            let Some(callbacks) = custom.downcast_ref::<Callbacks<R>>() else {
+                crate::error::fail_task(Error::Config(format!(
+                    "the checkpoint callbacks of task `{label}` are not for its result type `{}`",
+                    std::any::type_name::<R>()
+                )))
+            };
+            let name =
+                checkpoint.file(&label, &key).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if let Some(value) = (callbacks.restore)(&name) {
+                return value;
+            }
+            let value = f(slots);
+            if let Err(e) = (callbacks.save)(&name, &value) {
+                crate::error::fail_task(e);
+            }
+            return value;
+        }
         let path = checkpoint.file(&label, &key);
         if let Ok(Ok(value)) = File::<R>::open(&path).map(|f| f.load()) {
             return value;
