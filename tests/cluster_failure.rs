@@ -332,3 +332,79 @@ fn the_secret_is_in_no_worker_environment() {
         assert!(!String::from_utf8_lossy(&environ).contains("SECRET"), "the worker's /proc environ");
     });
 }
+
+/// Runs until cancelled, then leaves a mark in `dir` so the test sees it
+/// stopped.
+#[task]
+fn until_cancelled(dir: String) -> u64 {
+    let mut rounds = 0;
+    while !dirk::cancelled() {
+        dirk::sleep(Duration::from_millis(5));
+        rounds += 1;
+    }
+    std::fs::write(std::path::Path::new(&dir).join("stopped"), rounds.to_string()).unwrap();
+    rounds
+}
+
+#[dirk::test]
+fn cancelling_a_task_running_on_a_worker_stops_its_body_there() {
+    let dir = std::env::temp_dir().join(format!("dirk-cancel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rt = Runtime::builder().threads(2).workers(1).build().unwrap();
+    let d = dir.clone();
+    within(LONG, move || {
+        rt.run(|| {
+            let t = spawn!(scope = Scope::worker(1), until_cancelled(d.to_string_lossy().into_owned()));
+            // Let it start there.
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(!d.join("stopped").exists(), "it runs until cancelled");
+            t.cancel();
+            assert!(matches!(t.fetch(), Err(Error::Cancelled { .. })));
+            // The flag crossed the wire: the body on worker 1 stops.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !d.join("stopped").exists() {
+                assert!(std::time::Instant::now() < deadline, "the body on the worker never saw the cancel");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Notes a run in `dir`, then takes its worker down.
+#[task]
+fn crash_the_worker(dir: String) -> u64 {
+    use std::io::Write;
+    let mut log =
+        std::fs::OpenOptions::new().create(true).append(true).open(std::path::Path::new(&dir).join("runs")).unwrap();
+    writeln!(log, "{}", dirk::current_worker()).unwrap();
+    drop(log);
+    std::process::abort()
+}
+
+#[dirk::test]
+fn a_task_that_crashes_its_worker_is_retried_at_most_its_retries() {
+    let dir = std::env::temp_dir().join(format!("dirk-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rt = Runtime::builder().threads(1).workers(3).build().unwrap();
+    let d = dir.clone();
+    within(LONG, move || {
+        rt.run(|| {
+            let path = d.to_string_lossy().into_owned();
+            let t = spawn!(scope = Scope::workers([1, 2, 3]), retries = 1, crash_the_worker(path));
+            let err = t.fetch().unwrap_err();
+            assert!(matches!(err, Error::WorkerLost { .. }), "{err}");
+            let runs = std::fs::read_to_string(d.join("runs")).unwrap();
+            let workers: Vec<&str> = runs.lines().collect();
+            assert_eq!(workers.len(), 2, "one run and one retry, on two workers: {workers:?}");
+            assert_ne!(workers[0], workers[1]);
+            // The worker it did not reach still runs tasks.
+            let survivors: Vec<usize> = (1..=3).filter(|w| !workers.contains(&w.to_string().as_str())).collect();
+            assert_eq!(survivors.len(), 1);
+            assert_eq!(spawn!(scope = Scope::worker(survivors[0]), nap(0)).fetch().unwrap(), survivors[0]);
+        })
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

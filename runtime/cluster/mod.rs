@@ -148,6 +148,10 @@ impl Extension for Cluster {
         Poll::Pending
     }
 
+    fn cancel_elsewhere(&'static self, task: &TaskRef) {
+        self.cancel_call(task.header().id.get());
+    }
+
     fn stop(&'static self) {
         self.shutdown();
     }

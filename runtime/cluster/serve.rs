@@ -60,6 +60,9 @@ struct Worker {
     stages: WorkerStages,
     /// What `Shutdown` does: exit, or (under MPI) finalize first.
     stop: Box<dyn Fn() + Send + Sync>,
+    /// The local task running each call, for `Cancel`; `None` marks a call
+    /// whose run ended before `start` recorded its task.
+    running: Mutex<std::collections::HashMap<u64, Option<crate::Task<()>>>>,
 }
 
 thread_local! {
@@ -191,6 +194,7 @@ pub(crate) fn serve() -> ! {
         store: Mutex::new(Store::default()),
         peers,
         stages: WorkerStages::default(),
+        running: Mutex::new(std::collections::HashMap::new()),
         stop: Box::new(move || exit(0)),
     });
     let _ = worker.set(me);
@@ -247,6 +251,7 @@ pub(crate) fn serve_mpi(mpi: &'static crate::transport::mpi::Mpi) -> ! {
         store: Mutex::new(Store::default()),
         peers: Peers::new(id, mpi.size - 1, Box::new(move |to| Ok(mpi.outbox(to, cookie)))),
         stages: WorkerStages::default(),
+        running: Mutex::new(std::collections::HashMap::new()),
         stop: Box::new(move || {
             let _ = stop_tx.lock().unwrap_or_else(|e| e.into_inner()).send(());
         }),
@@ -409,6 +414,7 @@ impl Worker {
             }
             ArchivedMessage::Free { objects } => self.store.lock().free(objects.iter().map(|o| o.to_native())),
             ArchivedMessage::Shutdown => (self.stop)(),
+            ArchivedMessage::Cancel { call } => self.cancel(call.to_native()),
             ArchivedMessage::Ping => self.answers.send(&Message::Pong, Blobs::default()),
             ArchivedMessage::StageStart { stage, task, thread, consts, slot, input, output } => {
                 let stage = stage.to_native();
@@ -493,14 +499,36 @@ impl Worker {
         let run = move || me.run(id, call.task, &call.frame, sources);
         let name = std::any::type_name_of_val(&run);
         let body = crate::task::spawn::Closure(run);
-        self.rt.shared().enter(|| {
-            let task = if urgent {
+        let task = self.rt.shared().enter(|| {
+            if urgent {
                 crate::task::spawn::spawn_urgent(Some(options), name, body)
             } else {
                 crate::task::spawn::spawn_body(Some(options), name, body)
-            };
-            drop(task)
+            }
         });
+        let mut running = self.running.lock();
+        match running.remove(&id) {
+            Some(None) => {} // already over
+            _ => {
+                running.insert(id, Some(task));
+            }
+        }
+    }
+
+    /// Call `call` ended here: it can no longer be cancelled.
+    fn ended(&self, call: u64) {
+        let mut running = self.running.lock();
+        if running.remove(&call).is_none() {
+            running.insert(call, None);
+        }
+    }
+
+    /// Process 0 cancelled call `call`: its body sees `dirk::cancelled()`.
+    fn cancel(&self, call: u64) {
+        let task = self.running.lock().remove(&call).flatten();
+        if let Some(task) = task {
+            task.cancel();
+        }
     }
 
     fn start_all(self: &Arc<Self>, ready: Vec<Ready<WorkerCall>>, urgent: bool) {
@@ -584,6 +612,7 @@ impl Worker {
             }
         }
         let micros = start.elapsed().as_micros() as u64;
+        self.ended(call);
         match outcome {
             Ok(Ok(bytes)) => {
                 let bytes = Arc::new(bytes);

@@ -83,6 +83,10 @@ pub(crate) trait Extension: Send + Sync + 'static {
     }
 
     /// The runtime is being dropped; its threads still run.
+    /// `task`, which may be running in another process, was cancelled:
+    /// tell that process, so that the body sees [`cancelled`](crate::cancelled).
+    fn cancel_elsewhere(&'static self, _task: &TaskRef) {}
+
     fn stop(&'static self) {}
 
     /// The runtime's threads are joined and its queues drained.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use self::cell::tell;
 use self::listeners::Listener;
 use self::raw::TaskRef;
-use self::state::{CANCEL, ELSEWHERE, FINISHING};
+use self::state::{CANCEL, ELSEWHERE, FINISHING, RUNNING};
 use crate::Error;
 use crate::exec::extension::Extension;
 use crate::exec::wait::{self, Awaited};
@@ -232,11 +232,18 @@ impl<T: Send + Sync + 'static> Task<T> {
     /// ```
     pub fn cancel(&self) {
         let header = self.raw.header();
-        if header.state.set(CANCEL) & FINISHING != 0 {
+        let before = header.state.set(CANCEL);
+        if before & FINISHING != 0 {
             return;
         }
         if let Some(completion) = header.fail(Error::Cancelled { task: header.id }) {
             tell(completion);
+        }
+        // A body running in another process learns it there too.
+        if before & RUNNING != 0
+            && let Some(router) = header.rt.router()
+        {
+            router.cancel_elsewhere(&self.raw);
         }
     }
 

@@ -33,6 +33,9 @@ pub(crate) const MAX_FRAME: u64 = 4 << 30;
 /// What a frame says. Each variant is one kind of frame.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub(crate) enum Message {
+    /// Process 0 to a worker: call `call` was cancelled (its body sees
+    /// `dirk::cancelled()`; its answer no longer matters).
+    Cancel { call: u64 },
     /// Process 0 to a worker that connected: prove the cluster secret
     /// over this nonce (see `transport/auth.rs`).
     Challenge { nonce: [u8; 32] },
@@ -162,6 +165,7 @@ impl Message {
             Message::Ping => 19,
             Message::Pong => 20,
             Message::Challenge { .. } => 21,
+            Message::Cancel { .. } => 22,
         }
     }
 }
@@ -190,11 +194,12 @@ impl ArchivedMessage {
             ArchivedMessage::Ping => 19,
             ArchivedMessage::Pong => 20,
             ArchivedMessage::Challenge { .. } => 21,
+            ArchivedMessage::Cancel { .. } => 22,
         }
     }
 }
 
-const KINDS: std::ops::RangeInclusive<u16> = 1..=21;
+const KINDS: std::ops::RangeInclusive<u16> = 1..=22;
 
 /// A frame's header, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

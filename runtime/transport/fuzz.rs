@@ -53,6 +53,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let relayed = relay_blobs.push(&wire::to_vec(&vec![4u32, 5]).unwrap());
     vec![
         ("challenge", whole(&Message::Challenge { nonce: [3; 32] }, Blobs::default())),
+        ("cancel", whole(&Message::Cancel { call: 42 }, Blobs::default())),
         ("hello", whole(&Message::Hello { worker: 1, pid: 1234, nonce: [6; 32], proof: [7; 32] }, Blobs::default())),
         (
             "welcome",

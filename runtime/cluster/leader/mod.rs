@@ -730,6 +730,14 @@ impl Cluster {
     }
 
     /// Stops the workers: asks them to exit, then kills those that do not.
+    /// Call `call` was cancelled here: its worker cancels the body it runs.
+    pub(crate) fn cancel_call(&'static self, call: u64) {
+        let worker = self.calls.lock().get(&call).map(|p| p.worker);
+        if let Some(link) = worker.and_then(|w| self.link(w)) {
+            let _ = link.outbox.send(&Message::Cancel { call }, Blobs::default());
+        }
+    }
+
     pub(crate) fn shutdown(&'static self) {
         if self.stopping.swap(true, Ordering::AcqRel) {
             return;
