@@ -416,8 +416,50 @@ impl<E: Plain + Wire + Send + Sync> File<Vec<E>> {
 /// was (the error is `Error::Io` naming the path).
 pub fn tofile<T: Wire + Send + Sync + 'static>(value: &T, path: impl AsRef<Path>) -> Result<File<T>, Error> {
     let path = path.as_ref();
-    let payload = wire::to_vec(value).map_err(|e| codec_error(path, e))?;
-    write_atomically(path, header::<T>(Format::Rkyv, payload.len() as u64), Box::new(payload))?;
+    write_atomically(path, |f| {
+        // The archive goes to the file in 8 MiB chunks while it is made:
+        // archiving and writing overlap, and no buffer of the whole value is
+        // ever allocated. At most `AHEAD` chunks are in flight.
+        const AHEAD: usize = 4;
+        let failed: Arc<crate::sync::Mutex<Option<Error>>> = Arc::default();
+        let in_flight: Arc<crate::sync::Mutex<std::collections::VecDeque<io::InFlight>>> = Arc::default();
+        let (file, seen, queue) = (f.clone(), failed.clone(), in_flight.clone());
+        let mut offset = HEADER as u64;
+        let p = path.to_path_buf();
+        let sink = move |chunk: Vec<u8>| -> Result<(), Error> {
+            let len = chunk.len() as u64;
+            let started = io::write_at_async(&file, Box::new(chunk), offset);
+            offset += len;
+            let done = started.and_then(|w| {
+                let mut q = queue.lock();
+                q.push_back(w);
+                while q.len() > AHEAD {
+                    let oldest = q.pop_front().expect("more than AHEAD in flight");
+                    oldest.wait()?;
+                }
+                Ok(())
+            });
+            done.map_err(|e| {
+                let e = io_error(&p, "cannot write", e);
+                *seen.lock() = Some(e.clone());
+                e
+            })
+        };
+        let archived = wire::serialize_into(value, crate::transport::wire::BlobWriter::streaming(Box::new(sink)));
+        let len = archived.and_then(|w| w.finish());
+        let waited: Vec<io::InFlight> = in_flight.lock().drain(..).collect();
+        let mut write_error = None;
+        for w in waited {
+            if let Err(e) = w.wait() {
+                write_error.get_or_insert(io_error(path, "cannot write", e));
+            }
+        }
+        if let Some(e) = failed.lock().take().or(write_error) {
+            return Err(e);
+        }
+        let len = len.map_err(|e| codec_error(path, e))?;
+        Ok(header::<T>(Format::Rkyv, len as u64))
+    })?;
     Ok(File::new(path.to_path_buf(), Kind::Dirk(Format::Rkyv)))
 }
 
@@ -429,11 +471,19 @@ pub fn tofile_raw<E: Plain + Wire + Send + Sync>(values: &[E], path: impl AsRef<
     // SAFETY: `E: Plain` is a number type without padding: its bytes are
     // initialized and, on this little-endian target, its file format.
     let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), size) }.to_vec();
-    write_atomically(path, header::<Vec<E>>(Format::Raw, size as u64), Box::new(bytes))?;
+    write_atomically(path, |f| {
+        io::write_at(f, Box::new(bytes), HEADER as u64).map_err(|e| io_error(path, "cannot write", e))?;
+        Ok(header::<Vec<E>>(Format::Raw, size as u64))
+    })?;
     Ok(File::new(path.to_path_buf(), Kind::Dirk(Format::Raw)))
 }
 
-fn write_atomically(path: &Path, header: [u8; HEADER], payload: Box<dyn AsRef<[u8]> + Send>) -> Result<(), Error> {
+/// Writes a dirk file at `path` through a temporary file beside it:
+/// `payload` writes the bytes after the header and returns the header.
+fn write_atomically(
+    path: &Path,
+    payload: impl FnOnce(&Arc<StdFile>) -> Result<[u8; HEADER], Error>,
+) -> Result<(), Error> {
     let name = path.file_name().ok_or_else(|| Error::Io(format!("{}: not a file name", path.display())))?;
     let nonce = super::super::transport::auth::random()?;
     let tmp = path.with_file_name(format!(
@@ -448,8 +498,8 @@ fn write_atomically(path: &Path, header: [u8; HEADER], payload: Box<dyn AsRef<[u
             .open(&tmp)
             .map_err(|e| io_error(path, "cannot create a temporary file beside it", e))?;
         let f = Arc::new(f);
+        let header = payload(&f)?;
         io::write_at(&f, Box::new(header), 0).map_err(|e| io_error(path, "cannot write", e))?;
-        io::write_at(&f, payload, HEADER as u64).map_err(|e| io_error(path, "cannot write", e))?;
         f.sync_all().map_err(|e| io_error(path, "cannot flush to the disk", e))?;
         std::fs::rename(&tmp, path).map_err(|e| io_error(path, "cannot rename the temporary file over it", e))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())

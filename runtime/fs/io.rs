@@ -91,20 +91,51 @@ pub fn backend() -> Backend {
     thread().backend
 }
 
-fn submit(file: &Arc<StdFile>, buffer: Buffer, offset: u64) -> (std::io::Result<()>, Option<Buffer>) {
+/// A request on its way: [`InFlight::wait`] for its outcome.
+pub(crate) struct InFlight(Receiver<(std::io::Result<()>, Buffer)>);
+
+impl InFlight {
+    /// Waits (as a blocking call) for the request's outcome and buffer.
+    fn outcome(self) -> (std::io::Result<()>, Option<Buffer>) {
+        match crate::block_in_place(|| self.0.recv()) {
+            Ok((outcome, buffer)) => (outcome, Some(buffer)),
+            Err(_) => (Err(std::io::Error::other("the I/O thread stopped")), None),
+        }
+    }
+
+    /// Waits for the request to complete.
+    pub(crate) fn wait(self) -> std::io::Result<()> {
+        self.outcome().0
+    }
+}
+
+fn send(file: &Arc<StdFile>, buffer: Buffer, offset: u64) -> Result<InFlight, (std::io::Error, Buffer)> {
     let (done, wait) = sync_channel(1);
     let request = Request { file: file.clone(), buffer, offset, done };
     let sent = match &*thread().requests.lock() {
         Some(tx) => tx.send(request).map_err(|e| e.0.buffer),
         None => Err(request.buffer),
     };
-    if let Err(buffer) = sent {
-        return (Err(std::io::Error::other("the I/O thread is not running")), Some(buffer));
+    match sent {
+        Ok(()) => Ok(InFlight(wait)),
+        Err(buffer) => Err((std::io::Error::other("the I/O thread is not running"), buffer)),
     }
-    match crate::block_in_place(|| wait.recv()) {
-        Ok((outcome, buffer)) => (outcome, Some(buffer)),
-        Err(_) => (Err(std::io::Error::other("the I/O thread stopped")), None),
+}
+
+fn submit(file: &Arc<StdFile>, buffer: Buffer, offset: u64) -> (std::io::Result<()>, Option<Buffer>) {
+    match send(file, buffer, offset) {
+        Ok(in_flight) => in_flight.outcome(),
+        Err((e, buffer)) => (Err(e), Some(buffer)),
     }
+}
+
+/// Starts writing `bytes` to `file` at `offset`; the caller goes on.
+pub(crate) fn write_at_async(
+    file: &Arc<StdFile>,
+    bytes: Box<dyn AsRef<[u8]> + Send>,
+    offset: u64,
+) -> std::io::Result<InFlight> {
+    send(file, Buffer::Out(bytes), offset).map_err(|(e, _)| e)
 }
 
 /// Reads `len` bytes of `file` from `offset` into a new aligned buffer (an

@@ -56,7 +56,26 @@ pub struct BlobWriter {
 enum Target {
     Grow(AlignedVec<ALIGN>),
     Fixed { start: *mut u8, cap: usize, len: usize },
+    Stream(Stream),
 }
+
+/// Bytes handed on in chunks as they are written (a file being written
+/// while the value is still being archived).
+struct Stream {
+    sink: Box<dyn FnMut(Vec<u8>) -> Result<(), Error> + Send>,
+    buf: Vec<u8>,
+    flushed: usize,
+    failed: Option<Error>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("flushed", &self.flushed).field("buffered", &self.buf.len()).finish()
+    }
+}
+
+/// The chunks a streaming writer hands on.
+const STREAM_CHUNK: usize = 8 << 20;
 
 // SAFETY: a fixed target is a region reserved for this writer alone (see
 // `BlobWriter::fixed`); a growable one is an owned buffer.
@@ -79,11 +98,36 @@ impl BlobWriter {
         BlobWriter { target: Target::Fixed { start, cap, len: 0 } }
     }
 
+    /// A writer that hands its bytes to `sink` in chunks of 8 MiB (the
+    /// last one shorter, by [`finish`](BlobWriter::finish)).
+    pub(crate) fn streaming(sink: Box<dyn FnMut(Vec<u8>) -> Result<(), Error> + Send>) -> BlobWriter {
+        let buf = Vec::with_capacity(STREAM_CHUNK);
+        BlobWriter { target: Target::Stream(Stream { sink, buf, flushed: 0, failed: None }) }
+    }
+
+    /// Hands a streaming writer's last bytes on; the number written in all.
+    pub(crate) fn finish(self) -> Result<usize, Error> {
+        match self.target {
+            Target::Stream(mut s) => {
+                if let Some(e) = s.failed.take() {
+                    return Err(e);
+                }
+                let n = s.flushed + s.buf.len();
+                if !s.buf.is_empty() {
+                    (s.sink)(std::mem::take(&mut s.buf))?;
+                }
+                Ok(n)
+            }
+            other => Ok(BlobWriter { target: other }.len()),
+        }
+    }
+
     /// The bytes written so far.
     pub(crate) fn len(&self) -> usize {
         match &self.target {
             Target::Grow(v) => v.len(),
             Target::Fixed { len, .. } => *len,
+            Target::Stream(s) => s.flushed + s.buf.len(),
         }
     }
 
@@ -91,7 +135,7 @@ impl BlobWriter {
     pub(crate) fn into_vec(self) -> Option<AlignedVec<ALIGN>> {
         match self.target {
             Target::Grow(v) => Some(v),
-            Target::Fixed { .. } => None,
+            Target::Fixed { .. } | Target::Stream(_) => None,
         }
     }
 }
@@ -120,9 +164,39 @@ impl Writer<rancor::Error> for BlobWriter {
                 *len += bytes.len();
                 Ok(())
             }
+            Target::Stream(s) => {
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    let room = STREAM_CHUNK - s.buf.len();
+                    let (now, later) = rest.split_at(rest.len().min(room));
+                    s.buf.extend_from_slice(now);
+                    rest = later;
+                    if s.buf.len() == STREAM_CHUNK {
+                        let full = std::mem::replace(&mut s.buf, Vec::with_capacity(STREAM_CHUNK));
+                        s.flushed += full.len();
+                        if let Err(e) = (s.sink)(full) {
+                            let message = e.to_string();
+                            s.failed = Some(e);
+                            return Err(<rancor::Error as rancor::Source>::new(StreamFailed(message)));
+                        }
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
+
+#[derive(Debug)]
+struct StreamFailed(String);
+
+impl std::fmt::Display for StreamFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StreamFailed {}
 
 #[derive(Debug)]
 struct RegionFull;
@@ -175,6 +249,26 @@ fn short<A>() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streaming_writer_hands_on_the_same_bytes_in_chunks() {
+        let v: Vec<u64> = (0..3_000_000).collect(); // 24 MB: three chunks and a tail
+        let whole = to_vec(&v).unwrap();
+        let chunks = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+        let seen = chunks.clone();
+        let writer = BlobWriter::streaming(Box::new(move |c| {
+            seen.lock().unwrap().push(c);
+            Ok(())
+        }));
+        let n = serialize_into(&v, writer).unwrap().finish().unwrap();
+        let chunks = chunks.lock().unwrap();
+        assert_eq!(n, whole.len());
+        assert!(chunks[..chunks.len() - 1].iter().all(|c| c.len() == STREAM_CHUNK));
+        assert_eq!(chunks.concat(), whole.as_slice());
+        // A sink that fails fails the archiving.
+        let failing = BlobWriter::streaming(Box::new(|_| Err(Error::Io("disk full".into()))));
+        assert!(serialize_into(&v, failing).is_err());
+    }
 
     #[test]
     fn values_round_trip_through_both_writers() {
