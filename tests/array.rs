@@ -282,8 +282,20 @@ fn matmul_against_naive() {
     let c = da.matmul(&db).unwrap();
     assert_eq!(c.blocks(), Blocks([5, 7]));
     assert_eq!(c.collect_vec().unwrap(), naive_matmul(&a, &b, m, k, n));
-    let gram = da.matmul(&da.transpose()).unwrap();
+    // A·Aᵀ: syrk on the diagonal tiles, gemm below, transposes above.
+    let at = da.transpose();
+    at.wait().unwrap();
+    let (gram, trace) = dirk::trace::record(|| {
+        let g = da.matmul(&at).unwrap();
+        g.wait().unwrap();
+        g
+    });
     assert_eq!(gram.collect_vec().unwrap(), naive_matmul(&a, &transpose(&a, m, k), m, k, m));
+    let named = |n: &str| trace.tasks().iter().filter(|t| t.name == n).count();
+    assert_eq!((named("darray syrk"), named("darray matmul")), (5, 10), "5 diagonal and 10 lower tiles of 5×5");
+    // Another array's transpose is a plain product.
+    let other = DArray::from_vec(a.clone(), [m, k], Blocks([5, 4])).unwrap();
+    assert_eq!(da.matmul(&other.transpose()).unwrap().collect_vec().unwrap(), gram.collect_vec().unwrap());
 }
 
 fn cholesky_against_naive() {

@@ -113,7 +113,8 @@ impl<T: Element, const N: usize> DArray<T, N> {
     }
 
     fn lazy(grid: Grid<N>, leaves: Vec<Tiles<T, N>>, expr: Expr<T>) -> DArray<T, N> {
-        DArray { grid, body: Body::Lazy(Arc::new(Lazy { leaves, expr: Arc::new(expr), made: OnceLock::new() })) }
+        let lazy = Lazy { leaves, expr: Arc::new(expr), made: OnceLock::new() };
+        DArray { grid, body: Body::Lazy(Arc::new(lazy)), transpose_of: None }
     }
 
     /// `other` on this array's grid: itself when the blocks agree, re-tiled

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::grid::{self, Grid};
 use super::{Blocks, DArray, Element, Tile, shape_error};
@@ -246,6 +247,8 @@ impl<T: Element> DArray<T, 2> {
                 )
             })
             .collect();
-        DArray::from_tiles(grid, tiles)
+        let mut t = DArray::from_tiles(grid, tiles);
+        t.transpose_of = Some(Arc::new(self.tiles().clone()));
+        t
     }
 }

@@ -46,6 +46,34 @@ fn gemm(c: &mut Mat, a: &Mat, b: &Mat, bt: bool, alpha: f64) {
     matmul(view_mut(c), Accum::Add, view(a), b, alpha, Par::Seq);
 }
 
+/// `c += a aᵀ` on the lower triangle of the square tile `c` (faer's
+/// triangular matmul: half the flops of a gemm).
+fn syrk_lower(c: &mut Mat, a: &Mat) {
+    use faer::linalg::matmul::triangular::{BlockStructure, matmul as tri_matmul};
+    tri_matmul(
+        view_mut(c),
+        BlockStructure::TriangularLower,
+        Accum::Add,
+        view(a),
+        BlockStructure::Rectangular,
+        view(a).transpose(),
+        BlockStructure::Rectangular,
+        1.0,
+        Par::Seq,
+    );
+}
+
+/// Copies the lower triangle of a square tile onto its upper triangle.
+fn mirror_lower(c: &mut Mat) {
+    let n = c.shape()[0];
+    let d = c.as_mut_slice();
+    for i in 0..n {
+        for j in i + 1..n {
+            d[i * n + j] = d[j * n + i];
+        }
+    }
+}
+
 /// `b = t⁻¹ b` for the triangle `which` of the square tile `t`.
 fn trsm_left(t: &Mat, b: &mut Mat, which: Triangle) {
     match which {
@@ -208,6 +236,10 @@ impl DArray<f64, 2> {
                 "matmul: a {m}×{k} matrix times a {k2}×{n} matrix (inner dimensions differ)"
             )));
         }
+        let own = b.transpose_of.as_ref().and_then(|t| t.downcast_ref::<super::Tiles<f64, 2>>());
+        if own.is_some_and(|t| std::sync::Arc::ptr_eq(t, self.tiles())) {
+            return Ok(self.gram());
+        }
         let b = b.rechunk(Blocks([self.grid.blocks[1], b.grid.blocks[1]]));
         let grid = Grid::new([m, n], [self.grid.blocks[0], b.grid.blocks[1]]);
         let kt = self.grid.counts[1];
@@ -232,6 +264,70 @@ impl DArray<f64, 2> {
             })
             .collect();
         Ok(DArray::from_tiles(grid, tiles))
+    }
+
+    /// `A·Aᵀ` (what `a.matmul(&a.transpose())` computes): only the tiles
+    /// on and below the diagonal are multiplied (syrk on the diagonal, gemm
+    /// below), those above are their transposes, for about half the flops.
+    pub fn gram(&self) -> DArray<f64, 2> {
+        let [m, _] = self.shape();
+        let bm = self.grid.blocks[0];
+        let grid = Grid::new([m, m], [bm, bm]);
+        let (mt, kt) = (self.grid.counts[0], self.grid.counts[1]);
+        let row =
+            |i: usize| -> Vec<Task<Mat>> { (0..kt).map(|p| self.tiles()[self.grid.linear([i, p])].clone()).collect() };
+        let mut lower: Vec<Option<Task<Mat>>> = vec![None; grid.count()];
+        for i in 0..mt {
+            for j in 0..=i {
+                let mut inputs = row(i);
+                if i != j {
+                    inputs.extend(row(j));
+                }
+                let shape = grid.tile_shape(grid.linear([i, j]));
+                lower[grid.linear([i, j])] = Some(crate::spawn!(
+                    name = if i == j { "darray syrk" } else { "darray matmul" },
+                    (move |tiles: &[&Mat]| -> Mat {
+                        let mut c = Tile::new(shape, vec![0.0; shape[0] * shape[1]]);
+                        if tiles.len() == kt {
+                            for a in tiles {
+                                syrk_lower(&mut c, a);
+                            }
+                            mirror_lower(&mut c);
+                        } else {
+                            let (a, b) = tiles.split_at(kt);
+                            for p in 0..kt {
+                                gemm(&mut c, a[p], b[p], true, 1.0);
+                            }
+                        }
+                        c
+                    })(inputs)
+                ));
+            }
+        }
+        let tiles = (0..grid.count())
+            .map(|o| {
+                let [i, j] = grid.index(o);
+                if j <= i {
+                    return lower[o].clone().expect("made above");
+                }
+                let below = lower[grid.linear([j, i])].clone().expect("made above");
+                crate::spawn!(
+                    name = "darray transpose",
+                    (|t: &Mat| -> Mat {
+                        let [r, c] = t.shape();
+                        let src = t.as_slice();
+                        let mut out = vec![0.0; r * c];
+                        for x in 0..r {
+                            for y in 0..c {
+                                out[y * r + x] = src[x * c + y];
+                            }
+                        }
+                        Tile::new([c, r], out)
+                    })(below)
+                )
+            })
+            .collect();
+        DArray::from_tiles(grid, tiles)
     }
 
     /// The lower Cholesky factor `L` of a symmetric positive-definite

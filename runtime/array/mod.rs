@@ -177,6 +177,9 @@ type Tiles<T, const N: usize> = Arc<[Task<Tile<T, N>>]>;
 pub struct DArray<T, const N: usize> {
     grid: Grid<N>,
     body: Body<T, N>,
+    /// For an array made by `transpose`: the tiles it transposes (so that
+    /// `a.matmul(&a.transpose())` is seen as `A·Aᵀ`).
+    transpose_of: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 enum Body<T, const N: usize> {
@@ -199,7 +202,7 @@ impl<T: Element, const N: usize> Clone for DArray<T, N> {
     fn clone(&self) -> Self {
         // A clone shares the tiles; an expression is made into tiles once.
         self.tiles();
-        DArray { grid: self.grid, body: self.body.clone() }
+        DArray { grid: self.grid, body: self.body.clone(), transpose_of: self.transpose_of.clone() }
     }
 }
 
@@ -248,13 +251,13 @@ impl<T: Element, const N: usize> DArray<T, N> {
                 crate::spawn!(name = name, (move || Tile::new(tshape, make(i, tshape, start)))())
             })
             .collect();
-        DArray { grid, body: Body::Tiles(tiles) }
+        DArray { grid, body: Body::Tiles(tiles), transpose_of: None }
     }
 
     /// An array from tasks that make its tiles (row-major over the grid).
     fn from_tiles(grid: Grid<N>, tiles: Vec<Task<Tile<T, N>>>) -> DArray<T, N> {
         debug_assert_eq!(tiles.len(), grid.count());
-        DArray { grid, body: Body::Tiles(tiles.into()) }
+        DArray { grid, body: Body::Tiles(tiles.into()), transpose_of: None }
     }
 
     /// Distributes `data` (row-major, `shape`) in tiles of `blocks`: the
