@@ -80,6 +80,9 @@ pub mod fs;
 #[doc(hidden)]
 pub mod __private;
 
+#[doc(hidden)]
+pub mod __fuzz;
+
 /// A streaming region: a block of stages run over and over, connected by
 /// the names they use, returning a [`Stream`] of its tail expression.
 ///

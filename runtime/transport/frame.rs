@@ -355,8 +355,8 @@ pub(crate) fn encode(message: &Message, blobs: Blobs, cookie: u64) -> Result<(Ve
 }
 
 /// Decodes one frame held whole in `bytes` (header then payload): the path
-/// the fuzz tests drive. Connections read the header and payload apart.
-#[cfg(test)]
+/// the fuzz tests and targets drive. Connections read the header and
+/// payload apart.
 pub(crate) fn decode_frame(bytes: &[u8], cookie: u64) -> Result<Message, Error> {
     let head: &[u8; HEADER_LEN] = bytes
         .get(..HEADER_LEN)

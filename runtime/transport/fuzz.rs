@@ -199,3 +199,98 @@ proptest! {
         check(&framed);
     }
 }
+
+/// The cargo-fuzz corpora in `fuzz/corpus/`: frames (the seeds above, with
+/// the targets' cookie), handshakes and ring files.
+fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    use super::auth;
+    let mut out: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+    for (name, bytes) in seeds() {
+        out.push(("frame", name.to_owned(), bytes));
+    }
+    let secret = [0x42u8; 32];
+    let challenge = [0x17u8; 32];
+    let cookie = auth::cookie(&secret);
+    let nonce = [0x99u8; 32];
+    let hello =
+        Message::Hello { worker: 1, pid: 7, nonce, proof: auth::hello_proof(&secret, &challenge, &nonce, 1, 0) };
+    let welcome = Message::Welcome {
+        threads: 2,
+        workers: 1,
+        to_worker_ring: String::new(),
+        to_main_ring: String::new(),
+        proof: auth::welcome_proof(&secret, &challenge, &challenge),
+    };
+    for (name, m) in [("hello", hello), ("welcome", welcome), ("challenge", Message::Challenge { nonce })] {
+        let (mut head, payload) = encode(&m, Blobs::default(), cookie).expect("seed frames encode");
+        head.extend_from_slice(&payload);
+        let mut seed = secret.to_vec();
+        seed.extend_from_slice(&challenge);
+        seed.extend(head);
+        out.push(("handshake", name.to_owned(), seed));
+    }
+    // A ring file whose header names no data at all: a capacity of zero
+    // once divided every position by zero.
+    let mut empty_ring = vec![1u8];
+    empty_ring.extend([0u8; 24]);
+    let mut page = vec![0u8; 4096];
+    page[..8].copy_from_slice(b"dirkring");
+    page[64..72].copy_from_slice(&64u64.to_le_bytes()); // a head past the (empty) data
+    empty_ring.extend(&page);
+    out.push(("ring", "zero-capacity-values".to_owned(), empty_ring.clone()));
+    empty_ring[0] = 0;
+    out.push(("ring", "zero-capacity-records".to_owned(), empty_ring));
+    for (i, seed) in crate::__fuzz::ring_seeds().into_iter().enumerate() {
+        let mut value = seed.clone();
+        value[0] = 1; // the value ring's reader, at position 0
+        out.push(("ring", format!("records{i}"), seed));
+        out.push(("ring", format!("values{i}"), value));
+    }
+    out
+}
+
+fn fuzz_corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target)
+}
+
+#[test]
+fn the_fuzz_targets_take_their_corpora_without_a_panic() {
+    let seeds = fuzz_seeds();
+    if std::env::var_os("DIRK_WRITE_CORPUS").is_some() {
+        for (target, name, bytes) in &seeds {
+            std::fs::create_dir_all(fuzz_corpus_dir(target)).unwrap();
+            std::fs::write(fuzz_corpus_dir(target).join(format!("{name}.bin")), bytes).unwrap();
+        }
+    }
+    let run = |target: &str, bytes: &[u8]| match target {
+        "frame" => crate::__fuzz::frame(bytes),
+        "handshake" => crate::__fuzz::handshake(bytes),
+        _ => crate::__fuzz::ring(bytes),
+    };
+    for target in ["frame", "handshake", "ring"] {
+        let files: Vec<PathBuf> =
+            std::fs::read_dir(fuzz_corpus_dir(target)).unwrap().flatten().map(|e| e.path()).collect();
+        assert!(!files.is_empty(), "the {target} corpus is empty");
+        for f in files {
+            run(target, &std::fs::read(f).unwrap());
+        }
+    }
+    for (target, _, bytes) in &seeds {
+        run(target, bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_ring_files_never_panic(ms in proptest::collection::vec(mutation(), 1..4), which in 0u8..2) {
+        let seeds = crate::__fuzz::ring_seeds();
+        let mut file = seeds[0].clone();
+        file[0] = which;
+        for m in &ms {
+            file = apply(file, m);
+        }
+        crate::__fuzz::ring(&file);
+    }
+}

@@ -176,7 +176,18 @@ impl Mapping {
                 Ok(Mapping { map, file, capacity })
             }
             None => {
-                if len < DATA as u64 || header(0) != MAGIC || header(8) != len - DATA as u64 {
+                // A capacity of zero, or one that is no whole number of
+                // regions, is no ring this runtime made (and would divide by
+                // zero or misalign every position below).
+                // The header is read only once the file is known to hold it.
+                let fits = len >= DATA as u64;
+                let capacity = if fits { header(8) } else { 0 };
+                if !fits
+                    || header(0) != MAGIC
+                    || capacity != len - DATA as u64
+                    || capacity == 0
+                    || !capacity.is_multiple_of(REGION_ALIGN)
+                {
                     return Err(Error::Transport(format!("{} is not a dirk ring", path.display())));
                 }
                 Ok(Mapping { capacity: header(8), map, file })

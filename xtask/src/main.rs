@@ -6,6 +6,7 @@
 //!   BENCHMARKS.md.
 //! - `bless`: rewrite the compile-fail snapshots after an intended change.
 //! - `miri`: run the unsafe and lock-free pieces' unit tests under Miri.
+//! - `fuzz [seconds]`: run each cargo-fuzz target from its corpus.
 
 mod commands;
 mod plot;
@@ -21,8 +22,9 @@ fn main() -> ExitCode {
         Some("bench") => commands::bench::run(&args[1..]),
         Some("bless") => commands::bless::run(&args[1..]),
         Some("miri") => commands::miri::run(&args[1..]),
+        Some("fuzz") => commands::fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test | bench [--quick] | bless | miri>");
+            eprintln!("usage: cargo xtask <test | bench [--quick] | bless | miri | fuzz [seconds]>");
             return ExitCode::from(2);
         }
     };

@@ -1,4 +1,5 @@
 pub(crate) mod bench;
 pub(crate) mod bless;
+pub(crate) mod fuzz;
 pub(crate) mod miri;
 pub(crate) mod test;

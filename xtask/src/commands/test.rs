@@ -12,7 +12,9 @@
 //!    feature; then the tests again with the default features, the
 //!    compile-fail snapshots among them (they hold one configuration's
 //!    wording: the pinned toolchain, the default features).
-//! 4. Run the unsafe and lock-free pieces under Miri (`cargo xtask miri`).
+//! 4. Run the unsafe and lock-free pieces under Miri (`cargo xtask miri`),
+//!    then each cargo-fuzz target from its corpus for 15 s (`cargo xtask
+//!    fuzz`), cargo-fuzz itself installed by `cargo install` on every run.
 //! 5. Run the benchmarks in their quick form, so the harness cannot rot.
 //!
 //! Steps 2 to 4 run on the pinned toolchain. A tool that could not be
@@ -66,6 +68,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     sh::run(with_features(&checks, &nextest, &[]))?;
     if miri {
         super::miri::run_on_pinned_nightly()?;
+        // The fuzz targets build on the same pinned nightly.
+        super::fuzz::run_all(15)?;
     }
     super::bench::run(&["--quick".to_owned()])?;
     gaps.finish()

@@ -1,0 +1,4 @@
+//! Bytes as `dirk::__fuzz::handshake` reads them: see `runtime/__fuzz.rs`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|bytes: &[u8]| dirk::__fuzz::handshake(bytes));
