@@ -452,17 +452,6 @@ pub trait FileSlot {
     fn encoder(&self) -> Option<Encode>;
 }
 
-impl<T: Wire + Send + Sync + 'static> FileSlot for &&&SlotProbe<crate::fs::File<T>> {
-    fn encoder(&self) -> Option<Encode> {
-        Some(Encode { write: no_bytes, pin: None, file: Some(crate::fs::where_is::<T>) })
-    }
-}
-
-/// A file's bytes are never written into a frame: the worker maps them.
-fn no_bytes(_: &dyn Any, _: BlobWriter) -> Result<BlobWriter, Error> {
-    Err(Error::Codec("a file argument travels as its path".to_owned()))
-}
-
 /// A handle to a value that lives in one process (or one per process).
 pub trait HandleSlot {
     /// How to send the handle, and where its task runs.

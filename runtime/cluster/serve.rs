@@ -41,10 +41,10 @@ use super::stream::{WorkerStage, WorkerStages};
 use crate::exec::{Pool, PoolConfig};
 use crate::task::archived::RemoteArgs;
 use crate::task::registry;
-use crate::transport::auth;
 use crate::transport::frame::{self, ArchivedArg, ArchivedBlob, ArchivedMessage, Blobs, Message, Outcome, cookie};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{self, Incoming, Io, read_frame, write_frame};
+use crate::transport::{auth, dirkfile};
 use crate::{Error, Scope};
 
 /// What a worker holds while it serves.
@@ -353,8 +353,13 @@ impl Worker {
                         ArchivedArg::Await(o) => Source::Await(o.to_native()),
                         // A file: opened here, by the worker that runs the task.
                         ArchivedArg::File { path, fingerprint } => {
-                            match crate::fs::map_for_worker(path.as_str(), fingerprint.to_native()) {
-                                Ok(map) => Source::Mapped(map),
+                            let mapped = dirkfile::map_checked(
+                                std::path::Path::new(path.as_str()),
+                                fingerprint.to_native(),
+                                "the task's argument",
+                            );
+                            match mapped {
+                                Ok(map) => Source::Mapped(Arc::new(map)),
                                 Err(e) => {
                                     let message = e.to_string();
                                     return self.fail(call, 0, Outcome::Failed { message }, &[]);
@@ -576,7 +581,7 @@ impl Worker {
                     None => Err(Error::Codec("a value in a ring on a link without one".into())),
                 },
                 Source::Object(o) => Ok(o.as_slice()),
-                Source::Mapped(m) => Ok(&m[crate::fs::HEADER..]),
+                Source::Mapped(m) => Ok(&m[dirkfile::HEADER..]),
                 Source::Await(o) => Err(Error::Codec(format!("object {o} was started without"))),
             };
             match bytes {

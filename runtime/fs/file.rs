@@ -1,19 +1,8 @@
 //! `File<T>`: a typed value on disk, loaded by the task that needs it.
 //!
-//! A dirk file is a 64-byte header and a payload:
-//!
-//! | bytes | what |
-//! |---|---|
-//! | 0..8 | `dirkfile` |
-//! | 8..10 | format version (1) |
-//! | 10..12 | payload format: 1 rkyv, 2 raw little-endian elements |
-//! | 16..24 | fingerprint of the value's type |
-//! | 24..32 | payload length in bytes |
-//!
-//! The payload starts at byte 64, so a memory map of the file holds it at a
-//! 16-byte boundary and an rkyv archive is read in place. Everything in the
-//! header is checked before the payload is touched, and the archive is
-//! validated (bytecheck) before it is read.
+//! A dirk file is a 64-byte header (`transport/dirkfile.rs`) and a
+//! payload. Everything in the header is checked before the payload is
+//! touched, and an rkyv archive is validated (bytecheck) before it is read.
 
 use std::fs::File as StdFile;
 use std::io::Read;
@@ -29,9 +18,7 @@ use crate::Error;
 use crate::cluster::probe::Plain;
 use crate::transport::wire::{self, Wire};
 
-const MAGIC: &[u8; 8] = b"dirkfile";
-const VERSION: u16 = 1;
-pub(crate) const HEADER: usize = 64;
+use crate::transport::dirkfile::{self, HEADER, codec_error, io_error, open_std};
 
 /// How a [`File`]'s payload is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,8 +34,8 @@ pub enum Format {
 impl Format {
     fn code(self) -> u16 {
         match self {
-            Format::Rkyv => 1,
-            Format::Raw => 2,
+            Format::Rkyv => dirkfile::RKYV,
+            Format::Raw => dirkfile::RAW,
         }
     }
 }
@@ -125,68 +112,18 @@ impl<T> std::fmt::Debug for File<T> {
 /// A fingerprint of `T` stored in a file's header: a file written for one
 /// type is not read as another.
 pub(crate) fn fingerprint<T>() -> u64 {
-    let hash = blake3::hash(std::any::type_name::<T>().as_bytes());
-    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
-}
-
-fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::Io(format!("{}: {what}: {e}", path.display()))
-}
-
-fn codec_error(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::Codec(format!("{}: {what}", path.display()))
+    dirkfile::fingerprint_of(std::any::type_name::<T>())
 }
 
 /// The header of a dirk file for a `T` in `format` with `len` payload bytes.
 fn header<T>(format: Format, len: u64) -> [u8; HEADER] {
-    let mut h = [0u8; HEADER];
-    h[..8].copy_from_slice(MAGIC);
-    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    h[10..12].copy_from_slice(&format.code().to_le_bytes());
-    h[16..24].copy_from_slice(&fingerprint::<T>().to_le_bytes());
-    h[24..32].copy_from_slice(&len.to_le_bytes());
-    h
+    dirkfile::header(format.code(), fingerprint::<T>(), len)
 }
 
 /// Checks `h` (the first bytes of `path`, of `size` bytes in all) as the
 /// header of a `T` in `format`; the payload length.
 fn check_header<T>(path: &Path, h: &[u8], size: u64, format: Format) -> Result<u64, Error> {
-    check_header_of(path, h, size, format, fingerprint::<T>(), std::any::type_name::<T>())
-}
-
-/// [`check_header`] for the type whose fingerprint is `want`.
-fn check_header_of(path: &Path, h: &[u8], size: u64, format: Format, want: u64, type_name: &str) -> Result<u64, Error> {
-    if h.len() < HEADER || &h[..8] != MAGIC {
-        return Err(codec_error(path, "not a dirk file (no `dirkfile` header)"));
-    }
-    let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
-    let u64_at = |i: usize| u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
-    if u16_at(8) != VERSION {
-        return Err(codec_error(path, format_args!("file format version {}, expected {VERSION}", u16_at(8))));
-    }
-    if u16_at(10) != format.code() {
-        return Err(codec_error(path, format_args!("holds payload format {}, not {format:?}", u16_at(10))));
-    }
-    if u64_at(16) != want {
-        return Err(codec_error(
-            path,
-            format_args!("was not written as a `{type_name}` (its type fingerprint differs)"),
-        ));
-    }
-    let len = u64_at(24);
-    if HEADER as u64 + len != size {
-        return Err(codec_error(
-            path,
-            format_args!("is {size} bytes, its header says {} (truncated or grown)", HEADER as u64 + len),
-        ));
-    }
-    Ok(len)
-}
-
-fn open_std(path: &Path) -> Result<(StdFile, u64), Error> {
-    let f = StdFile::open(path).map_err(|e| io_error(path, "cannot open", e))?;
-    let size = f.metadata().map_err(|e| io_error(path, "cannot read its size", e))?.len();
-    Ok((f, size))
+    dirkfile::check(path, h, size, format.code(), fingerprint::<T>(), std::any::type_name::<T>())
 }
 
 impl<T: Send + Sync + 'static> File<T> {
@@ -313,21 +250,7 @@ impl<T: Wire> Mapped<T> {
 }
 
 fn map_file<T>(path: &Path) -> Result<memmap2::Mmap, Error> {
-    map_checked(path, fingerprint::<T>())
-}
-
-/// Maps the rkyv dirk file at `path` for the type whose fingerprint is
-/// `want`, its header checked.
-pub(crate) fn map_checked(path: &Path, want: u64) -> Result<memmap2::Mmap, Error> {
-    let (f, size) = open_std(path)?;
-    // SAFETY: the map is read-only and private; a file changed under it
-    // while mapped would be the user's race (as with any memory map), which
-    // validation before each read cannot prevent, so we validate once,
-    // here, and document that a mapped file must not be rewritten in place
-    // (`tofile` replaces files by renaming, which leaves maps intact).
-    let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| io_error(path, "cannot map", e))?;
-    check_header_of(path, &map, size, Format::Rkyv, want, "the task's argument")?;
-    Ok(map)
+    dirkfile::map_checked(path, fingerprint::<T>(), std::any::type_name::<T>())
 }
 
 impl<T: Wire + Send + Sync + 'static> File<T> {

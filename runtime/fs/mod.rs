@@ -18,6 +18,7 @@
 
 mod file;
 mod io;
+mod slot;
 
 use std::path::{Path, PathBuf};
 
@@ -28,22 +29,6 @@ use crate::task::remote::Encode;
 use crate::task::slots::{RemoteSlots, SlotRef};
 use crate::transport::wire::{BlobWriter, Wire};
 use crate::{Error, Options, Task};
-
-/// A `File<T>` argument's path and type fingerprint, for the worker that
-/// will open it.
-pub(crate) fn where_is<T: Send + Sync + 'static>(value: &dyn std::any::Any) -> Option<(String, u64)> {
-    let file = value.downcast_ref::<File<T>>()?;
-    Some((file.path().to_str()?.to_owned(), file::fingerprint::<T>()))
-}
-
-/// Maps the dirk file at `path` for a task in this (worker) process: its
-/// header must be an rkyv payload of the type `fingerprint` names. The
-/// payload is `&map[HEADER..]`.
-pub(crate) fn map_for_worker(path: &str, fingerprint: u64) -> Result<std::sync::Arc<memmap2::Mmap>, Error> {
-    file::map_checked(Path::new(path), fingerprint).map(std::sync::Arc::new)
-}
-
-pub(crate) use self::file::HEADER;
 
 /// Where `spawn!(checkpoint = ..)` keeps a task's result: dirk files in a
 /// directory ([`Checkpoint::dir`]), or your own pair of functions
@@ -234,5 +219,5 @@ where
         }
         value
     };
-    crate::cluster::remote::spawn_task(options, name, "", &[], slots, body)
+    crate::task::spawn::spawn_body_on(crate::exec::current(), options, name, crate::task::slots::Call::new(slots, body))
 }

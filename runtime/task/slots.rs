@@ -23,7 +23,6 @@ use smallvec::SmallVec;
 use super::Task;
 use super::cell::{self, Body};
 use super::raw::TaskRef;
-use crate::transport::wire::Wire;
 
 /// A plain argument value, moved into the task.
 #[derive(Debug)]
@@ -38,6 +37,11 @@ unsafe impl<T> Send for Value<T> {}
 
 impl<T> Value<T> {
     /// Moves the value out, for `PassAs` impls outside this module.
+    /// The value, before it is provided (a file argument loads through it).
+    pub(crate) fn peek(&self) -> Option<&T> {
+        self.0.as_ref()
+    }
+
     #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub(crate) fn take(&mut self) -> T {
         self.0.take().expect("each argument is provided once")
@@ -282,35 +286,6 @@ impl<'a, T> PassAs<'a, &'a [T]> for Value<Vec<T>> {
 impl<'a> PassAs<'a, &'a str> for Value<String> {
     fn provide(&'a mut self) -> &'a str {
         self.0.as_deref().expect("each argument is provided once")
-    }
-}
-
-/// A file's value, loaded by the task that runs (`spawn!(f(file))` for
-/// `fn f(x: T)`): a file that cannot be read fails the task.
-#[diagnostic::do_not_recommend]
-impl<'a, T: Wire + Clone + Send + Sync + 'static> PassAs<'a, T> for Value<crate::fs::File<T>> {
-    fn provide(&'a mut self) -> T {
-        let file = self.0.as_ref().expect("each argument is provided once");
-        file.load().unwrap_or_else(|e| crate::error::fail_task(e))
-    }
-}
-
-/// A file's value, loaded by the task that runs, for `fn f(x: &T)`.
-#[diagnostic::do_not_recommend]
-impl<'a, T: Wire + Send + Sync + 'static> PassAs<'a, &'a T> for Value<crate::fs::File<T>> {
-    fn provide(&'a mut self) -> &'a T {
-        let file = self.0.as_ref().expect("each argument is provided once");
-        file.loaded().unwrap_or_else(|e| crate::error::fail_task(e))
-    }
-}
-
-/// A file of plain numbers, read in place from a memory map, for
-/// `fn f(xs: &[E])`.
-#[diagnostic::do_not_recommend]
-impl<'a, E: crate::cluster::probe::Plain + Wire + Send + Sync> PassAs<'a, &'a [E]> for Value<crate::fs::File<Vec<E>>> {
-    fn provide(&'a mut self) -> &'a [E] {
-        let file = self.0.as_ref().expect("each argument is provided once");
-        file.slice().unwrap_or_else(|e| crate::error::fail_task(e))
     }
 }
 

@@ -6,6 +6,7 @@
 //! started by `mpirun` or `srun` (`mpi`, with the `mpi` feature).
 
 pub(crate) mod auth;
+pub(crate) mod dirkfile;
 pub(crate) mod frame;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
