@@ -19,6 +19,7 @@
 
 pub(crate) mod answers;
 pub(crate) mod data;
+mod join;
 pub(crate) mod launch;
 pub(crate) mod leader;
 pub(crate) mod peers;

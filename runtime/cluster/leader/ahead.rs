@@ -45,8 +45,9 @@ use std::sync::atomic::Ordering;
 
 use smallvec::SmallVec;
 
+use super::encode::{copy_out, encode_within};
 use super::pulls::{blob_len, trace_moved};
-use super::{Cluster, INLINE_MAX, Pending, PullFor, Resident, copy_out, encode_within};
+use super::{Cluster, INLINE_MAX, Pending, PullFor, Resident};
 use crate::sched::Placement;
 use crate::task::cell;
 use crate::task::raw::TaskRef;

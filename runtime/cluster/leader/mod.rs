@@ -32,6 +32,7 @@
 //! are lost, and tasks that need them fail with `Error::WorkerLost`.
 
 mod ahead;
+mod encode;
 mod finish;
 mod here;
 mod pulls;
@@ -46,6 +47,7 @@ use std::time::{Duration, Instant};
 use crate::sync::Mutex;
 use smallvec::SmallVec;
 
+pub(crate) use self::encode::copy_out;
 use self::here::HereCall;
 use self::pulls::{blob_len, trace_moved};
 use super::IdMap;
@@ -57,39 +59,13 @@ use crate::task::raw::TaskRef;
 use crate::task::registry::ResultGlue;
 use crate::task::slots::SlotRef;
 use crate::task::state::ELSEWHERE;
-use crate::transport::frame::{ArchivedBlob, ArchivedMessage, Arg, Blob, Blobs, Message};
+use crate::transport::frame::{ArchivedBlob, ArchivedMessage, Arg, Blobs, Message};
 use crate::transport::shm::{Consumer, Producer};
 use crate::transport::socket::{Incoming, Io, Outbox};
-use crate::transport::wire::BlobWriter;
 use crate::{Error, trace};
 
 /// Values up to this size travel inside frames; larger ones through the ring.
 pub(crate) const INLINE_MAX: usize = 64 << 10;
-
-/// Copies `bytes` into `ring` when they are too large for a frame and the
-/// ring has room; into the frame's `blobs` otherwise. Used by both ends of
-/// a link.
-pub(crate) fn copy_out(ring: Option<&Mutex<Producer>>, blobs: &mut Blobs, bytes: &[u8]) -> Blob {
-    if bytes.len() > INLINE_MAX
-        && let Some(ring) = ring
-    {
-        let mut ring = ring.lock();
-        let region = ring.reserve(bytes.len());
-        if let Some(short) = ring.short() {
-            eprintln!("dirk: {short}: values over 64 KiB go through the socket while it lasts");
-        }
-        if let Some(region) = region.filter(|r| r.len >= bytes.len()) {
-            // SAFETY: the reserved region is free and at least this long.
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), region.ptr, bytes.len()) };
-            ring.commit(&region, bytes.len());
-            return Blob::Ring { start: region.start, pos: region.pos, len: bytes.len() as u64 };
-        }
-    }
-    blobs.push(bytes)
-}
-
-/// Arguments up to this size are archived in a scratch buffer first.
-const SMALL: usize = 4096;
 
 /// Objects to free that wait for a call to travel with; more are sent alone.
 const FREE_BATCH: usize = 256;
@@ -532,44 +508,6 @@ impl Cluster {
         self.route(task);
     }
 
-    /// Archives one argument for `link`: into the ring when it is large.
-    fn encode(
-        &self,
-        link: &Link,
-        blobs: &mut Blobs,
-        value: &dyn std::any::Any,
-        encode: crate::task::remote::Encode,
-    ) -> Result<Blob, Error> {
-        // Most arguments are small: try a scratch buffer before the ring.
-        if let Some(blob) = encode_within(blobs, value, encode, SMALL) {
-            return Ok(blob);
-        }
-        let mut ring = link.ring_out.as_ref().map(|r| r.lock());
-        if let Some(ring) = ring.as_mut()
-            && let Some(region) = ring.reserve(INLINE_MAX + 1).filter(|r| r.len > INLINE_MAX)
-        {
-            // SAFETY: the reserved region is free, aligned and ours until committed.
-            let writer = unsafe { BlobWriter::fixed(region.ptr, region.len) };
-            if let Ok(written) = (encode.write)(value, writer) {
-                let len = written.len();
-                if len > INLINE_MAX {
-                    ring.commit(&region, len);
-                    return Ok(Blob::Ring { start: region.start, pos: region.pos, len: len as u64 });
-                }
-                // SAFETY: `len` bytes were just written at `region.ptr`, which
-                // nobody else touches (not committed).
-                let bytes = unsafe { std::slice::from_raw_parts(region.ptr, len) };
-                return Ok(blobs.push(bytes));
-            }
-        }
-        drop(ring);
-        // Larger than the ring's reserved room (or the ring is full): archived
-        // aside, then into the ring (reserving for its exact size) or the frame.
-        let written = (encode.write)(value, BlobWriter::growable())?;
-        let bytes = written.into_vec().expect("a growable writer");
-        Ok(copy_out(link.ring_out.as_ref(), blobs, &bytes))
-    }
-
     fn send_call(&self, call: u64) {
         let mut calls = self.calls.lock();
         let Some(p) = calls.get_mut(&call) else { return };
@@ -775,32 +713,6 @@ impl Cluster {
             self.on_lost(worker, Error::Transport("the runtime was dropped".to_owned()));
         }
     }
-}
-
-/// Archives a value of at most `cap` (up to [`INLINE_MAX`]) bytes into
-/// `blobs`, through a scratch buffer; `None` when it is larger (found out
-/// as soon as the writer runs out of room) or does not archive.
-fn encode_within(
-    blobs: &mut Blobs,
-    value: &dyn std::any::Any,
-    encode: crate::task::remote::Encode,
-    cap: usize,
-) -> Option<Blob> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<rkyv::util::AlignedVec<16>> = std::cell::RefCell::new({
-            let mut v = rkyv::util::AlignedVec::with_capacity(INLINE_MAX);
-            v.resize(INLINE_MAX, 0);
-            v
-        });
-    }
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        // SAFETY: the scratch buffer is this thread's, aligned, INLINE_MAX
-        // bytes long (at least `cap`), and borrowed mutably for the
-        // writer's whole life.
-        let writer = unsafe { BlobWriter::fixed(scratch.as_mut_ptr(), cap.min(INLINE_MAX)) };
-        (encode.write)(value, writer).ok().map(|w| blobs.push(&scratch[..w.len()]))
-    })
 }
 
 /// This process's placement for an optional thread.

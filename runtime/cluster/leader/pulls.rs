@@ -12,7 +12,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::{Cluster, FREE_BATCH, Link, Pending, PullFor, Then, copy_out};
+use super::encode::copy_out;
+use super::{Cluster, FREE_BATCH, Link, Pending, PullFor, Then};
 use crate::task::cell;
 use crate::task::raw::TaskRef;
 use crate::task::state::ELSEWHERE;
