@@ -46,7 +46,7 @@ fn options_after_the_call_are_refused() {
 fn unknown_and_repeated_options_are_named() {
     assert_eq!(
         errors(quote!(colour = 1, f())),
-        ["unknown option `colour`: spawn! takes `scope`, `name` and `retries`"]
+        ["unknown option `colour`: spawn! takes `scope`, `name`, `retries` and `checkpoint`"]
     );
     assert_eq!(
         errors(quote!(name = "a", name = "b", f())),
