@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dirk::Runtime;
 use dirk::array::{Blocks, DArray};
-use dirk_benches::harness::{about, pick, report, sample_of, target, target_ratio, time};
+use dirk_benches::harness::{about, pick, report, sample_of, target, target_ratio, time, turns};
 use faer::{Accum, Mat, Par};
 use rayon::prelude::*;
 
@@ -22,19 +22,6 @@ const THREADS: usize = 2;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Runs `f` and `g` in turns `runs` times after a warm-up of each; the
-/// milliseconds of each.
-fn turns(runs: usize, mut f: impl FnMut() -> f64, mut g: impl FnMut() -> f64) -> (Vec<f64>, Vec<f64>) {
-    f();
-    g();
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        a.push(f());
-        b.push(g());
-    }
-    (a, b)
 }
 
 fn bench_matmul(rt: &Runtime, pool: &rayon::ThreadPool) {

@@ -43,7 +43,14 @@ pub fn sample_of(mut values: Vec<f64>) -> Sample {
 /// Samples two variants of one measurement taken in turns, so that a
 /// ratio between them is not skewed by the machine's load drifting between
 /// two blocks of runs.
-pub fn sample_pair(runs: usize, mut f: impl FnMut() -> f64, mut g: impl FnMut() -> f64) -> (Sample, Sample) {
+pub fn sample_pair(runs: usize, f: impl FnMut() -> f64, g: impl FnMut() -> f64) -> (Sample, Sample) {
+    let (a, b) = turns(runs, f, g);
+    (sample_of(a), sample_of(b))
+}
+
+/// Runs `f` and `g` in turns `runs` times (at least once) after a warm-up
+/// of each, and returns every value of each (for per-run ratios).
+pub fn turns(runs: usize, mut f: impl FnMut() -> f64, mut g: impl FnMut() -> f64) -> (Vec<f64>, Vec<f64>) {
     f();
     g();
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -51,7 +58,7 @@ pub fn sample_pair(runs: usize, mut f: impl FnMut() -> f64, mut g: impl FnMut() 
         a.push(f());
         b.push(g());
     }
-    (sample_of(a), sample_of(b))
+    (a, b)
 }
 
 /// Times one call of `f`.

@@ -119,7 +119,7 @@ impl<T: Element, const N: usize> DArray<T, N> {
 
     /// `other` on this array's grid: itself when the blocks agree, re-tiled
     /// otherwise. `Error::Shape` when the shapes differ.
-    pub(super) fn aligned(&self, other: &DArray<T, N>, op: &str) -> Result<DArray<T, N>, Error> {
+    pub(super) fn aligned<U: Element>(&self, other: &DArray<U, N>, op: &str) -> Result<DArray<U, N>, Error> {
         if other.grid.shape != self.grid.shape {
             return Err(shape_error(format_args!(
                 "{op}: an array of shape {:?} and one of shape {:?}",
@@ -173,18 +173,23 @@ impl<T: Element, const N: usize> DArray<T, N> {
         U: Element,
         F: Fn(T) -> U + Send + Sync + 'static,
     {
+        self.per_tile("darray map", move |t| Tile::new(t.shape(), t.as_slice().iter().map(|&x| f(x)).collect()))
+    }
+
+    /// A new array of this one's grid whose tile `i` is `f` of tile `i`,
+    /// one task per tile named `name`.
+    fn per_tile<U, F>(&self, name: &'static str, f: F) -> DArray<U, N>
+    where
+        U: Element,
+        F: Fn(&Tile<T, N>) -> Tile<U, N> + Send + Sync + 'static,
+    {
         let f = Arc::new(f);
         let tiles = self
             .tiles()
             .iter()
             .map(|t| {
                 let f = f.clone();
-                crate::spawn!(
-                    name = "darray map",
-                    (move |t: &Tile<T, N>| -> Tile<U, N> {
-                        Tile::new(t.shape(), t.as_slice().iter().map(|&x| f(x)).collect())
-                    })(t)
-                )
+                crate::spawn!(name = name, (move |t: &Tile<T, N>| -> Tile<U, N> { f(t) })(t))
             })
             .collect();
         DArray::from_tiles(self.grid, tiles)
@@ -198,16 +203,7 @@ impl<T: Element, const N: usize> DArray<T, N> {
         V: Element,
         F: Fn(T, U) -> V + Send + Sync + 'static,
     {
-        let other = if other.grid.shape != self.grid.shape {
-            return Err(shape_error(format_args!(
-                "zip_map: an array of shape {:?} and one of shape {:?}",
-                self.grid.shape, other.grid.shape
-            )));
-        } else if other.grid.blocks == self.grid.blocks {
-            other.clone()
-        } else {
-            other.rechunk(Blocks(self.grid.blocks))
-        };
+        let other = self.aligned(other, "zip_map")?;
         let f = Arc::new(f);
         let tiles = self
             .tiles()
@@ -234,30 +230,18 @@ impl<T: Element, const N: usize> DArray<T, N> {
         U: Element,
         F: Fn(&Tile<T, N>) -> Vec<U> + Send + Sync + 'static,
     {
-        let f = Arc::new(f);
-        let tiles = self
-            .tiles()
-            .iter()
-            .map(|t| {
-                let f = f.clone();
-                crate::spawn!(
-                    name = "darray map_tiles",
-                    (move |t: &Tile<T, N>| -> Tile<U, N> {
-                        let data = f(t);
-                        if data.len() != t.len() {
-                            fail_task(shape_error(format_args!(
-                                "map_tiles: a tile of shape {:?} ({} elements) became {} elements",
-                                t.shape(),
-                                t.len(),
-                                data.len()
-                            )));
-                        }
-                        Tile::new(t.shape(), data)
-                    })(t)
-                )
-            })
-            .collect();
-        DArray::from_tiles(self.grid, tiles)
+        self.per_tile("darray map_tiles", move |t| {
+            let data = f(t);
+            if data.len() != t.len() {
+                fail_task(shape_error(format_args!(
+                    "map_tiles: a tile of shape {:?} ({} elements) became {} elements",
+                    t.shape(),
+                    t.len(),
+                    data.len()
+                )));
+            }
+            Tile::new(t.shape(), data)
+        })
     }
 }
 

@@ -231,24 +231,23 @@ impl<T: Element> DArray<T, 2> {
             .map(|o| {
                 let [j, i] = grid.index(o);
                 let t = self.tiles()[self.grid.linear([i, j])].clone();
-                crate::spawn!(
-                    name = "darray transpose",
-                    (move |t: &Tile<T, 2>| -> Tile<T, 2> {
-                        let [rows, cols] = t.shape();
-                        let src = t.as_slice();
-                        let mut out = vec![T::default(); rows * cols];
-                        for (r, row) in src.chunks_exact(cols.max(1)).take(rows).enumerate() {
-                            for (c, &x) in row.iter().enumerate() {
-                                out[c * rows + r] = x;
-                            }
-                        }
-                        Tile::new([cols, rows], out)
-                    })(t)
-                )
+                crate::spawn!(name = "darray transpose", (|t: &Tile<T, 2>| -> Tile<T, 2> { transposed(t) })(t))
             })
             .collect();
         let mut t = DArray::from_tiles(grid, tiles);
         t.transpose_of = Some(Arc::new(self.tiles().clone()));
         t
     }
+}
+
+/// A tile with its rows as columns.
+pub(super) fn transposed<T: Element>(t: &Tile<T, 2>) -> Tile<T, 2> {
+    let [rows, cols] = t.shape();
+    let mut out = vec![T::default(); rows * cols];
+    for (r, row) in t.as_slice().chunks_exact(cols.max(1)).take(rows).enumerate() {
+        for (c, &x) in row.iter().enumerate() {
+            out[c * rows + r] = x;
+        }
+    }
+    Tile::new([cols, rows], out)
 }

@@ -311,20 +311,7 @@ impl DArray<f64, 2> {
                     return lower[o].clone().expect("made above");
                 }
                 let below = lower[grid.linear([j, i])].clone().expect("made above");
-                crate::spawn!(
-                    name = "darray transpose",
-                    (|t: &Mat| -> Mat {
-                        let [r, c] = t.shape();
-                        let src = t.as_slice();
-                        let mut out = vec![0.0; r * c];
-                        for x in 0..r {
-                            for y in 0..c {
-                                out[y * r + x] = src[x * c + y];
-                            }
-                        }
-                        Tile::new([c, r], out)
-                    })(below)
-                )
+                crate::spawn!(name = "darray transpose", (|t: &Mat| -> Mat { super::layout::transposed(t) })(below))
             })
             .collect();
         DArray::from_tiles(grid, tiles)

@@ -118,11 +118,17 @@ impl Checkpoint {
 
     /// The file that holds the result of task `name` with inputs `key`.
     fn file(&self, name: &str, key: &[u8; 32]) -> PathBuf {
-        let stem: String =
-            name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-        let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("{stem}-{hex}.dirk"))
+        self.dir.join(format!("{}.dirk", key_name(name, key)))
     }
+}
+
+/// What a result is stored under: the task's name (as a file name allows)
+/// and the first half of its key, in hex.
+fn key_name(name: &str, key: &[u8; 32]) -> String {
+    let stem: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let hex: String = key[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{stem}-{hex}")
 }
 
 /// The key of a call: its name and the archived bytes of every argument.
@@ -192,8 +198,7 @@ where
                     std::any::type_name::<R>()
                 )))
             };
-            let name =
-                checkpoint.file(&label, &key).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = key_name(&label, &key);
             if let Some(value) = (callbacks.restore)(&name) {
                 return value;
             }
