@@ -240,6 +240,16 @@ fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out.push(("ring", "zero-capacity-values".to_owned(), empty_ring.clone()));
     empty_ring[0] = 0;
     out.push(("ring", "zero-capacity-records".to_owned(), empty_ring));
+    // A record ring of one region whose only record is a wrap, with the
+    // writer far ahead: the reader went round it for ever.
+    let mut wrap_loop = vec![0u8; 25];
+    let mut file = vec![0u8; 4096 + 64];
+    file[..8].copy_from_slice(b"dirkring");
+    file[8..16].copy_from_slice(&64u64.to_le_bytes());
+    file[64..72].copy_from_slice(&u64::MAX.to_le_bytes());
+    file[4096 + 8..4096 + 16].copy_from_slice(&5u64.to_le_bytes());
+    wrap_loop.extend(file);
+    out.push(("ring", "wrap-at-start".to_owned(), wrap_loop));
     for (i, seed) in crate::__fuzz::ring_seeds().into_iter().enumerate() {
         let mut value = seed.clone();
         value[0] = 1; // the value ring's reader, at position 0

@@ -283,6 +283,13 @@ impl RecordReader {
             };
             let Some(kind) = Kind::from_word(kind) else { return corrupt(format!("unknown kind {kind}")) };
             if kind == Kind::Wrap {
+                // A writer wraps only when the record does not fit before
+                // the end, so never at the start: a wrap there would send
+                // this loop round the ring for ever (the ring file comes
+                // from another process).
+                if offset == 0 {
+                    return corrupt("a wrap at the start of the ring".to_owned());
+                }
                 self.pos += cap - offset;
                 self.ring.counter(TAIL).store(self.pos, Ordering::Release);
                 continue;

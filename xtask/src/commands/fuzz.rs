@@ -46,6 +46,8 @@ pub(crate) fn run_all(seconds: u32) -> Result<(), String> {
             .arg(root().join("fuzz/corpus").join(target))
             .arg("--")
             .arg(format!("-max_total_time={seconds}"))
+            // An input that takes this long is a hang: a failure, not a wait.
+            .arg("-timeout=10")
             .arg("-rss_limit_mb=4096");
         sh::run(cmd).map_err(|e| format!("fuzz target `{target}` failed: {e}"))?;
     }
